@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine with Python 3.11: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+MANAGE := cd digits_model && $(BIN)/python manage.py
+PORT ?= 8000
+export PORT
+
+.PHONY: setup run dev test lint format bench eval train clean
+
+setup: $(STAMP)  ## create .venv and install runtime + dev requirements
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	touch $(STAMP)
+
+var/secret_key:  ## a random SECRET_KEY for local runs, made once, never committed
+	mkdir -p var
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+
+run: setup var/secret_key  ## migrate, register the shipped model, serve with gunicorn
+	$(MANAGE) migrate --noinput -v 0
+	$(MANAGE) bootstrap_model
+	cd digits_model && exec $(BIN)/gunicorn digits_model.wsgi -c gunicorn.conf.py
+
+dev: setup  ## Django's development server with DEBUG on
+	$(MANAGE) migrate --noinput -v 0
+	cd digits_model && DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: setup lint  ## ruff, then the whole pytest suite
+	$(BIN)/pytest
+
+train: setup  ## retrain the shipped model/clf.pickle (deterministic)
+	$(MANAGE) train_model --seed 0
+
+clean:
+	rm -rf $(VENV) var

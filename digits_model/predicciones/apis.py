@@ -1,0 +1,233 @@
+"""JSON endpoints. Each validates its input, calls one service or selector, and answers."""
+
+from __future__ import annotations
+
+import hmac
+import math
+
+from django.conf import settings
+from django.db import connection
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, storage
+from .exceptions import AdminAuthError, AdminDisabledError, PrediccionesError
+from .services import registry
+from .services.predictions import feedback_record, prediction_create
+from .serving import get_router
+
+
+class UploadTooLargeError(PrediccionesError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds as the seed's string (``"0.0013 seg"``), with enough decimals never to show 0."""
+    decimals = 4
+    if 0 < seconds < 1e-3:
+        decimals = max(4, 1 - math.floor(math.log10(seconds)))
+    return f"{seconds:.{decimals}f} seg"
+
+
+class PredictApi(APIView):
+    """``POST /predict/``: multipart ``image`` (+ optional ``model``) -> the digit."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        image = serializers.FileField(
+            error_messages={
+                "required": "Send the image as a multipart/form-data file field named 'image'.",
+                "invalid": "The 'image' field must be a file upload, not text.",
+                "empty": "The uploaded image file is empty.",
+                "no_name": "The uploaded image has no filename.",
+            }
+        )
+        model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    class OutputSerializer(serializers.Serializer):
+        status_code = serializers.IntegerField()
+        query_id = serializers.UUIDField()
+        prediction = serializers.IntegerField(min_value=0, max_value=9)
+        execution_time = serializers.CharField(help_text='Model-side seconds, e.g. "0.0013 seg".')
+        model = serializers.CharField()
+        model_version = serializers.IntegerField()
+        confidence = serializers.FloatField(min_value=0, max_value=1)
+        input_8x8 = serializers.ListField(
+            child=serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=16)),
+            help_text="The 8x8 grid (values 0..16) the model saw.",
+        )
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["image"]
+        if upload.size > settings.DIGITS_MAX_UPLOAD_BYTES:
+            raise UploadTooLargeError(
+                f"Image too large: the limit is {settings.DIGITS_MAX_UPLOAD_BYTES} bytes."
+            )
+        result = prediction_create(
+            image=upload.read(),
+            model_ref=serializer.validated_data.get("model") or None,
+            query_id=request.query_id,
+        )
+        return Response(
+            {
+                "status_code": status.HTTP_200_OK,
+                "query_id": str(result.query_id),
+                "prediction": result.prediction,
+                "execution_time": format_seconds(result.seconds),
+                "model": result.version.model_name,
+                "model_version": result.version.version,
+                "confidence": round(result.confidence, 4),
+                "input_8x8": result.grid,
+            }
+        )
+
+
+class FeedbackApi(APIView):
+    """``POST /feedback/``: the true label for a logged prediction (a second one replaces it)."""
+
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    class InputSerializer(serializers.Serializer):
+        query_id = serializers.UUIDField()
+        label = serializers.IntegerField(min_value=0, max_value=9)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = feedback_record(**serializer.validated_data)
+        return Response(
+            {
+                "status_code": status.HTTP_200_OK,
+                "query_id": str(row.query_id),
+                "label": row.label,
+                "prediction": row.prediction,
+                "correct": row.label == row.prediction,
+                "model": row.model_version.model.name,
+                "model_version": row.model_version.version,
+            }
+        )
+
+
+class ModelListApi(APIView):
+    """``GET /models/``: every version, which is live, and the traffic split."""
+
+    def get(self, request):
+        return Response(
+            {"status_code": status.HTTP_200_OK, "models": selectors.model_version_list()}
+        )
+
+
+class HealthApi(APIView):
+    """``GET /health/``: readiness (model loaded, database and store reachable); 503 if not."""
+
+    def get(self, request):
+        checks = {}
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:  # any driver error means not ready
+            checks["database"] = f"error: {type(exc).__name__}"
+        if settings.DIGITS_S3_BUCKET:
+            try:
+                storage.get_store().ping()
+                checks["artifact_store"] = "ok"
+            except storage.StoreError:
+                checks["artifact_store"] = "error: unreachable"
+        routes = get_router().routes()  # keeps the last snapshot when the database is down
+        models = {
+            name: {
+                "live_version": route.live.version,
+                "candidate_version": route.candidate.version if route.candidate else None,
+                "candidate_percent": route.candidate_percent,
+            }
+            for name, route in routes.items()
+        }
+        ready = (
+            bool(routes)
+            and settings.DIGITS_DEFAULT_MODEL in routes
+            and all(v == "ok" for v in checks.values())
+        )
+        code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(
+            {
+                "status_code": code,
+                "status": "ok" if ready else "unavailable",
+                "model_loaded": settings.DIGITS_DEFAULT_MODEL in routes,
+                "models": models,
+                "checks": checks,
+            },
+            status=code,
+        )
+
+
+class LivenessApi(APIView):
+    """``GET /health/live/``: the process answers (no dependencies checked)."""
+
+    def get(self, request):
+        return Response({"status_code": status.HTTP_200_OK, "status": "alive"})
+
+
+class AdminApi(APIView):
+    """Base for operator actions: ``Authorization: Bearer $DIGITS_ADMIN_TOKEN``."""
+
+    parser_classes = [JSONParser, FormParser]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        expected = settings.DIGITS_ADMIN_TOKEN
+        if not expected:
+            raise AdminDisabledError()
+        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AdminAuthError()
+        if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            raise AdminAuthError("Wrong admin token.")
+
+    def respond(self, name: str):
+        get_router().invalidate()
+        return Response(
+            {"status_code": status.HTTP_200_OK, "models": selectors.model_version_list(name=name)}
+        )
+
+
+class ModelCanaryApi(AdminApi):
+    """``POST /admin/models/<name>/canary/``: ``version`` gets ``percent`` (0..99) of traffic."""
+
+    class InputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(min_value=1)
+        percent = serializers.IntegerField(min_value=0, max_value=99)
+
+    def post(self, request, name):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        registry.deployment_set_candidate(name=name, actor="admin-api", **serializer.validated_data)
+        return self.respond(name)
+
+
+class ModelPromoteApi(AdminApi):
+    """``POST /admin/models/<name>/promote/``: the candidate (or ``version``) goes live."""
+
+    class InputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(min_value=1, required=False)
+
+    def post(self, request, name):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        registry.deployment_promote(
+            name=name, version=serializer.validated_data.get("version"), actor="admin-api"
+        )
+        return self.respond(name)
+
+
+class ModelRollbackApi(AdminApi):
+    """``POST /admin/models/<name>/rollback/``: stop the candidate, or restore the previous live."""
+
+    def post(self, request, name):
+        registry.deployment_rollback(name=name, actor="admin-api")
+        return self.respond(name)

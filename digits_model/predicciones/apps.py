@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PrediccionesConfig(AppConfig):
+    name = "predicciones"
+    verbose_name = "Predicción de Dígitos"

@@ -1,0 +1,57 @@
+"""Errors the service raises on purpose, each with the HTTP status it maps to.
+
+``predicciones.errors`` turns these (and the image errors from ``ml.errors``) into the
+API's error shape. Messages are written for the client and never echo uploaded bytes.
+"""
+
+from rest_framework import status
+
+
+class PrediccionesError(Exception):
+    """Base class: a failure with a client-safe message and an HTTP status."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_message = "The request could not be processed."
+
+    def __init__(self, message: str | None = None):
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class UnknownModelError(PrediccionesError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_message = "Unknown model."
+
+
+class NoLiveModelError(PrediccionesError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = "No model version is loaded yet; try again shortly."
+
+
+class PredictionLogError(PrediccionesError):
+    """The prediction could not be logged, so it is not answered (no 200 without its row)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = "The prediction could not be recorded; try again shortly."
+
+
+class UnknownQueryError(PrediccionesError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_message = "Unknown query_id: no prediction was logged under it."
+
+
+class RegistryError(PrediccionesError):
+    """A registry or rollout action that cannot be done in the current state."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_message = "That registry action is not possible now."
+
+
+class AdminDisabledError(PrediccionesError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_message = "The admin API is disabled: set DIGITS_ADMIN_TOKEN to enable it."
+
+
+class AdminAuthError(PrediccionesError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_message = "Missing or wrong admin token: send 'Authorization: Bearer <token>'."

@@ -1,0 +1,171 @@
+"""Upload bytes -> a small greyscale array, refusing anything that is not a safe, real image.
+
+The format is recognised from the file's own magic bytes (never from a name or a
+client-sent content type), the pixel count is checked from the header before any
+pixel is decoded, and large JPEGs are decoded at reduced scale (draft mode).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
+
+#: Formats accepted, as Pillow names them.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
+
+#: Default ceiling on declared width x height (an 8000x5000 photo fits).
+MAX_PIXELS = 40_000_000
+
+#: Long side, in pixels, that decoded images are reduced to before preprocessing.
+WORK_SIZE = 256
+
+# Pillow's own bomb guard is a module global: set it deliberately so that a declared size
+# beyond our ceiling is refused by Pillow too (it raises above twice this value).
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Return the Pillow format name the bytes start with, or None if not an accepted one."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open (but do not yet decode) an upload, checking format and declared size.
+
+    Raises
+    ------
+    UnreadableImageError
+        Empty bytes, or a header Pillow cannot parse.
+    UnsupportedImageError
+        Bytes that are not JPEG, PNG, BMP, GIF, TIFF or WebP.
+    ImageTooLargeError
+        Declared width x height above ``max_pixels``.
+    """
+    if not data:
+        raise UnreadableImageError("The uploaded file is empty.")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise UnsupportedImageError()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=[fmt])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(_too_large_message(max_pixels)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnreadableImageError() from exc
+    width, height = img.size
+    if width < 1 or height < 1:
+        raise UnreadableImageError()
+    if width * height > max_pixels:
+        raise ImageTooLargeError(_too_large_message(max_pixels))
+    return img
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, work_size: int = WORK_SIZE
+) -> np.ndarray:
+    """Decode an upload into a greyscale image on the 0..1 scale.
+
+    EXIF orientation is applied, transparency is composited on white (or, when the
+    picture lives only in the alpha channel, the alpha channel is used), palette,
+    16-bit, CMYK and other modes are converted, and the result is reduced so that
+    its long side is at most ``work_size`` pixels.
+
+    Parameters
+    ----------
+    data : bytes
+        The uploaded file's bytes.
+    max_pixels : int
+        Ceiling on the declared width x height.
+    work_size : int
+        Long side of the returned array, at most.
+
+    Returns
+    -------
+    gray : ndarray of shape (height, width), float32, values in [0, 1]
+        0 is black, 1 is white.
+    """
+    img = open_image(data, max_pixels=max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _to_gray(img, work_size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(_too_large_message(max_pixels)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError) as exc:
+        # Pillow reports truncated or corrupt data through several exception types.
+        raise UnreadableImageError() from exc
+    finally:
+        img.close()
+
+
+def _to_gray(img: Image.Image, work_size: int) -> np.ndarray:
+    if img.format == "JPEG":
+        # Decode at 1/2, 1/4 or 1/8 scale when the image is much larger than we need.
+        width, height = img.size
+        scale = work_size / max(width, height)
+        if scale < 1:
+            img.draft(img.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
+    img.seek(0)  # first frame of an animated GIF, WebP or multi-page TIFF
+    img.load()
+    img = ImageOps.exif_transpose(img)
+    if max(img.size) > work_size:
+        img.thumbnail((work_size, work_size), Image.Resampling.BOX, reducing_gap=2.0)
+    return _gray_array(img)
+
+
+def _gray_array(img: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to float32 luminance on 0..1, compositing alpha on white."""
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        if mode.startswith("I;16"):
+            lo, hi = 0.0, 65535.0
+        elif hi <= lo:
+            hi = lo + 1.0
+        return np.clip((arr - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3]
+        lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        composite = lum * alpha + (1.0 - alpha)
+        if np.ptp(composite) < 0.05 and np.ptp(alpha) > 0.5:
+            # The picture lives in the alpha channel only (e.g. light ink on a transparent
+            # canvas): opaque pixels are the ink.
+            return (1.0 - alpha).astype(np.float32)
+        return composite.astype(np.float32)
+    if mode != "L":
+        img = img.convert("RGB").convert("L")
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def _too_large_message(max_pixels: int) -> str:
+    return (
+        f"The image is too large: at most {max_pixels / 1e6:g} megapixels are accepted. "
+        "Crop or scale it down."
+    )

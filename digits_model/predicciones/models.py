@@ -1,0 +1,154 @@
+"""Database tables: the model registry, each model's deployment, and the prediction log."""
+
+import uuid
+
+import numpy as np
+from django.db import models
+
+
+class RegisteredModel(models.Model):
+    """A named model (``clf.pickle``) that clients ask for; it has numbered versions."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class ModelVersionQuerySet(models.QuerySet):
+    def of_model(self, name: str):
+        return self.filter(model__name=name)
+
+
+class ModelVersion(models.Model):
+    """One immutable, numbered version: an artifact with its digest and what it was made from."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    artifact_key = models.CharField(max_length=255, help_text="Key of the pickle in the store.")
+    stats_key = models.CharField(
+        max_length=255, blank=True, help_text="Key of the training statistics in the store."
+    )
+    sklearn_version = models.CharField(max_length=32, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    training_data = models.JSONField(default=dict, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    created_by = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["model__name", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="unique_model_version")
+        ]
+
+    def __str__(self):
+        return f"{self.model.name}:{self.version}"
+
+
+class Deployment(models.Model):
+    """Which version of a model answers: one live version, optionally a candidate.
+
+    ``candidate_percent`` is the candidate's share of routed traffic: 1..99 for a canary,
+    0 for a blue/green standby (loaded and warm, answering only pinned requests).
+    """
+
+    model = models.OneToOneField(
+        RegisteredModel, on_delete=models.CASCADE, related_name="deployment"
+    )
+    live = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    previous_live = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    candidate = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    candidate_percent = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(candidate_percent__lte=99),
+                name="candidate_percent_below_100",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(candidate__isnull=False) | models.Q(candidate_percent=0),
+                name="no_share_without_candidate",
+            ),
+        ]
+
+    def __str__(self):
+        share = (
+            f", candidate {self.candidate_id} at {self.candidate_percent}%"
+            if self.candidate_id
+            else ""
+        )
+        return f"deployment of {self.model_id}: live {self.live_id}{share}"
+
+
+class DeploymentEvent(models.Model):
+    """Audit trail of every registry and rollout action."""
+
+    class Action(models.TextChoices):
+        REGISTER = "register"
+        CANARY = "canary"
+        PROMOTE = "promote"
+        ROLLBACK = "rollback"
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    previous_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    percent = models.PositiveSmallIntegerField(null=True, blank=True)
+    actor = models.CharField(max_length=100, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.action} {self.version_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Prediction(models.Model):
+    """One answered request: what the model saw, what it said, and (later) the true label.
+
+    ``features`` holds the 64 model inputs as 64 bytes (values 0..16), compact enough to
+    aggregate millions of rows for drift checks.
+    """
+
+    query_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(db_index=True)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="predictions"
+    )
+    features = models.BinaryField()
+    prediction = models.PositiveSmallIntegerField()
+    confidence = models.FloatField()
+    latency_ms = models.FloatField(help_text="Model-side time: decode, preprocess, predict.")
+    image_sha256 = models.CharField(max_length=64)
+    label = models.PositiveSmallIntegerField(null=True, blank=True)
+    labelled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["model_version", "created_at"])]
+
+    def __str__(self):
+        return f"prediction {self.query_id}: {self.prediction}"
+
+    @property
+    def feature_array(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.features), dtype=np.uint8)

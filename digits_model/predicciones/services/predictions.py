@@ -1,0 +1,88 @@
+"""Prediction writes: read a digit from an upload, log it, record feedback."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from ..exceptions import PredictionLogError, UnknownQueryError
+from ..ml.classifier import predict, sha256_bytes
+from ..ml.preprocessing import preprocess
+from ..models import Prediction
+from ..serving import LoadedVersion, get_router
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    query_id: uuid.UUID
+    prediction: int
+    confidence: float
+    seconds: float
+    version: LoadedVersion
+    grid: list[list[int]]
+
+
+def prediction_create(
+    *, image: bytes, model_ref: str | None, query_id: uuid.UUID
+) -> PredictionResult:
+    """Preprocess an upload, predict with the routed version, and log it before answering.
+
+    ``seconds`` is the model-side time: decode, preprocess and predict (not the database
+    write or the HTTP round trip).
+
+    Raises
+    ------
+    UnknownModelError, NoLiveModelError
+        ``model_ref`` names nothing registered, or nothing is loaded.
+    ImageError
+        The upload is not a usable image.
+    PredictionLogError
+        The log row could not be written; the prediction is not answered.
+    """
+    version = get_router().resolve(model_ref, query_id)
+    started = time.perf_counter()
+    pre = preprocess(image, max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS)
+    labels, confidences = predict(version.clf, pre.features)
+    seconds = time.perf_counter() - started
+    result = PredictionResult(
+        query_id=query_id,
+        prediction=int(labels[0]),
+        confidence=float(confidences[0]),
+        seconds=seconds,
+        version=version,
+        grid=pre.grid,
+    )
+    try:
+        Prediction.objects.create(
+            query_id=query_id,
+            created_at=timezone.now(),
+            model_version_id=version.pk,
+            features=pre.features.tobytes(),
+            prediction=result.prediction,
+            confidence=result.confidence,
+            latency_ms=seconds * 1000.0,
+            image_sha256=sha256_bytes(image),
+        )
+    except DatabaseError as exc:
+        logger.exception("could not log prediction %s", query_id)
+        raise PredictionLogError() from exc
+    return result
+
+
+def feedback_record(*, query_id: uuid.UUID, label: int) -> Prediction:
+    """Attach the true label to a logged prediction; a second label replaces the first."""
+    with transaction.atomic():
+        updated = Prediction.objects.filter(query_id=query_id).update(
+            label=label, labelled_at=timezone.now()
+        )
+        if not updated:
+            raise UnknownQueryError()
+    return Prediction.objects.select_related("model_version__model").get(query_id=query_id)

@@ -1,0 +1,252 @@
+"""Registry writes: register versions, bootstrap the shipped model, canary, promote, roll back.
+
+Every rollout action is one transaction that locks the model's deployment row, so two
+operators (or an operator and cron) cannot interleave; workers pick the change up within
+``DIGITS_ROUTING_TTL`` seconds (see ``predicciones.serving``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from .. import storage
+from ..exceptions import RegistryError, UnknownModelError
+from ..ml.classifier import sha256_bytes
+from ..models import Deployment, DeploymentEvent, ModelVersion, RegisteredModel
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def validate_model_name(name: str) -> str:
+    if not isinstance(name, str) or not MODEL_NAME_RE.match(name) or ".." in name:
+        raise RegistryError(
+            "A model name is 1-100 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit."
+        )
+    return name
+
+
+def model_version_register(
+    *,
+    name: str,
+    artifact: bytes,
+    statistics: dict,
+    metrics: dict,
+    sklearn_version: str,
+    training_data: dict | None = None,
+    parent: ModelVersion | None = None,
+    created_by: str = "",
+    make_live_if_first: bool = False,
+) -> ModelVersion:
+    """Store an artifact and its training statistics, and record them as the next version.
+
+    The new version is not live unless it is the model's first and ``make_live_if_first``.
+    """
+    validate_model_name(name)
+    store = storage.get_store()
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                model, _ = RegisteredModel.objects.get_or_create(name=name)
+                # Lock the model row: version numbers (and their store keys) are handed out
+                # one at a time, so no process ever writes over another's artifact.
+                model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+                last = model.versions.order_by("-version").values_list("version", flat=True)
+                number = (last.first() or 0) + 1
+                artifact_key = storage.model_artifact_key(name, number)
+                stats_key = storage.model_stats_key(name, number)
+                # Objects first, row second: a row never points at a missing artifact.
+                store.put_bytes(artifact_key, artifact)
+                storage.put_json(store, stats_key, statistics)
+                version = ModelVersion.objects.create(
+                    model=model,
+                    version=number,
+                    sha256=sha256_bytes(artifact),
+                    artifact_key=artifact_key,
+                    stats_key=stats_key,
+                    sklearn_version=sklearn_version,
+                    metrics=metrics,
+                    training_data=training_data or {},
+                    parent=parent,
+                    created_by=created_by,
+                )
+                _event(model, DeploymentEvent.Action.REGISTER, version, actor=created_by)
+                if make_live_if_first and not Deployment.objects.filter(model=model).exists():
+                    Deployment.objects.create(model=model, live=version)
+                return version
+        except IntegrityError:
+            # Another process took this version number (or created the deployment): retry.
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def shipped_model_bootstrap() -> ModelVersion | None:
+    """Register the shipped ``model/clf.pickle`` as version 1 of the default model, once.
+
+    Returns the new version, or None when the default model already has versions. The
+    artifact's sha256 is checked against its manifest before anything is recorded.
+    """
+    name = settings.DIGITS_DEFAULT_MODEL
+    if ModelVersion.objects.of_model(name).exists():
+        return None
+    path = settings.DIGITS_SHIPPED_MODEL_PATH
+    artifact = path.read_bytes()
+    manifest = json.loads(path.with_suffix(".manifest.json").read_text())
+    if sha256_bytes(artifact) != manifest["sha256"]:
+        raise RegistryError(f"{path} does not match the sha256 in its manifest; not registering")
+    statistics = json.loads(path.with_suffix(".stats.json").read_text())
+    try:
+        version = model_version_register(
+            name=name,
+            artifact=artifact,
+            statistics=statistics,
+            metrics=manifest.get("metrics", {}),
+            sklearn_version=manifest.get("sklearn_version", ""),
+            training_data=manifest.get("training_data", {}),
+            created_by="bootstrap",
+            make_live_if_first=True,
+        )
+    except IntegrityError:
+        return None  # another worker bootstrapped it first
+    logger.info("registered the shipped model as %s (live)", version)
+    return version
+
+
+def deployment_set_candidate(
+    *, name: str, version: int, percent: int, actor: str = "", reason: str = ""
+) -> Deployment:
+    """Start (or re-weight) a candidate: 1..99 % for a canary, 0 % for a blue/green standby."""
+    if not 0 <= percent <= 99:
+        raise RegistryError(
+            f"percent must be 0..99 (got {percent}); to send all traffic, promote the version"
+        )
+    with transaction.atomic():
+        deployment = _locked_deployment(name)
+        target = _version(name, version)
+        if target.pk == deployment.live_id:
+            raise RegistryError(f"{target} is already live")
+        previous = deployment.candidate
+        deployment.candidate = target
+        deployment.candidate_percent = percent
+        deployment.save()
+        _event(
+            deployment.model,
+            DeploymentEvent.Action.CANARY,
+            target,
+            previous=previous,
+            percent=percent,
+            actor=actor,
+            reason=reason,
+        )
+        return deployment
+
+
+def deployment_promote(
+    *, name: str, version: int | None = None, actor: str = "", reason: str = ""
+) -> Deployment:
+    """Make the candidate (or the given version) live; the old live version stays one
+    rollback away."""
+    with transaction.atomic():
+        deployment = _locked_deployment(name)
+        if version is None:
+            if deployment.candidate is None:
+                raise RegistryError(f"{name} has no candidate to promote; name a version")
+            target = deployment.candidate
+        else:
+            target = _version(name, version)
+        if target.pk == deployment.live_id:
+            raise RegistryError(f"{target} is already live")
+        previous = deployment.live
+        deployment.previous_live = previous
+        deployment.live = target
+        if deployment.candidate_id == target.pk:
+            deployment.candidate = None
+            deployment.candidate_percent = 0
+        deployment.save()
+        _event(
+            deployment.model,
+            DeploymentEvent.Action.PROMOTE,
+            target,
+            previous=previous,
+            actor=actor,
+            reason=reason,
+        )
+        return deployment
+
+
+def deployment_rollback(*, name: str, actor: str = "", reason: str = "") -> Deployment:
+    """Undo the last rollout step.
+
+    With a candidate running, stop it (live unchanged). Otherwise put the previously live
+    version back; the version rolled back from becomes the previous one, so a second
+    rollback undoes the first.
+    """
+    with transaction.atomic():
+        deployment = _locked_deployment(name)
+        if deployment.candidate is not None:
+            stopped = deployment.candidate
+            deployment.candidate = None
+            deployment.candidate_percent = 0
+            deployment.save()
+            _event(
+                deployment.model,
+                DeploymentEvent.Action.ROLLBACK,
+                deployment.live,
+                previous=stopped,
+                percent=0,
+                actor=actor,
+                reason=reason or f"candidate {stopped} stopped",
+            )
+            return deployment
+        if deployment.previous_live is None:
+            raise RegistryError(f"{name} has no previous live version to roll back to")
+        current = deployment.live
+        deployment.live, deployment.previous_live = deployment.previous_live, current
+        deployment.save()
+        _event(
+            deployment.model,
+            DeploymentEvent.Action.ROLLBACK,
+            deployment.live,
+            previous=current,
+            actor=actor,
+            reason=reason,
+        )
+        return deployment
+
+
+def _locked_deployment(name: str) -> Deployment:
+    try:
+        return (
+            Deployment.objects.select_for_update()
+            .select_related("model", "live", "candidate", "previous_live")
+            .get(model__name=name)
+        )
+    except Deployment.DoesNotExist:
+        raise UnknownModelError(f"No deployed model named {name!r}.") from None
+
+
+def _version(name: str, version: int) -> ModelVersion:
+    try:
+        return ModelVersion.objects.select_related("model").get(model__name=name, version=version)
+    except ModelVersion.DoesNotExist:
+        raise UnknownModelError(f"{name} has no version {version}.") from None
+
+
+def _event(model, action, version, *, previous=None, percent=None, actor="", reason=""):
+    DeploymentEvent.objects.create(
+        model=model,
+        action=action,
+        version=version,
+        previous_version=previous,
+        percent=percent,
+        actor=actor[:100],
+        reason=reason,
+    )

@@ -1,0 +1,231 @@
+"""Per-process routing: which loaded classifier answers a request.
+
+Each worker keeps an immutable snapshot of every model's deployment (live version,
+candidate, share) and re-reads it at most every ``DIGITS_ROUTING_TTL`` seconds, so a
+promote or rollback reaches every gunicorn worker within about a second, without a
+restart. New versions are loaded (sha256 first) before the snapshot that routes to them
+is swapped in; a version that fails to load is never routed to, and the last good
+snapshot keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from . import storage
+from .exceptions import NoLiveModelError, UnknownModelError
+from .ml.classifier import ArtifactIntegrityError, load_classifier
+from .models import Deployment, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+#: Pinned versions (``name:version``) kept loaded besides the routed ones.
+PINNED_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    """A classifier in memory with the registry row it came from."""
+
+    pk: int
+    model_name: str
+    version: int
+    sha256: str
+    clf: object = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Route:
+    live: LoadedVersion
+    candidate: LoadedVersion | None = None
+    candidate_percent: int = 0
+
+    def choose(self, query_id: uuid.UUID) -> LoadedVersion:
+        """Canary choice: stable for a query id, ``candidate_percent`` % of ids overall."""
+        if self.candidate is not None and query_id.int % 100 < self.candidate_percent:
+            return self.candidate
+        return self.live
+
+
+def canary_bucket(query_id: uuid.UUID) -> int:
+    """The 0..99 bucket a query id falls in; ids below the candidate share go to it."""
+    return query_id.int % 100
+
+
+class Router:
+    """Snapshot of deployments plus a cache of loaded classifiers, refreshed on a TTL."""
+
+    def __init__(self, ttl: float | None = None):
+        self.ttl = settings.DIGITS_ROUTING_TTL if ttl is None else ttl
+        self._lock = threading.Lock()
+        self._routes: dict[str, Route] = {}
+        self._loaded: dict[int, LoadedVersion] = {}
+        self._pinned: OrderedDict[int, LoadedVersion] = OrderedDict()
+        self._checked_at = float("-inf")
+        self._bootstrapped = False
+
+    # -- public -----------------------------------------------------------------------------
+    def resolve(self, model_ref: str | None, query_id: uuid.UUID) -> LoadedVersion:
+        """Pick the version that answers ``model_ref`` (``name`` or ``name:version``)."""
+        name, pinned = parse_model_ref(model_ref or settings.DIGITS_DEFAULT_MODEL)
+        routes = self.routes()
+        if pinned is not None:
+            return self._pinned_version(name, pinned)
+        route = routes.get(name)
+        if route is None:
+            if name == settings.DIGITS_DEFAULT_MODEL:
+                raise NoLiveModelError()
+            raise UnknownModelError(_unknown_message(name, routes))
+        return route.choose(query_id)
+
+    def routes(self) -> dict[str, Route]:
+        if time.monotonic() - self._checked_at >= self.ttl:
+            with self._lock:
+                if time.monotonic() - self._checked_at >= self.ttl:
+                    self._refresh()
+        return self._routes
+
+    def invalidate(self) -> None:
+        """Re-read the deployments on the next request (used after a local change)."""
+        self._checked_at = float("-inf")
+
+    def loaded_versions(self) -> list[LoadedVersion]:
+        return list(self._loaded.values())
+
+    # -- internals --------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        try:
+            deployments = list(
+                Deployment.objects.select_related("model", "live", "candidate").all()
+            )
+            if not deployments and not self._bootstrapped:
+                from .services.registry import shipped_model_bootstrap
+
+                self._bootstrapped = True
+                shipped_model_bootstrap()
+                deployments = list(
+                    Deployment.objects.select_related("model", "live", "candidate").all()
+                )
+        except Exception:
+            # Database unreachable: keep serving from the last snapshot, try again later.
+            logger.exception("could not read deployments; keeping the previous routing")
+            self._checked_at = time.monotonic()
+            return
+        routes: dict[str, Route] = {}
+        loaded: dict[int, LoadedVersion] = {}
+        for dep in deployments:
+            name = dep.model.name
+            live = self._load(dep.live, loaded)
+            if live is None:
+                previous = self._routes.get(name)
+                if previous is not None:
+                    routes[name] = previous
+                    loaded[previous.live.pk] = previous.live
+                continue
+            candidate = self._load(dep.candidate, loaded) if dep.candidate_id else None
+            routes[name] = Route(
+                live=live,
+                candidate=candidate,
+                candidate_percent=dep.candidate_percent if candidate else 0,
+            )
+        self._loaded = loaded
+        self._routes = routes
+        self._checked_at = time.monotonic()
+
+    def _load(self, row: ModelVersion, into: dict[int, LoadedVersion]) -> LoadedVersion | None:
+        cached = self._loaded.get(row.pk) or into.get(row.pk) or self._pinned.get(row.pk)
+        if cached is None:
+            try:
+                cached = load_version(row)
+            except Exception as exc:  # a bad artifact must never take routing down
+                logger.error("refusing to route to %s: %s", row, exc)
+                return None
+        into[row.pk] = cached
+        return cached
+
+    def _pinned_version(self, name: str, number: int) -> LoadedVersion:
+        for version in self._loaded.values():
+            if version.model_name == name and version.version == number:
+                return version
+        with self._lock:
+            for pk, version in self._pinned.items():
+                if version.model_name == name and version.version == number:
+                    self._pinned.move_to_end(pk)
+                    return version
+            try:
+                row = ModelVersion.objects.select_related("model").get(
+                    model__name=name, version=number
+                )
+            except ModelVersion.DoesNotExist:
+                raise UnknownModelError(f"Unknown model version: {name}:{number}.") from None
+            try:
+                loaded = load_version(row)
+            except (ArtifactIntegrityError, storage.StoreError) as exc:
+                logger.error("refusing to load pinned %s: %s", row, exc)
+                raise NoLiveModelError(f"{name}:{number} cannot be loaded right now.") from exc
+            self._pinned[row.pk] = loaded
+            while len(self._pinned) > PINNED_CACHE_SIZE:
+                self._pinned.popitem(last=False)
+            return loaded
+
+
+def load_version(row: ModelVersion) -> LoadedVersion:
+    """Fetch a version's artifact from the store and unpickle it after its sha256 matches."""
+    data = storage.get_store().get_bytes(row.artifact_key)
+    clf = load_classifier(data, sha256=row.sha256)
+    logger.info("loaded %s (sha256 %s...)", row, row.sha256[:12])
+    return LoadedVersion(
+        pk=row.pk, model_name=row.model.name, version=row.version, sha256=row.sha256, clf=clf
+    )
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    """``"clf.pickle"`` -> ("clf.pickle", None); ``"clf.pickle:3"`` -> ("clf.pickle", 3).
+
+    Anything else is an unknown model; the text is never used as a path.
+    """
+    from .services.registry import MODEL_NAME_RE
+
+    if not isinstance(ref, str) or len(ref) > 120:
+        raise UnknownModelError("Unknown model.")
+    name, sep, number = ref.partition(":")
+    if not MODEL_NAME_RE.match(name) or ".." in name:
+        raise UnknownModelError("Unknown model: see GET /models/ for the registered names.")
+    if not sep:
+        return name, None
+    if not number.isdigit() or len(number) > 9:
+        raise UnknownModelError(f"Unknown model version: {name}:{number[:20]!r}.")
+    return name, int(number)
+
+
+def _unknown_message(name: str, routes: dict[str, Route]) -> str:
+    known = ", ".join(sorted(routes)) or "none"
+    return f"Unknown model {name!r}. Registered models: {known}."
+
+
+_router: Router | None = None
+_router_lock = threading.Lock()
+
+
+def get_router() -> Router:
+    """The process-wide router (created lazily, after gunicorn forks its workers)."""
+    global _router
+    if _router is None:
+        with _router_lock:
+            if _router is None:
+                _router = Router()
+    return _router
+
+
+def reset_router() -> None:
+    """Forget the process's router (tests, and after settings change)."""
+    global _router
+    with _router_lock:
+        _router = None

@@ -1,0 +1,174 @@
+"""The artifact store: model pickles, training statistics and drift reports.
+
+A local folder by default (``DIGITS_ARTIFACTS_DIR``); an S3 bucket through boto3 when
+``DIGITS_S3_BUCKET`` is set. boto3 reads its own ``AWS_ENDPOINT_URL``, credentials and
+region variables, so the same code talks to AWS, MinIO or a local S3 server. This is the
+only module that imports boto3. Keys are always built by the service, never by a client.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+class StoreError(RuntimeError):
+    """The store could not be reached, or the object is missing."""
+
+
+class ObjectMissingError(StoreError):
+    """No object under that key."""
+
+
+def _check_key(key: str) -> str:
+    if not _KEY_RE.match(key) or any(part in {".", ".."} for part in key.split("/")):
+        raise ValueError(f"invalid artifact key {key!r}")
+    return key
+
+
+class LocalStore:
+    """Objects as files under a root folder; writes are atomic (temp file, then rename)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StoreError(f"cannot write {key} to {self.describe()}: {exc.strerror}") from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectMissingError(f"{key} not found in {self.describe()}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read {key} from {self.describe()}: {exc.strerror}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def ping(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.describe()} is not usable: {exc.strerror}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"{self.describe()} is not writable")
+
+
+class S3Store:
+    """Objects in an S3 bucket under a prefix."""
+
+    def __init__(self, bucket: str, prefix: str = ""):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @functools.cached_property
+    def _client(self):
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}
+        )
+        return boto3.client("s3", config=config)
+
+    def _key(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _errors(self):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        return (BotoCoreError, ClientError)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except self._errors() as exc:
+            raise StoreError(f"cannot write {key} to {self.describe()}: {exc}") from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read()
+        except self._errors() as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in {"NoSuchKey", "404"}:
+                raise ObjectMissingError(f"{key} not found in {self.describe()}") from exc
+            raise StoreError(f"cannot read {key} from {self.describe()}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except self._errors() as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                return False
+            raise StoreError(f"cannot reach {self.describe()}: {exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except self._errors() as exc:
+            raise StoreError(f"cannot reach {self.describe()}: {exc}") from exc
+
+
+def put_json(store, key: str, document) -> None:
+    store.put_bytes(key, json.dumps(document, indent=1, sort_keys=True).encode())
+
+
+def get_json(store, key: str):
+    return json.loads(store.get_bytes(key))
+
+
+@functools.cache
+def _store_for(bucket: str, prefix: str, root: str):
+    return S3Store(bucket, prefix) if bucket else LocalStore(root)
+
+
+def get_store():
+    """The configured store (one instance per process and configuration)."""
+    return _store_for(
+        settings.DIGITS_S3_BUCKET, settings.DIGITS_S3_PREFIX, str(settings.DIGITS_ARTIFACTS_DIR)
+    )
+
+
+def model_artifact_key(model_name: str, version: int) -> str:
+    return f"models/{model_name}/v{version}/model.pickle"
+
+
+def model_stats_key(model_name: str, version: int) -> str:
+    return f"models/{model_name}/v{version}/training_stats.json"
+
+
+def drift_report_key(model_name: str, version: int, stamp: str) -> str:
+    return f"drift/{model_name}/v{version}/{stamp}.json"

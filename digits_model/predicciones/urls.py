@@ -1,0 +1,29 @@
+"""Routes of the predicciones app. API routes accept a missing trailing slash too."""
+
+from django.urls import path, re_path
+
+from . import apis, views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    re_path(r"^predict/?$", apis.PredictApi.as_view(), name="predict"),
+    re_path(r"^feedback/?$", apis.FeedbackApi.as_view(), name="feedback"),
+    re_path(r"^models/?$", apis.ModelListApi.as_view(), name="models"),
+    re_path(r"^health/?$", apis.HealthApi.as_view(), name="health"),
+    re_path(r"^health/live/?$", apis.LivenessApi.as_view(), name="health-live"),
+    re_path(
+        r"^admin/models/(?P<name>[^/]+)/canary/?$",
+        apis.ModelCanaryApi.as_view(),
+        name="admin-canary",
+    ),
+    re_path(
+        r"^admin/models/(?P<name>[^/]+)/promote/?$",
+        apis.ModelPromoteApi.as_view(),
+        name="admin-promote",
+    ),
+    re_path(
+        r"^admin/models/(?P<name>[^/]+)/rollback/?$",
+        apis.ModelRollbackApi.as_view(),
+        name="admin-rollback",
+    ),
+]
