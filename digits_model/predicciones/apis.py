@@ -45,7 +45,8 @@ class PredictApi(APIView):
                 "no_name": "The uploaded image has no filename.",
             }
         )
-        model = serializers.CharField(required=False, allow_blank=True, max_length=200)
+        # No max_length: any name not in the registry, however long, is a 404.
+        model = serializers.CharField(required=False, allow_blank=True)
 
     class OutputSerializer(serializers.Serializer):
         status_code = serializers.IntegerField()
