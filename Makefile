@@ -41,6 +41,10 @@ format: setup
 test: setup lint  ## ruff, then the whole pytest suite
 	$(BIN)/pytest
 
+bench: setup  ## model side and HTTP vs a FastAPI peer under wrk; table in var/bench.txt
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 2; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 train: setup  ## retrain the shipped model/clf.pickle (deterministic)
 	$(MANAGE) train_model --seed 0
 

@@ -1,0 +1,620 @@
+"""``make bench``: the service's numbers, beside a FastAPI peer doing the same work.
+
+What it measures, in one run on one machine:
+
+1. Model side, in process: decode + preprocess + predict (the shipped ``clf.pickle``) for a
+   28 px PNG, a 280 px scan, a 640x480 and a 4000x3000 JPEG: median and p99.
+2. HTTP under ``wrk`` (a Lua script posts the multipart form, like the seed's curl call), at
+   concurrency 1 and 32, ``--duration`` seconds each, after a short warm-up:
+   - the service exactly as ``make run`` starts it (gunicorn.conf.py, SQLite in a fresh var
+     folder, every prediction logged before its 200);
+   - the same with ``DIGITS_SQLITE_SYNCHRONOUS=FULL`` (one fsync per prediction: the
+     power-loss-durable setting, see docs/performance.md);
+   - ``bench/fastapi_peer.py`` on uvicorn: the same preprocess + predict, no log.
+   Requests/s, p50, p99, errors, server CPU per request (noise-robust: it does not count
+   time other processes took), worker memory, and the ratio service/peer. For the service,
+   the prediction log is counted afterwards: every answered request must have its row.
+3. ``check_drift`` over 1,000,000 logged predictions: the slot below runs
+   ``bench/drift_bench.py`` when it exists (written with the drift work).
+
+The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
+Timing goals live here, never in a timed unit test.
+
+Usage: ``python bench/run.py [--duration 20] [--quick] [--skip-http] [--skip-model]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = REPO_DIR / "digits_model"
+BENCH_DIR = REPO_DIR / "bench"
+BIN_DIR = Path(sys.executable).parent
+sys.path[:0] = [str(REPO_DIR), str(PROJECT_DIR)]
+
+from bench.images import HTTP_IMAGE, http_image, model_side_images  # noqa: E402
+
+CONCURRENCIES = (1, 32)
+WARMUP_SECONDS = 3
+#: The issue's targets, checked at the end of the report.
+TARGET_MODEL_MEDIAN_MS = 2.0
+TARGET_P99_MS = 50.0
+DRIFT_BENCH = BENCH_DIR / "drift_bench.py"
+PACKAGES = (
+    "Django",
+    "djangorestframework",
+    "gunicorn",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pillow",
+    "psycopg",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "python-multipart",
+)
+
+
+# --- machine ---------------------------------------------------------------------------------
+def machine_info() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "-"
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    commit = subprocess.run(
+        ["git", "-C", str(REPO_DIR), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "wrk": wrk.split(" [")[0],
+        "git": commit or "-",
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "versions": versions,
+    }
+
+
+# --- model side ------------------------------------------------------------------------------
+def bench_model_side(seconds_per_image: float) -> list[dict]:
+    """Median and p99 of decode + preprocess + predict, in this process, per image."""
+    from predicciones.ml.classifier import load_classifier, predict
+    from predicciones.ml.preprocessing import preprocess
+
+    manifest = json.loads((PROJECT_DIR / "model" / "clf.manifest.json").read_text())
+    clf = load_classifier(
+        (PROJECT_DIR / "model" / "clf.pickle").read_bytes(), sha256=manifest["sha256"]
+    )
+    images = model_side_images()
+    width, _, fmt, _ = HTTP_IMAGE
+    images[f"{width} px {fmt} (HTTP runs)"] = http_image()
+    rows = []
+    for name, data in images.items():
+        for _ in range(5):  # warm caches and lazy imports
+            predict(clf, preprocess(data).features)
+        times = []
+        deadline = time.perf_counter() + seconds_per_image
+        while time.perf_counter() < deadline or len(times) < 30:
+            started = time.perf_counter()
+            predict(clf, preprocess(data).features)
+            times.append(time.perf_counter() - started)
+        rows.append(
+            {
+                "image": name,
+                "bytes": len(data),
+                "n": len(times),
+                "median_ms": statistics.median(times) * 1000,
+                "p99_ms": _percentile(times, 99) * 1000,
+            }
+        )
+    return rows
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# --- servers ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A server process group started for the bench (and only it is stopped)."""
+
+    name: str
+    label: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    var_dir: Path
+    port: int = field(default_factory=free_port)
+    image_path: Path | None = None
+    process: subprocess.Popen | None = None
+    logs_predictions: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/predict/"
+
+    def start(self) -> None:
+        log = open(self.var_dir / f"{self.name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=self.cwd,
+            env={**self.env, "PORT": str(self.port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited early; see {log.name}")
+            if _answers(self.url, self.image_path):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.label} not ready after 60 s; see {log.name}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def tree(self) -> list[psutil.Process]:
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for proc in self.tree():
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def worker_rss_mib(self) -> list[float]:
+        out = []
+        for proc in self.tree()[1:]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                out.append(proc.memory_info().rss / 2**20)
+        return out
+
+
+def _answers(url: str, image_path: Path) -> bool:
+    result = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-F", f"image=@{image_path}", url],
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip() == "200"
+
+
+def service_server(var_root: Path, image_path: Path, name: str, label: str, **env) -> Server:
+    """The service as ``make run`` starts it: migrate, bootstrap_model, gunicorn -c conf."""
+    var_dir = var_root / name
+    var_dir.mkdir(parents=True)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITS_", "DJANGO_"))}
+    base_env.pop("DATABASE_URL", None)
+    full_env = {
+        **base_env,
+        "DIGITS_VAR_DIR": str(var_dir),
+        "SECRET_KEY": "bench-only-not-secret",
+        **env,
+    }
+    for args in (["migrate", "--noinput", "-v", "0"], ["bootstrap_model", "-v", "0"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=full_env, check=True
+        )
+    return Server(
+        name=name,
+        label=label,
+        argv=[str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"],
+        env=full_env,
+        cwd=PROJECT_DIR,
+        var_dir=var_dir,
+        image_path=image_path,
+        logs_predictions=True,
+    )
+
+
+def peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
+    var_dir = var_root / "peer"
+    var_dir.mkdir(parents=True)
+    port = free_port()
+    argv = [
+        str(BIN_DIR / "uvicorn"),
+        "bench.fastapi_peer:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    return Server(
+        name="peer",
+        label=f"FastAPI peer (uvicorn, {workers} workers, no log)",
+        argv=argv,
+        env=dict(os.environ),
+        cwd=REPO_DIR,
+        var_dir=var_dir,
+        port=port,
+        image_path=image_path,
+    )
+
+
+def logged_predictions(server: Server) -> int:
+    """Rows in the service's prediction log, read through Django like any operator command."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from predicciones.models import Prediction; print(Prediction.objects.count())",
+        ],
+        cwd=PROJECT_DIR,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out.strip().splitlines()[-1])
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+def wrk(url: str, image_path: Path, *, connections: int, seconds: float, result: Path) -> dict:
+    env = {**os.environ, "BENCH_IMAGE": str(image_path), "BENCH_RESULT": str(result)}
+    subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(BENCH_DIR / "wrk_multipart.lua"),
+            url,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return json.loads(result.read_text())
+
+
+def bench_http(server: Server, image_path: Path, seconds: float) -> list[dict]:
+    rows = []
+    answered = 0
+    for connections in CONCURRENCIES:
+        warm = wrk(
+            server.url,
+            image_path,
+            connections=connections,
+            seconds=WARMUP_SECONDS,
+            result=server.var_dir / "warmup.json",
+        )
+        answered += warm["requests"] - warm["status_errors"]
+        load_before = os.getloadavg()[0]
+        cpu_before = server.cpu_seconds()
+        out = wrk(
+            server.url,
+            image_path,
+            connections=connections,
+            seconds=seconds,
+            result=server.var_dir / f"c{connections}.json",
+        )
+        cpu = server.cpu_seconds() - cpu_before
+        answered += out["requests"] - out["status_errors"]
+        errors = sum(
+            out[k]
+            for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+        )
+        rows.append(
+            {
+                "server": server.name,
+                "label": server.label,
+                "concurrency": connections,
+                "requests": out["requests"],
+                "rps": out["requests"] / (out["duration_us"] / 1e6),
+                "p50_ms": out["latency_us"]["p50"] / 1000,
+                "p99_ms": out["latency_us"]["p99"] / 1000,
+                "errors": errors,
+                "error_detail": {k: v for k, v in out.items() if k.endswith(("errors", "outs"))},
+                "server_cpu_ms_per_request": cpu * 1000 / max(1, out["requests"]),
+                "worker_rss_mib": [round(x, 1) for x in server.worker_rss_mib()],
+                "load_average_before": round(load_before, 2),
+            }
+        )
+    if server.logs_predictions:
+        time.sleep(1.0)  # requests still in flight when wrk stopped finish and log
+        logged = logged_predictions(server)
+        in_flight_allowance = sum(CONCURRENCIES) * 2  # runs + warm-ups cut off mid-request
+        for row in rows:
+            row["logged"] = logged
+            row["answered"] = answered
+            row["log_complete"] = answered <= logged <= answered + in_flight_allowance
+    return rows
+
+
+# --- drift slot ------------------------------------------------------------------------------
+def bench_drift(var_root: Path) -> dict | None:
+    """Slot for ``check_drift`` over 1,000,000 logged predictions (bench/drift_bench.py).
+
+    Contract: the script is run as ``python bench/drift_bench.py`` with ``BENCH_VAR_DIR``
+    (a scratch folder it may fill) in its environment; its stdout goes into the report
+    verbatim, and a JSON object it writes to ``$BENCH_VAR_DIR/drift_bench.json`` (for
+    example ``{"rows": 1000000, "seconds": 4.2, "peak_rss_mib": 180}``) into bench.json.
+    """
+    if not DRIFT_BENCH.exists():
+        return None
+    scratch = var_root / "drift"
+    scratch.mkdir(parents=True)
+    env = {**os.environ, "BENCH_VAR_DIR": str(scratch)}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.run(
+        [sys.executable, str(DRIFT_BENCH)], cwd=REPO_DIR, env=env, capture_output=True, text=True
+    )
+    result = {"exit_code": proc.returncode, "output": proc.stdout.rstrip()}
+    if proc.returncode != 0:
+        result["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+    json_path = scratch / "drift_bench.json"
+    if json_path.exists():
+        result["data"] = json.loads(json_path.read_text())
+    return result
+
+
+# --- report ----------------------------------------------------------------------------------
+def render(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"Predicción de Dígitos — make bench, {m['date']}, git {m['git']}",
+        f"Machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), "
+        f"{m['memory_gib']} GiB, {m['os']}; load average at start "
+        f"{' / '.join(str(x) for x in m['load_average_at_start'])}",
+        f"Python {m['python']}, SQLite {m['sqlite']}, {m['wrk']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"Command: {report['command']}",
+        "",
+    ]
+    if report.get("model_side"):
+        lines += [
+            "Model side, in process (decode + preprocess + predict, shipped clf.pickle)",
+            f"  {'image':<28} {'bytes':>9} {'n':>6} {'median ms':>10} {'p99 ms':>8}",
+        ]
+        for row in report["model_side"]:
+            lines.append(
+                f"  {row['image']:<28} {row['bytes']:>9} {row['n']:>6} "
+                f"{row['median_ms']:>10.2f} {row['p99_ms']:>8.2f}"
+            )
+        lines.append("")
+    if report.get("http"):
+        width, height, fmt, what = HTTP_IMAGE
+        lines += [
+            f"HTTP POST /predict/ under wrk, {report['duration']:g} s per run after a "
+            f"{WARMUP_SECONDS} s warm-up; upload: {width}x{height} {fmt} ({what})",
+            f"  {'server':<44} {'conc':>4} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'errors':>6} {'cpu ms/req':>10} {'worker MiB':>10}",
+        ]
+        for row in report["http"]:
+            rss = max(row["worker_rss_mib"], default=0)
+            lines.append(
+                f"  {row['label'][:44]:<44} {row['concurrency']:>4} {row['rps']:>7.0f} "
+                f"{row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {row['errors']:>6} "
+                f"{row['server_cpu_ms_per_request']:>10.2f} {rss:>10.0f}"
+            )
+        lines.append("")
+        for row in report["http"]:
+            if "logged" in row and row["concurrency"] == CONCURRENCIES[-1]:
+                verdict = "every answered request logged" if row["log_complete"] else "MISMATCH"
+                lines.append(
+                    f"  prediction log of {row['label']}: {row['logged']} rows for "
+                    f"{row['answered']} answered requests ({verdict})"
+                )
+        lines.append("")
+        lines += ["Service / peer (req/s: higher is better; latency: lower is better)"]
+        for ratio in report["ratios"]:
+            lines.append(
+                f"  {ratio['label'][:44]:<44} c={ratio['concurrency']:<3} req/s x"
+                f"{ratio['rps']:.2f}   p50 x{ratio['p50']:.2f}   p99 x{ratio['p99']:.2f}"
+            )
+        lines.append("")
+    drift = report.get("drift")
+    lines.append("check_drift over 1,000,000 logged predictions (bench/drift_bench.py)")
+    if drift is None:
+        lines.append("  not run: bench/drift_bench.py does not exist yet")
+    else:
+        lines += ["  " + line for line in drift["output"].splitlines()]
+        if drift["exit_code"] != 0:
+            lines.append(f"  drift_bench.py exited {drift['exit_code']}")
+            lines += ["  " + line for line in drift.get("stderr_tail", [])]
+    lines.append("")
+    if report.get("targets"):
+        lines.append("Targets (issue 8)")
+        for target in report["targets"]:
+            lines.append(f"  [{'met' if target['met'] else 'MISSED'}] {target['text']}")
+    return "\n".join(lines) + "\n"
+
+
+def ratios(http_rows: list[dict]) -> list[dict]:
+    peer = {row["concurrency"]: row for row in http_rows if row["server"] == "peer"}
+    out = []
+    for row in http_rows:
+        base = peer.get(row["concurrency"])
+        if row["server"] == "peer" or base is None:
+            continue
+        out.append(
+            {
+                "server": row["server"],
+                "label": row["label"],
+                "concurrency": row["concurrency"],
+                "rps": row["rps"] / base["rps"],
+                "p50": row["p50_ms"] / max(base["p50_ms"], 1e-9),
+                "p99": row["p99_ms"] / max(base["p99_ms"], 1e-9),
+            }
+        )
+    return out
+
+
+def targets(report: dict) -> list[dict]:
+    out = []
+    for row in report.get("model_side", []):
+        if row["image"] == "640x480 JPEG":
+            out.append(
+                {
+                    "text": f"model-side median for the 640x480 JPEG <= {TARGET_MODEL_MEDIAN_MS:g}"
+                    f" ms (is {row['median_ms']:.2f} ms)",
+                    "met": row["median_ms"] <= TARGET_MODEL_MEDIAN_MS,
+                }
+            )
+    rows = {(r["server"], r["concurrency"]): r for r in report.get("http", [])}
+    ours, peer = rows.get(("service", 32)), rows.get(("peer", 32))
+    if ours and peer:
+        out.append(
+            {
+                "text": f"c=32 throughput >= the peer's while logging every prediction "
+                f"({ours['rps']:.0f} vs {peer['rps']:.0f} req/s)",
+                "met": ours["rps"] >= peer["rps"] and ours.get("log_complete", False),
+            }
+        )
+    if ours:
+        out.append(
+            {
+                "text": f"c=32 p99 <= {TARGET_P99_MS:g} ms (is {ours['p99_ms']:.1f} ms)",
+                "met": ours["p99_ms"] <= TARGET_P99_MS,
+            }
+        )
+        service_errors = sum(r["errors"] for r in report["http"] if r["server"] == "service")
+        out.append({"text": f"zero errors (service: {service_errors})", "met": not service_errors})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per HTTP run")
+    parser.add_argument("--model-seconds", type=float, default=3.0, help="seconds per image")
+    parser.add_argument("--quick", action="store_true", help="skip the synchronous=FULL run")
+    parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-drift", action="store_true")
+    parser.add_argument(
+        "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
+    )
+    parser.add_argument("--out", type=Path, default=REPO_DIR / "var" / "bench.txt")
+    args = parser.parse_args(argv)
+
+    if not args.skip_http and shutil.which("wrk") is None:
+        print("make bench needs wrk: sudo apt-get install wrk", file=sys.stderr)
+        return 2
+    report: dict = {
+        "command": "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else ""),
+        "machine": machine_info(),
+        "duration": args.duration,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    var_root = Path(tempfile.mkdtemp(prefix="bench-", dir=args.out.parent))
+    try:
+        if not args.skip_model:
+            print("model side ...", file=sys.stderr)
+            report["model_side"] = bench_model_side(args.model_seconds)
+        if not args.skip_http:
+            image_path = var_root / "digit.jpg"
+            image_path.write_bytes(http_image())
+            servers = [
+                service_server(
+                    var_root, image_path, "service", "service (make run: gunicorn, SQLite)"
+                ),
+                peer_server(var_root, image_path, args.peer_workers),
+            ]
+            if not args.quick:
+                servers.insert(
+                    1,
+                    service_server(
+                        var_root,
+                        image_path,
+                        "service-full",
+                        "service, SQLite synchronous=FULL",
+                        DIGITS_SQLITE_SYNCHRONOUS="FULL",
+                    ),
+                )
+            report["http"] = []
+            for server in servers:
+                print(f"HTTP: {server.label} ...", file=sys.stderr)
+                server.start()
+                try:
+                    report["http"] += bench_http(server, image_path, args.duration)
+                finally:
+                    server.stop()
+            report["ratios"] = ratios(report["http"])
+        if not args.skip_drift:
+            report["drift"] = bench_drift(var_root)
+        report["targets"] = targets(report)
+    finally:
+        shutil.rmtree(var_root, ignore_errors=True)
+    text = render(report)
+    print(text)
+    args.out.write_text(text)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"written to {args.out} and {args.out.with_suffix('.json')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
