@@ -104,15 +104,25 @@ if not DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default needs its folder
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+# SQLite's durability level (docs/performance.md, "Durability"). Either way a prediction's row
+# is committed before its 200 and survives the crash or SIGKILL of any service process. NORMAL
+# (WAL) may lose the last commits on a power cut or kernel crash, never corrupt the file; FULL
+# survives those too, at one fsync per prediction under the database's single write lock.
+DIGITS_SQLITE_SYNCHRONOUS = os.environ.get("DIGITS_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
+if DIGITS_SQLITE_SYNCHRONOUS not in {"NORMAL", "FULL", "EXTRA"}:
+    raise ImproperlyConfigured(
+        "DIGITS_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, "
+        f"got {DIGITS_SQLITE_SYNCHRONOUS!r}"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn workers write at once: WAL lets readers run beside the writer, the busy
     # timeout makes writers queue instead of failing, IMMEDIATE takes the write lock up front
-    # (no deadlock-prone lock upgrades), and synchronous=FULL makes each commit durable.
+    # (no deadlock-prone lock upgrades).
     DATABASES["default"]["CONN_MAX_AGE"] = 0 if DATABASE_URL.endswith(":memory:") else 600
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={DIGITS_SQLITE_SYNCHRONOUS}; "
         "PRAGMA busy_timeout=30000;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -152,6 +162,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "predicciones.errors.api_exception_handler",
+    # JSON whatever Accept says, without DRF's per-request header parsing (issue 8).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "predicciones.negotiation.JSONOnlyContentNegotiation",
 }
 
 # --- Static files, security headers --------------------------------------------------------------
