@@ -1,0 +1,186 @@
+"""Hostile uploads, generated: files that are not images, lie about their size, or are real
+images of no digit, each with the answers the API may give.
+
+Used by the in-process and the real-server hostile-input tests and by the fuzz test's seeds.
+Nothing here is read from disk: every file is made from a few bytes in memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+from PIL import Image
+
+from .conftest import draw_digit_image
+
+#: Declared size of the decompression bombs: 4.29 gigapixels, far beyond any limit.
+BOMB_SIDE = 65_500
+#: The file the pickle upload would create if anything ever unpickled it.
+PICKLE_EXPLOIT_MARKER = os.path.join(tempfile.gettempdir(), "digits-pwned-by-pickle")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One hostile file: what to send and which answers are acceptable."""
+
+    name: str
+    data: bytes
+    filename: str = "upload.jpg"
+    allowed: frozenset[int] = frozenset({400})
+    content_type: str = "application/octet-stream"
+
+    def __post_init__(self):
+        object.__setattr__(self, "allowed", frozenset(self.allowed))
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def png_bomb(width: int = BOMB_SIDE, height: int = BOMB_SIDE) -> bytes:
+    """A valid PNG header declaring ``width`` x ``height`` greyscale, with a few KB of zeros.
+
+    Fully inflated it would be width*height bytes; only the header may ever be read.
+    """
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)
+    idat = compressor.compress(row * 64) + compressor.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def gif_bomb(width: int = 65_535, height: int = 65_535) -> bytes:
+    """A GIF whose screen and only frame declare ``width`` x ``height``, with a tiny raster."""
+    header = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0)
+    palette = b"\x00\x00\x00\xff\xff\xff"
+    descriptor = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0)
+    # LZW minimum code size 2, one sub-block: clear code then end-of-information.
+    raster = b"\x02\x02\x4c\x01\x00"
+    return header + palette + descriptor + raster + b"\x3b"
+
+
+def jpeg_bomb(width: int = BOMB_SIDE, height: int = BOMB_SIDE) -> bytes:
+    """A small real JPEG whose SOF0 frame header is rewritten to declare ``width`` x ``height``."""
+    data = bytearray(draw_digit_image("7", size=64, fmt="JPEG"))
+    sof = data.find(b"\xff\xc0")
+    assert sof > 0, "baseline JPEG expected"
+    # SOF0: marker(2) length(2) precision(1) height(2) width(2)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def huge_real_png(side: int = 12_000) -> bytes:
+    """A real, fully valid ``side`` x ``side`` PNG (white, so it compresses to a few KB)."""
+    buffer = io.BytesIO()
+    Image.new("1", (side, side), 1).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def encoded(img: Image.Image, fmt: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def animated_gif() -> bytes:
+    frames = [Image.open(io.BytesIO(draw_digit_image(d, size=120))).convert("P") for d in "170"]
+    return encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+
+
+def polyglot_jpeg_zip() -> bytes:
+    """A real digit JPEG with a zip archive appended (valid as both), holding a script."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../../evil.sh", "#!/bin/sh\necho owned\n")
+    return draw_digit_image("7", fmt="JPEG") + archive.getvalue()
+
+
+def corrupt_jpeg() -> bytes:
+    """A real JPEG with a run of its entropy-coded data overwritten by garbage."""
+    data = bytearray(draw_digit_image("7", fmt="JPEG"))
+    start = data.find(b"\xff\xda") + 20
+    for i in range(start, min(len(data) - 4, start + 400), 3):
+        data[i] = (data[i] * 31 + 7) % 256
+    return bytes(data)
+
+
+class _Exploit:
+    """Unpickling this would run a command; the service must never unpickle an upload."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {PICKLE_EXPLOIT_MARKER}",))
+
+
+def hostile_uploads() -> list[Upload]:
+    """The issue's corpus of hostile files, generated."""
+    seven_png = draw_digit_image("7")
+    seven_jpeg = draw_digit_image("7", fmt="JPEG")
+    blank = Image.new("L", (200, 200), 255)
+    no_digit = {400, 422}
+    bad_or_digit = {200, 400, 422}
+    return [
+        Upload("zero-byte", b"", "empty.jpg", {400}),
+        Upload("text-named-jpg", b"Just some text, not an image.\n" * 20, "notes.jpg", {415}),
+        Upload("pickle-named-jpg", pickle.dumps(_Exploit()), "model.jpg", {415}),
+        Upload("truncated-jpeg", seven_jpeg[: len(seven_jpeg) // 2], "cut.jpg", {400}),
+        Upload("header-only-jpeg", seven_jpeg[:200], "header.jpg", {400}),
+        Upload("corrupt-jpeg", corrupt_jpeg(), "corrupt.jpg", bad_or_digit),
+        Upload("png-bomb", png_bomb(), "bomb.png", {413}),
+        Upload("gif-bomb", gif_bomb(), "bomb.gif", {413}),
+        Upload("jpeg-bomb", jpeg_bomb(), "bomb.jpg", {413}),
+        Upload("png-12000x12000", huge_real_png(), "huge.png", {413}),
+        Upload("random-20MB", os.urandom(20 * 1024 * 1024), "noise.jpg", {413}),
+        Upload("random-1MB", os.urandom(1024 * 1024), "noise.jpg", {415}),
+        Upload(
+            "svg",
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" '
+            b'height="100"><text x="10" y="80" font-size="80">7</text>'
+            b'<image href="file:///etc/passwd"/></svg>',
+            "digit.svg",
+            {415},
+        ),
+        Upload(
+            "pdf",
+            b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+            b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
+            "digit.pdf",
+            {415},
+        ),
+        Upload("animated-gif", animated_gif(), "anim.gif", {200}),
+        Upload("1x1-png", encoded(Image.new("L", (1, 1), 0), "PNG"), "dot.png", no_digit),
+        Upload(
+            "10000x10-png", encoded(Image.new("L", (10_000, 10), 200), "PNG"), "w.png", no_digit
+        ),
+        Upload(
+            "10000x10-with-ink",
+            encoded(_streak(10_000, 10), "PNG"),
+            "streak.png",
+            bad_or_digit,
+        ),
+        Upload("all-white", encoded(blank, "PNG"), "white.png", no_digit),
+        Upload("all-black", encoded(Image.new("L", (200, 200), 0), "JPEG"), "black.jpg", no_digit),
+        Upload("polyglot-jpeg-zip", polyglot_jpeg_zip(), "poly.jpg", {200}),
+        Upload("bmp-header-only", b"BM" + b"\x00" * 60, "x.bmp", {400}),
+        Upload("tiff-header-only", b"II*\x00" + b"\xff" * 60, "x.tiff", {400}),
+        Upload("webp-header-only", b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 8, "x.webp", {400}),
+        Upload("png-named-exe", seven_png, "setup.exe", {200}),
+    ]
+
+
+def _streak(width: int, height: int) -> Image.Image:
+    img = Image.new("L", (width, height), 230)
+    img.paste(20, (width // 2 - 3, 0, width // 2 + 3, height))
+    return img
