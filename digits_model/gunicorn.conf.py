@@ -31,7 +31,11 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    # Everything imported so far (Django, numpy, scikit-learn) lives as long as the worker:
-    # move it out of the garbage collector's generations so collections during requests only
-    # walk what requests allocate.
+    # Load the live and candidate models before taking requests, so no client waits for it.
+    from predicciones.serving import warm_up
+
+    warm_up()
+    # Everything loaded so far (Django, numpy, scikit-learn, the models) lives as long as the
+    # worker: move it out of the garbage collector's generations so collections during
+    # requests only walk what requests allocate.
     gc.freeze()
