@@ -8,8 +8,10 @@ What it measures, in one run on one machine:
    concurrency 1 and 32, ``--duration`` seconds each, after a short warm-up:
    - the service exactly as ``make run`` starts it (gunicorn.conf.py, SQLite in a fresh var
      folder, every prediction logged before its 200);
-   - the same with ``DIGITS_SQLITE_SYNCHRONOUS=NORMAL`` (no fsync per prediction: survives
-     process crashes but not a power cut, see docs/performance.md);
+   - the same with ``DIGITS_SQLITE_SYNCHRONOUS=FULL`` (one fsync per prediction: survives a
+     power cut too, see docs/performance.md);
+   Each service's log starts with ``--prefill`` rows (100,000), as after weeks of traffic: on
+   an empty table a commit, and above all its fsync, is much cheaper than in steady state.
    - ``bench/fastapi_peer.py`` on uvicorn: the same preprocess + predict, no log.
    Requests/s, p50, p99, errors, server CPU per request (noise-robust: it does not count
    time other processes took), worker memory, and the ratio service/peer. For the service,
@@ -182,6 +184,7 @@ class Server:
     process: subprocess.Popen | None = None
     logs_predictions: bool = False
     config: str = ""
+    prefill: int = 0
 
     @property
     def url(self) -> str:
@@ -247,7 +250,9 @@ def _answers(url: str, image_path: Path) -> bool:
     return result.stdout.strip() == "200"
 
 
-def service_server(var_root: Path, image_path: Path, name: str, label: str, **env) -> Server:
+def service_server(
+    var_root: Path, image_path: Path, name: str, label: str, *, prefill: int = 0, **env
+) -> Server:
     """The service as ``make run`` starts it: migrate, bootstrap_model, gunicorn -c conf."""
     var_dir = var_root / name
     var_dir.mkdir(parents=True)
@@ -262,6 +267,13 @@ def service_server(var_root: Path, image_path: Path, name: str, label: str, **en
     quiet = {**full_env, "DIGITS_LOG_LEVEL": "WARNING"}
     for args in (["migrate", "--noinput", "-v", "0"], ["bootstrap_model", "-v", "0"]):
         subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=quiet, check=True)
+    if prefill:
+        subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", PREFILL_SCRIPT % prefill],
+            cwd=PROJECT_DIR,
+            env=quiet,
+            check=True,
+        )
     return Server(
         name=name,
         label=label,
@@ -272,6 +284,7 @@ def service_server(var_root: Path, image_path: Path, name: str, label: str, **en
         image_path=image_path,
         logs_predictions=True,
         config=service_config(full_env),
+        prefill=prefill,
     )
 
 
@@ -309,6 +322,47 @@ def service_config(env: dict[str, str]) -> str:
         f"gunicorn {conf['worker_class']}, {conf['workers']} workers x {conf['threads']} "
         f"threads, keep-alive {conf['keepalive']} s; SQLite WAL, synchronous={synchronous}"
     )
+
+
+#: Fills the prediction log with synthetic rows, in one transaction, through the same INSERT
+#: the service uses (values prepared by the model's fields).
+PREFILL_SCRIPT = """
+import os, uuid
+from datetime import timedelta
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+from predicciones.models import ModelVersion, Prediction
+from predicciones.services.predictions import LOG_ROW_FIELDS
+
+version = ModelVersion.objects.order_by("pk").first()
+fields = [Prediction._meta.get_field(name) for name in LOG_ROW_FIELDS]
+quote = connection.ops.quote_name
+sql = "INSERT INTO %%s (%%s) VALUES (%%s)" %% (
+    quote(Prediction._meta.db_table),
+    ", ".join(quote(f.column) for f in fields),
+    ", ".join(["%%s"] * len(fields)),
+)
+start = timezone.now() - timedelta(days=30)
+with transaction.atomic(), connection.cursor() as cursor:
+    total = %d
+    for first in range(0, total, 5000):
+        rows = []
+        features = np.random.default_rng(first).integers(0, 17, (5000, 64), dtype=np.uint8)
+        for i in range(first, min(total, first + 5000)):
+            values = {
+                "query_id": uuid.uuid4(),
+                "created_at": start + timedelta(seconds=i * 20),
+                "model_version_id": version.pk,
+                "features": features[i - first].tobytes(),
+                "prediction": i %% 10,
+                "confidence": 0.9,
+                "latency_ms": 3.0,
+                "image_sha256": os.urandom(32).hex(),
+            }
+            rows.append([f.get_db_prep_save(values[f.attname], connection) for f in fields])
+        cursor.executemany(sql, rows)
+"""
 
 
 def peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
@@ -432,7 +486,7 @@ def bench_http(server: Server, image_path: Path, seconds: float) -> list[dict]:
         )
     if server.logs_predictions:
         time.sleep(1.0)  # requests still in flight when wrk stopped finish and log
-        logged = logged_predictions(server)
+        logged = logged_predictions(server) - server.prefill
         in_flight_allowance = sum(CONCURRENCIES) * 2  # runs + warm-ups cut off mid-request
         for row in rows:
             row["logged"] = logged
@@ -560,15 +614,20 @@ def render(report: dict) -> str:
 def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
     """One round's servers, each in its own var folder, run one after the other."""
     var_root.mkdir(parents=True)
-    servers = [service_server(var_root, image_path, "service", "service (make run defaults)")]
+    servers = [
+        service_server(
+            var_root, image_path, "service", "service (make run defaults)", prefill=args.prefill
+        )
+    ]
     if not args.quick:
         servers.append(
             service_server(
                 var_root,
                 image_path,
-                "service-normal",
-                "service, SQLite synchronous=NORMAL",
-                DIGITS_SQLITE_SYNCHRONOUS="NORMAL",
+                "service-full",
+                "service, SQLite synchronous=FULL",
+                prefill=args.prefill,
+                DIGITS_SQLITE_SYNCHRONOUS="FULL",
             )
         )
     servers.append(peer_server(var_root, image_path, args.peer_workers))
@@ -650,7 +709,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per HTTP run")
     parser.add_argument("--model-seconds", type=float, default=3.0, help="seconds per image")
-    parser.add_argument("--quick", action="store_true", help="skip the synchronous=NORMAL run")
+    parser.add_argument("--quick", action="store_true", help="skip the synchronous=FULL run")
+    parser.add_argument(
+        "--prefill", type=int, default=100_000, help="log rows before the HTTP runs"
+    )
     parser.add_argument(
         "--rounds", type=int, default=1, help="run every server N times; report the best run"
     )

@@ -105,11 +105,12 @@ if not DATABASE_URL:
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 # SQLite's durability level (docs/performance.md, "Durability"). Either way a prediction's row
-# is committed before its 200 and survives the crash or SIGKILL of any service process. FULL
-# (the default) also survives a power cut or kernel crash, at one fsync per prediction under
-# SQLite's single write lock; NORMAL (WAL) skips that fsync and may lose the last commits on
-# a power cut, never corrupting the file: for hosts whose disk makes fsync the bottleneck.
-DIGITS_SQLITE_SYNCHRONOUS = os.environ.get("DIGITS_SQLITE_SYNCHRONOUS", "FULL").strip().upper()
+# is committed before its 200 and survives the crash, SIGKILL or OOM-kill of any service
+# process. NORMAL (the default, with WAL) does not fsync each commit: a power cut or kernel
+# crash may lose the last commits, never corrupting the file. FULL survives those too, at one
+# fsync per prediction under SQLite's single write lock: ~4 ms on this project's test VM once
+# the log has history, which caps the whole server near 300 predictions/s.
+DIGITS_SQLITE_SYNCHRONOUS = os.environ.get("DIGITS_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
 if DIGITS_SQLITE_SYNCHRONOUS not in {"NORMAL", "FULL", "EXTRA"}:
     raise ImproperlyConfigured(
         "DIGITS_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, "
