@@ -140,6 +140,17 @@ DIGITS_S3_PREFIX = os.environ.get("DIGITS_S3_PREFIX", "digits").strip().strip("/
 DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0)
 DIGITS_ADMIN_TOKEN = os.environ.get("DIGITS_ADMIN_TOKEN", "").strip()
 
+# --- Drift checks (manage.py check_drift; the rule is documented in predicciones/ml/drift.py) ---
+# A feature drifted when its normalised W1 (W1 / max(training std, 2)) reaches this.
+DIGITS_DRIFT_FEATURE_THRESHOLD = env_float("DIGITS_DRIFT_FEATURE_THRESHOLD", 0.3)
+# Share of drifted features from which the severity is "warning" / "critical".
+DIGITS_DRIFT_WARNING_SHARE = env_float("DIGITS_DRIFT_WARNING_SHARE", 0.25)
+DIGITS_DRIFT_CRITICAL_SHARE = env_float("DIGITS_DRIFT_CRITICAL_SHARE", 0.5)
+# Fewer live predictions than this in the window: status "insufficient_data", no alarm.
+DIGITS_DRIFT_MIN_SAMPLES = env_int("DIGITS_DRIFT_MIN_SAMPLES", 100)
+# Window when check_drift gets neither --last nor --since: the last N predictions.
+DIGITS_DRIFT_WINDOW = env_int("DIGITS_DRIFT_WINDOW", 1000)
+
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

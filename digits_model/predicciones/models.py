@@ -152,3 +152,43 @@ class Prediction(models.Model):
     @property
     def feature_array(self) -> np.ndarray:
         return np.frombuffer(bytes(self.features), dtype=np.uint8)
+
+
+class DriftReport(models.Model):
+    """One ``check_drift`` run: the decision, the counts behind it, and the full document.
+
+    The same document is in the artifact store under ``store_key``; a row exists only once
+    that object was written (no partial reports).
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        DRIFT = "drift"
+        INSUFFICIENT_DATA = "insufficient_data"
+
+    class Severity(models.TextChoices):
+        NONE = "none"
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="drift_reports"
+    )
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    score = models.FloatField(null=True, blank=True, help_text="Mean normalised W1.")
+    drifted_share = models.FloatField(null=True, blank=True)
+    n_reference = models.PositiveIntegerField()
+    n_current = models.PositiveIntegerField()
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    store_key = models.CharField(max_length=255)
+    document = models.JSONField(help_text="The report as printed by check_drift --json.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["model_version", "created_at"])]
+
+    def __str__(self):
+        return f"drift report {self.pk}: {self.status}/{self.severity} for {self.model_version_id}"

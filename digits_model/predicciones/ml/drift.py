@@ -118,7 +118,8 @@ def value_counts(X: np.ndarray) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     n_features = X.shape[1]
-    if X.size and (X.min() < 0 or X.max() >= N_VALUES or not np.all(np.equal(np.mod(X, 1), 0))):
+    integral = X.dtype.kind in "iub" or (X.dtype.kind == "f" and np.all(np.mod(X, 1) == 0))
+    if X.size and (not integral or X.min() < 0 or X.max() >= N_VALUES):
         raise ValueError(f"X must hold integers 0..{N_VALUES - 1}")
     offsets = np.arange(n_features, dtype=np.intp) * N_VALUES
     flat = (X.astype(np.intp) + offsets).ravel()
