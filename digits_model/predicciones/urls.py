@@ -6,6 +6,7 @@ from . import apis, views
 
 urlpatterns = [
     path("", views.index, name="index"),
+    re_path(r"^dashboard/?$", views.dashboard, name="dashboard"),
     re_path(r"^predict/?$", apis.PredictApi.as_view(), name="predict"),
     re_path(r"^feedback/?$", apis.FeedbackApi.as_view(), name="feedback"),
     re_path(r"^models/?$", apis.ModelListApi.as_view(), name="models"),
