@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Avg, Count, OuterRef, Subquery
-from django.utils.dateparse import parse_datetime
+from django.db.models import Avg, Count, Max, Min, OuterRef, Subquery
+from django.utils import timezone
 
 from .exceptions import DriftCheckError
 from .ml import drift
@@ -88,12 +88,19 @@ class WindowAggregate:
 
 
 def prediction_window_queryset(
-    *, version: ModelVersion, last: int | None = None, since: dt.datetime | None = None
+    *,
+    version: ModelVersion,
+    last: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ):
-    """A version's logged predictions: the ``last`` N (newest first) and/or ``since`` a time."""
+    """A version's logged predictions: the ``last`` N (newest first) and/or ``since`` a time,
+    logged no later than ``until``."""
     qs = Prediction.objects.filter(model_version=version)
     if since is not None:
         qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lte=until)
     if last is not None:
         return qs.order_by("-created_at")[:last]
     return qs.order_by()
@@ -113,50 +120,48 @@ def prediction_window_aggregate(
     transaction, so the result is streamed rather than materialised), SQLite's incremental
     stepping otherwise. Nothing is kept per row.
     """
-    qs = prediction_window_queryset(version=version, last=last, since=since)
-    sql, params = qs.values_list(
-        "features", "prediction", "confidence", "created_at"
-    ).query.sql_with_params()
+    # Bounds first, then the rows, both up to the same instant: rows logged during the scan
+    # do not shift the window. Timestamps are not streamed (converting a million of them
+    # would cost more than the rest of the check on PostgreSQL).
+    qs = prediction_window_queryset(version=version, last=last, since=since, until=timezone.now())
+    bounds = qs.aggregate(start=Min("created_at"), end=Max("created_at"))
+    sql, params = qs.values_list("features", "prediction", "confidence").query.sql_with_params()
     counts = np.zeros((drift.N_FEATURES, drift.N_VALUES), dtype=np.int64)
     classes = np.zeros(drift.N_CLASSES, dtype=np.int64)
     n = 0
     confidence_sum = 0.0
-    start = end = None
     # SQLite: no transaction, because this project's SQLite transactions take the write
     # lock up front (IMMEDIATE) and would stall the web workers' inserts during the scan;
-    # WAL gives the long SELECT its own snapshot anyway.
-    atomic = transaction.atomic() if connection.vendor == "postgresql" else contextlib.nullcontext()
+    # WAL gives the long SELECT its own snapshot anyway. PostgreSQL: a transaction, so the
+    # server-side cursor streams instead of materialising its result (WITH HOLD).
+    postgres = connection.vendor == "postgresql"
+    atomic = transaction.atomic() if postgres else contextlib.nullcontext()
     server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
-    with atomic, connection.chunked_cursor() if server_side else connection.cursor() as cursor:
+    open_cursor = connection.chunked_cursor if server_side else connection.cursor
+    with atomic, open_cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk_rows):
-            block = np.frombuffer(b"".join([row[0] for row in rows]), dtype=np.uint8)
+            features, predicted, confidence = zip(*rows, strict=True)
+            block = np.frombuffer(b"".join(features), dtype=np.uint8)
             if block.size != drift.N_FEATURES * len(rows):
                 raise DriftCheckError(
                     f"a logged prediction of {version} does not hold {drift.N_FEATURES} feature "
                     "bytes; the prediction log is corrupt"
                 )
             counts += drift.value_counts(block.reshape(len(rows), drift.N_FEATURES))
-            predicted = np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows))
+            predicted = np.array(predicted, dtype=np.int64)
             if predicted.max() >= drift.N_CLASSES:
                 raise DriftCheckError(f"a logged prediction of {version} is not a digit 0..9")
             classes += np.bincount(predicted, minlength=drift.N_CLASSES)
-            confidence_sum += float(
-                np.fromiter((row[2] for row in rows), dtype=np.float64, count=len(rows)).sum()
-            )
-            # Raw values compare correctly on both backends (ISO text on SQLite).
-            lo = min(row[3] for row in rows)
-            hi = max(row[3] for row in rows)
-            start = lo if start is None else min(start, lo)
-            end = hi if end is None else max(end, hi)
+            confidence_sum += float(np.sum(confidence, dtype=np.float64))
             n += len(rows)
     return WindowAggregate(
         value_counts=counts,
         class_counts=classes,
         n=n,
         confidence_mean=confidence_sum / n if n else None,
-        start=_as_datetime(start),
-        end=_as_datetime(end),
+        start=bounds["start"] if n else None,
+        end=bounds["end"] if n else None,
     )
 
 
@@ -178,16 +183,6 @@ def prediction_confidence_mean(
     if last is not None:
         qs = qs.order_by("-created_at")[:last]
     return qs.aggregate(mean=Avg("confidence"))["mean"]
-
-
-def _as_datetime(value) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        moment = value
-    else:
-        moment = parse_datetime(str(value))
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)  # the database stores UTC (USE_TZ)
-    return moment
 
 
 @dataclass(frozen=True)

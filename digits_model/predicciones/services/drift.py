@@ -134,7 +134,9 @@ def drift_report_create(
     if last is None and since is None:
         last = settings.DIGITS_DRIFT_WINDOW
     if last is not None and last < 1:
-        raise DriftCheckError(f"--last must be a positive number of predictions, got {last}")
+        raise DriftCheckError(
+            f"the window (--last or DIGITS_DRIFT_WINDOW) must be a positive count, got {last}"
+        )
     thresholds = thresholds or drift_thresholds_from_settings()
     model_version = drift_version_resolve(name=name, version=version)
     reference = training_reference_get(model_version)
