@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('predicciones', '0001_initial'),
+        ('predicciones', '0002_retraining'),
     ]
 
     operations = [
