@@ -24,6 +24,11 @@ loglevel = os.environ.get("DIGITS_LOG_LEVEL", "info").lower()
 # Request-line and header limits: small, like the service's inputs.
 limit_request_line = 4094
 limit_request_fields = 100
+# No gunicornc control socket: its default path ($HOME/.gunicorn) is shared by every server of
+# a user (tests start several) and is not writable in the container; signals do the job.
+control_socket_disable = True
+# Worker heartbeat files in memory when there is a /dev/shm (containers: no disk stalls).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
 if os.environ.get("DIGITS_LOG_JSON", "").strip().lower() in {"1", "true", "yes", "on"}:
     # gunicorn's own lines (worker start/exit, timeouts) as JSON too, like the app's.

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from django.conf import settings
+from django.urls import Resolver404, resolve
 from rest_framework import status
 
 from . import metrics
@@ -26,6 +27,17 @@ def annotate_request(request, **fields) -> None:
     if not hasattr(target, "log_fields"):
         target.log_fields = {}
     target.log_fields.update(fields)
+
+
+def _endpoint_of(request) -> str:
+    """The route name (``predict``), also for requests refused before URL resolution."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            match = None
+    return (match.url_name if match else None) or "unmatched"
 
 
 class RequestContextMiddleware:
@@ -78,8 +90,7 @@ class RequestContextMiddleware:
     def _observe(request, response, seconds: float) -> None:
         """One access-log line and the request's metrics; never fails the request."""
         try:
-            match = getattr(request, "resolver_match", None)
-            endpoint = (match.url_name if match else None) or "unmatched"
+            endpoint = _endpoint_of(request)
             fields = getattr(request, "log_fields", {})
             metrics.record_request(
                 endpoint=endpoint,
