@@ -31,16 +31,35 @@ control_socket_disable = True
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
 if os.environ.get("DIGITS_LOG_JSON", "").strip().lower() in {"1", "true", "yes", "on"}:
-    # gunicorn's own lines (worker start/exit, timeouts) as JSON too, like the app's.
+    # gunicorn's own lines (start, worker boot/exit, timeouts) as JSON too, like the app's.
+    # A complete configuration: gunicorn merges a partial one over its defaults, which would
+    # duplicate lines through the root logger and turn its access log on.
     logconfig_dict = {
-        "formatters": {"json": {"()": "predicciones.logfmt.JsonFormatter"}},
-        "handlers": {
-            "error_console": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stderr",
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {
+                "level": loglevel.upper(),
+                "handlers": ["error_console"],
+                "propagate": False,
+                "qualname": "gunicorn.error",
+            },
+            "gunicorn.access": {
+                "level": "CRITICAL",  # the app writes its own access line
+                "handlers": [],
+                "propagate": False,
+                "qualname": "gunicorn.access",
             },
         },
+        "handlers": {
+            name: {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
+            for name, stream in [
+                ("console", "ext://sys.stdout"),
+                ("error_console", "ext://sys.stderr"),
+            ]
+        },
+        "formatters": {"json": {"()": "predicciones.logfmt.JsonFormatter"}},
     }
 
 # --- Prometheus multiprocess mode -------------------------------------------------------------

@@ -18,7 +18,8 @@ done
 export DIGITS_VAR_DIR="${DIGITS_VAR_DIR:-/data}"
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/digits-metrics}"
 RETRIES="${DIGITS_STARTUP_RETRIES:-30}"
-cd /app/digits_model
+HERE="$(cd "$(dirname "$0")" && pwd)"
+cd "$HERE/../digits_model"
 
 log() { echo "entrypoint: $*" >&2; }
 
@@ -65,10 +66,10 @@ case "$command" in
         ;;
     jobs)
         ensure_secret_key
-        exec python /app/docker/scheduler.py "$@"
+        exec python "$HERE/scheduler.py" "$@"
         ;;
     init-bucket)
-        exec python /app/docker/init_bucket.py "$@"
+        exec python "$HERE/init_bucket.py" "$@"
         ;;
     manage)
         ensure_secret_key

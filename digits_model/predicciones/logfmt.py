@@ -61,6 +61,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         for key, value in record_fields(record).items():
             document.setdefault(key, value)

@@ -104,32 +104,41 @@ def record_prediction(
 
 
 # -- scrape-time collectors ------------------------------------------------------------------------
-class _SafeCollector:
-    """A collector whose failure (database down...) costs its own series, not the scrape."""
+class _Source:
+    """A scrape-time source of gauge families; ``families()`` may fail (database down...)."""
 
     name = "base"
-
-    def collect(self):
-        try:
-            families = list(self.families())
-            up = 1
-        except Exception:  # the scrape must still answer with everything else
-            logger.exception("metrics collector %s failed", self.name)
-            families, up = [], 0
-        yield from families
-        gauge = GaugeMetricFamily(
-            "digits_metrics_collector_up",
-            "1 when a scrape-time collector read its source, 0 when it failed.",
-            labels=["collector"],
-        )
-        gauge.add_metric([self.name], up)
-        yield gauge
 
     def families(self) -> Iterable:
         raise NotImplementedError
 
 
-class FeedbackCollector(_SafeCollector):
+class ScrapeTimeCollector:
+    """Runs each source at scrape time. A failing source costs its own series, not the
+    scrape, and shows as ``digits_metrics_collector_up{collector=...} 0``."""
+
+    def __init__(self, sources: list[_Source]):
+        self.sources = sources
+
+    def collect(self):
+        up = GaugeMetricFamily(
+            "digits_metrics_collector_up",
+            "1 when a scrape-time collector read its source, 0 when it failed.",
+            labels=["collector"],
+        )
+        for source in self.sources:
+            try:
+                families = list(source.families())
+            except Exception:  # the scrape must still answer with everything else
+                logger.exception("metrics collector %s failed", source.name)
+                up.add_metric([source.name], 0)
+                continue
+            up.add_metric([source.name], 1)
+            yield from families
+        yield up
+
+
+class FeedbackGauges(_Source):
     """Accuracy where true labels exist: labelled and correct predictions per model version."""
 
     name = "feedback"
@@ -167,7 +176,7 @@ class FeedbackCollector(_SafeCollector):
         return [labelled, correct, accuracy]
 
 
-class DeploymentCollector(_SafeCollector):
+class DeploymentGauges(_Source):
     """Which version of each model is live, and the candidate's share of traffic."""
 
     name = "deployments"
@@ -204,7 +213,7 @@ def _field(report, *names, default=None):
     return default
 
 
-class DriftCollector(_SafeCollector):
+class DriftGauges(_Source):
     """Drift gauges from the latest report per model, read through a function at scrape time.
 
     The function (``DIGITS_DRIFT_METRICS_SOURCE``, or ``source`` here) returns an iterable of
@@ -292,14 +301,14 @@ def scrape_registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessRegistryCollector())
-    registry.register(FeedbackCollector())
-    registry.register(DeploymentCollector())
     try:
         source = drift_source()
     except (ImportError, AttributeError):
         logger.exception("DIGITS_DRIFT_METRICS_SOURCE cannot be imported")
         source = None
-    registry.register(DriftCollector(source))
+    registry.register(
+        ScrapeTimeCollector([FeedbackGauges(), DeploymentGauges(), DriftGauges(source)])
+    )
     return registry
 
 

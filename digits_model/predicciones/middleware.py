@@ -57,6 +57,9 @@ class RequestContextMiddleware:
         ):
             response = error_response(request, response.status_code)
         response["X-Query-Id"] = str(request.query_id)
+        if not response.streaming and not response.has_header("Content-Length"):
+            # Answers made here (413, 411) never pass CommonMiddleware, which sets it.
+            response["Content-Length"] = str(len(response.content))
         self._observe(request, response, time.perf_counter() - started)
         return response
 
