@@ -22,10 +22,11 @@ RUN groupadd --system --gid 10001 digits \
     && mkdir -p /data \
     && chown digits:digits /data
 
-WORKDIR /app
 COPY docker/ /app/docker/
 COPY digits_model/ /app/digits_model/
 RUN chmod 0755 /app/docker/entrypoint.sh
+# Where manage.py lives: `docker compose exec web python manage.py models` works as is.
+WORKDIR /app/digits_model
 
 ENV DIGITS_VAR_DIR=/data \
     DIGITS_BIND=0.0.0.0:8000 \

@@ -17,6 +17,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent  # digits_model/, where manage
 REPO_DIR = BASE_DIR.parent
 
 
+def env_str(name: str, default: str = "") -> str:
+    """The variable's value, stripped; an empty value counts as unset (compose, k8s pass "")."""
+    return os.environ.get(name, "").strip() or default
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
@@ -45,12 +50,12 @@ def env_float(name: str, default: float) -> float:
 
 
 def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
 # --- Core ------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG")
-VAR_DIR = Path(os.environ.get("DIGITS_VAR_DIR", REPO_DIR / "var"))
+VAR_DIR = Path(env_str("DIGITS_VAR_DIR") or REPO_DIR / "var")
 
 
 def _secret_key() -> str:
@@ -58,7 +63,7 @@ def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY", "").strip()
     if key:
         return key
-    key_file = Path(os.environ.get("DIGITS_SECRET_KEY_FILE", VAR_DIR / "secret_key"))
+    key_file = Path(env_str("DIGITS_SECRET_KEY_FILE") or VAR_DIR / "secret_key")
     if key_file.is_file():
         return key_file.read_text().strip()
     if DEBUG:
@@ -138,11 +143,11 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = 5
 
 # --- Models and artifacts -------------------------------------------------------------------------
-DIGITS_DEFAULT_MODEL = os.environ.get("DIGITS_DEFAULT_MODEL", "clf.pickle")
+DIGITS_DEFAULT_MODEL = env_str("DIGITS_DEFAULT_MODEL", "clf.pickle")
 DIGITS_SHIPPED_MODEL_PATH = BASE_DIR / "model" / "clf.pickle"
-DIGITS_ARTIFACTS_DIR = Path(os.environ.get("DIGITS_ARTIFACTS_DIR", VAR_DIR / "artifacts"))
+DIGITS_ARTIFACTS_DIR = Path(env_str("DIGITS_ARTIFACTS_DIR") or VAR_DIR / "artifacts")
 DIGITS_S3_BUCKET = os.environ.get("DIGITS_S3_BUCKET", "").strip()
-DIGITS_S3_PREFIX = os.environ.get("DIGITS_S3_PREFIX", "digits").strip().strip("/")
+DIGITS_S3_PREFIX = env_str("DIGITS_S3_PREFIX", "digits").strip("/")
 # How long a worker trusts its cached view of which version is live (seconds).
 DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0)
 DIGITS_ADMIN_TOKEN = os.environ.get("DIGITS_ADMIN_TOKEN", "").strip()
@@ -198,7 +203,7 @@ if DIGITS_PREDICT_RATE and not re.fullmatch(
 # The cache holding rate-limit counters: "file" (default; shared by every worker on one host),
 # "database" (shared by every host; needs `manage.py createcachetable`, which the container
 # runs), or "locmem" (per worker process: a limit of N/min becomes N/min per worker).
-DIGITS_CACHE = os.environ.get("DIGITS_CACHE", "file").strip().lower()
+DIGITS_CACHE = env_str("DIGITS_CACHE", "file").lower()
 _CACHE_BACKENDS = {
     "file": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
@@ -269,7 +274,7 @@ LOGGING = {
             "formatter": "json" if DIGITS_LOG_JSON else "plain",
         }
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("DIGITS_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_str("DIGITS_LOG_LEVEL", "INFO").upper()},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
 
