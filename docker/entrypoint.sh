@@ -8,7 +8,7 @@
 #   anything else    exec'd as given
 set -eu
 
-# docker compose passes "${VAR:-}" for variables the operator did not set: treat an empty
+# docker compose passes an empty string for variables the operator did not set: treat an empty
 # variable as unset, so every setting falls back to its default (and boto3 never sees an
 # empty AWS_ENDPOINT_URL).
 for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=$/\1/p'); do
