@@ -7,7 +7,7 @@ MANAGE := cd digits_model && $(BIN)/python manage.py
 PORT ?= 8000
 export PORT
 
-.PHONY: setup run dev test lint format bench eval train clean docker-build docker-check
+.PHONY: setup run dev test lint format bench eval train clean docker-build docker-check docker-check-full
 
 setup: $(STAMP)  ## create .venv and install runtime + dev requirements
 
@@ -59,3 +59,6 @@ docker-check:  ## build + run + probe the image, then the same through docker-co
 	@test -x $(DOCKER_VERIFY) || { echo "docker-check: $(DOCKER_VERIFY) not found"; exit 3; }
 	$(DOCKER_VERIFY) . http://127.0.0.1:8080/health/
 	$(DOCKER_VERIFY) . http://127.0.0.1:80/health/ --compose
+
+docker-check-full:  ## the compose "full" profile, with stand-ins for the postgres/minio images
+	DOCKER_TOOLS_DIR=$(dir $(DOCKER_VERIFY)) docker/check-full-profile.sh

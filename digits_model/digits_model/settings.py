@@ -275,7 +275,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("DIGITS_LOG_LEVEL", "INFO").upper()},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # boto3 says "Found credentials..." at INFO on every client it makes.
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+    },
 }
 
 USE_TZ = True
