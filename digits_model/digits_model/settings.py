@@ -152,6 +152,20 @@ DIGITS_S3_PREFIX = env_str("DIGITS_S3_PREFIX", "digits").strip("/")
 DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0)
 DIGITS_ADMIN_TOKEN = os.environ.get("DIGITS_ADMIN_TOKEN", "").strip()
 
+# --- Retraining and rollout --------------------------------------------------------------------
+# New labelled samples needed before a retrain (with drift), and without drift.
+DIGITS_RETRAIN_MIN_SAMPLES = env_int("DIGITS_RETRAIN_MIN_SAMPLES", 200)
+DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT = env_int("DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT", 1000)
+DIGITS_RETRAIN_COOLDOWN_HOURS = env_float("DIGITS_RETRAIN_COOLDOWN_HOURS", 24.0)
+# Gate: accuracy gain required, and the most recall any class may lose.
+DIGITS_GATE_MIN_IMPROVEMENT = env_float("DIGITS_GATE_MIN_IMPROVEMENT", 0.005)
+DIGITS_GATE_MAX_CLASS_DROP = env_float("DIGITS_GATE_MAX_CLASS_DROP", 0.02)
+# Share of labelled feedback kept for validation (never trained on), by a hash of the query id.
+DIGITS_FEEDBACK_HOLDOUT_PERCENT = env_int("DIGITS_FEEDBACK_HOLDOUT_PERCENT", 20)
+# Rollout of a gated candidate by run_pipeline, and the canary review's minimum traffic.
+DIGITS_CANARY_PERCENT = env_int("DIGITS_CANARY_PERCENT", 10)
+DIGITS_CANARY_MIN_REQUESTS = env_int("DIGITS_CANARY_MIN_REQUESTS", 200)
+
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -219,7 +219,7 @@ class LivenessApi(APIView):
 class AdminApi(APIView):
     """Base for operator actions: ``Authorization: Bearer $DIGITS_ADMIN_TOKEN``."""
 
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)

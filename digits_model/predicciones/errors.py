@@ -63,7 +63,9 @@ def api_exception_handler(exc, context):
         message = f"Method {request.method} is not allowed here."
     elif isinstance(exc, drf_exceptions.UnsupportedMediaType):
         code = exc.status_code
-        message = "Unsupported content type: send multipart/form-data (see the API docs)."
+        view = context.get("view")
+        accepted = ", ".join(p.media_type for p in view.get_parsers()) if view else ""
+        message = f"Unsupported content type: this endpoint accepts {accepted}."
     elif isinstance(exc, drf_exceptions.ValidationError):
         code, message = exc.status_code, _validation_message(exc.detail)
     elif isinstance(exc, drf_exceptions.ParseError):

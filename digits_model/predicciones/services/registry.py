@@ -225,7 +225,7 @@ def deployment_rollback(*, name: str, actor: str = "", reason: str = "") -> Depl
 def _locked_deployment(name: str) -> Deployment:
     try:
         return (
-            Deployment.objects.select_for_update()
+            Deployment.objects.select_for_update(of=("self",))
             .select_related("model", "live", "candidate", "previous_live")
             .get(model__name=name)
         )

@@ -94,3 +94,23 @@ def _fresh_router():
     reset_router()
     yield
     reset_router()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database on the server named by DIGITS_TEST_POSTGRES_URL.
+
+    That variable points at a maintenance database of a real PostgreSQL server (``.ci/run``
+    starts Debian's PostgreSQL on loopback and sets it); the database is dropped afterwards.
+    """
+    admin_url = os.environ.get("DIGITS_TEST_POSTGRES_URL", "")
+    require(bool(admin_url), "DIGITS_TEST_POSTGRES_URL is not set (no PostgreSQL server)")
+    import psycopg
+
+    name = f"digits_e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin_url.rpartition("/")
+    yield f"{base}/{name}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
