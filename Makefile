@@ -7,7 +7,7 @@ MANAGE := cd digits_model && $(BIN)/python manage.py
 PORT ?= 8000
 export PORT
 
-.PHONY: setup run dev test lint format bench eval train clean
+.PHONY: setup run dev test lint format bench eval train clean docker-build docker-check docker-check-full
 
 setup: $(STAMP)  ## create .venv and install runtime + dev requirements
 
@@ -46,3 +46,19 @@ train: setup  ## retrain the shipped model/clf.pickle (deterministic)
 
 clean:
 	rm -rf $(VENV) var
+
+# --- Docker -------------------------------------------------------------------------------------
+# verify.sh (in ../shared/tools/docker/) builds the dockerfile on a stand-in python:3.11-slim
+# (Docker Hub is unreachable here), runs it and probes /health/; it starts dockerd if needed.
+DOCKER_VERIFY ?= $(CURDIR)/../shared/tools/docker/verify.sh
+
+docker-build:  ## the seed's image: docker build --tag corona-model:v0 .
+	docker build --tag corona-model:v0 .
+
+docker-check:  ## build + run + probe the image, then the same through docker-compose
+	@test -x $(DOCKER_VERIFY) || { echo "docker-check: $(DOCKER_VERIFY) not found"; exit 3; }
+	$(DOCKER_VERIFY) . http://127.0.0.1:8080/health/
+	$(DOCKER_VERIFY) . http://127.0.0.1:80/health/ --compose
+
+docker-check-full:  ## the compose "full" profile, with stand-ins for the postgres/minio images
+	DOCKER_TOOLS_DIR=$(dir $(DOCKER_VERIFY)) docker/check-full-profile.sh

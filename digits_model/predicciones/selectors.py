@@ -198,6 +198,7 @@ class LatestDrift:
     drifted_share: float | None
     n_current: int
     created_at: dt.datetime
+    feature_scores: list[float | None]  # normalised score per pixel, row-major 8x8
 
 
 def drift_report_latest_per_model() -> list[LatestDrift]:
@@ -225,6 +226,7 @@ def drift_report_latest_per_model() -> list[LatestDrift]:
                 drifted_share=r.drifted_share,
                 n_current=r.n_current,
                 created_at=r.created_at,
+                feature_scores=[f.get("normalised") for f in r.document.get("features", [])],
             )
             for r in reports
         ),
