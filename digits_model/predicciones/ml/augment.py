@@ -192,11 +192,12 @@ def training_features(
     seed: int,
     distortion: Distortion = DEFAULT_DISTORTION,
     n_jobs: int = 1,
+    ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render each digit cleanly and ``n_augment`` times distorted, and preprocess them all.
 
-    Each digit draws from its own generator, seeded by ``(seed, index)``, so the result does
-    not depend on ``n_jobs``.
+    Each digit draws from its own generator, seeded by ``(seed, id)``, so the result does
+    not depend on ``n_jobs`` nor on which other digits are rendered with it.
 
     Parameters
     ----------
@@ -207,6 +208,8 @@ def training_features(
     distortion : Distortion
     n_jobs : int
         Worker processes (joblib); 1 runs in this process.
+    ids : ndarray of shape (n_samples,), int, optional
+        A stable id per digit (its ``load_digits`` index); default ``0..n_samples - 1``.
 
     Returns
     -------
@@ -217,8 +220,9 @@ def training_features(
         0 for the clean rendering, 1..n_augment for distorted ones.
     """
     X = np.asarray(X)
+    ids = np.arange(len(X)) if ids is None else np.asarray(ids)
     chunks = np.array_split(np.arange(len(X)), max(1, n_jobs * 4))
-    args = [(X[idx], idx, n_augment, seed, distortion) for idx in chunks if len(idx)]
+    args = [(X[idx], idx, ids[idx], n_augment, seed, distortion) for idx in chunks if len(idx)]
     if n_jobs > 1:
         from joblib import Parallel, delayed
 
@@ -228,10 +232,10 @@ def training_features(
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
-def _features_chunk(X, indices, n_augment, seed, distortion):
+def _features_chunk(X, indices, ids, n_augment, seed, distortion):
     rows, source, variant = [], [], []
-    for i, x in zip(indices, X, strict=True):
-        rng = np.random.default_rng([seed, int(i)])
+    for i, digit_id, x in zip(indices, ids, X, strict=True):
+        rng = np.random.default_rng([seed, int(digit_id)])
         shape = digit_shape(x, size=64)
         for k in range(n_augment + 1):
             if k == 0:

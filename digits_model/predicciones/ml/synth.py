@@ -50,7 +50,10 @@ def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
     shape = digit_shape(digit, size=SHAPE_SIZE)
-    return _RENDERERS[style](shape, rng)
+    # An 8x8 grid of counts is too coarse for a centre line: a pen tracing its blobs draws
+    # loops that are not there. Scans and photos of such digits keep their own strokes.
+    traceable = np.asarray(digit).size > 64
+    return _RENDERERS[style](shape, rng, traceable)
 
 
 def stroke_shape(shape: np.ndarray, width: float) -> np.ndarray:
@@ -123,14 +126,14 @@ def _encode(pixels: np.ndarray, fmt: str, **params) -> bytes:
     return buf.getvalue()
 
 
-def _scan(shape: np.ndarray, rng: np.random.Generator) -> bytes:
+def _scan(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
     height = rng.uniform(70, 200)
     margins = rng.uniform(0.25, 0.9, size=4) * height
     rows = int(height + margins[0] + margins[1])
     cols = int(height * 0.8 + margins[2] + margins[3])
     centre = (margins[0] + height / 2, margins[2] + height * 0.4)
     cov = compose(
-        stroke_shape(shape, rng.uniform(6, 14)) if rng.random() < 0.5 else shape,
+        stroke_shape(shape, rng.uniform(6, 14)) if rng.random() < 0.5 and traceable else shape,
         (rows, cols),
         height=height,
         centre=centre,
@@ -142,7 +145,7 @@ def _scan(shape: np.ndarray, rng: np.random.Generator) -> bytes:
     return _encode(gray, "JPEG", quality=int(rng.integers(85, 96)))
 
 
-def _photo(shape: np.ndarray, rng: np.random.Generator) -> bytes:
+def _photo(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
     rows, cols = 480, 640
     height = rng.uniform(60, 200)
     centre = (
@@ -150,7 +153,7 @@ def _photo(shape: np.ndarray, rng: np.random.Generator) -> bytes:
         rng.uniform(height * 0.6, cols - height * 0.6),
     )
     cov = compose(
-        stroke_shape(shape, rng.uniform(7, 16)) if rng.random() < 0.6 else shape,
+        stroke_shape(shape, rng.uniform(7, 16)) if rng.random() < 0.6 and traceable else shape,
         (rows, cols),
         height=height,
         centre=centre,
@@ -176,7 +179,7 @@ def _photo(shape: np.ndarray, rng: np.random.Generator) -> bytes:
     return _encode(rgb, "JPEG", quality=int(rng.integers(55, 81)))
 
 
-def _mnist(shape: np.ndarray, rng: np.random.Generator) -> bytes:
+def _mnist(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
     shape = stroke_shape(shape, rng.uniform(14, 22))
     rows = np.flatnonzero(shape.any(axis=1))
     cols = np.flatnonzero(shape.any(axis=0))
@@ -189,7 +192,7 @@ def _mnist(shape: np.ndarray, rng: np.random.Generator) -> bytes:
     return _encode(np.clip(cov * rng.uniform(0.85, 1.0), 0, 1), "PNG")
 
 
-def _marker(shape: np.ndarray, rng: np.random.Generator) -> bytes:
+def _marker(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
     side = int(rng.integers(220, 360))
     height = side * rng.uniform(0.5, 0.8)
     cov = compose(
@@ -205,7 +208,7 @@ def _marker(shape: np.ndarray, rng: np.random.Generator) -> bytes:
     return _encode(gray, "JPEG", quality=90)
 
 
-def _ballpoint(shape: np.ndarray, rng: np.random.Generator) -> bytes:
+def _ballpoint(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
     side = int(rng.integers(300, 480))
     height = side * rng.uniform(0.35, 0.7)
     cov = compose(
