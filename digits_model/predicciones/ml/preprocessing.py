@@ -196,7 +196,7 @@ def _polarity(gray: np.ndarray) -> bool:
     """True for light ink on dark paper; raises NoDigitError for a (nearly) uniform image."""
     if gray.ndim != 2 or min(gray.shape) < 2:
         raise NoDigitError()
-    lo, med, hi = _quantiles(gray, (0.001, 0.5, 0.999))
+    lo, med, hi = _quantiles(gray, (1e-4, 0.5, 1 - 1e-4))
     if hi - lo < MIN_CONTRAST:
         raise NoDigitError()
     return (hi - med) > (med - lo)
