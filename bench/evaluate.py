@@ -56,7 +56,7 @@ class Server:
             "DIGITS_VAR_DIR": self.tmp.name,
             "PORT": str(self.port),
             "DIGITS_WORKERS": str(workers),
-            "DIGITS_LOG_LEVEL": "warning",
+            "DIGITS_LOG_LEVEL": "WARNING",
         }
         self.env.pop("DATABASE_URL", None)
         self.url = f"http://127.0.0.1:{self.port}"

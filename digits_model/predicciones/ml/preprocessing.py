@@ -112,11 +112,12 @@ def preprocess(
 
 
 def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Locate the digit on a reduced copy, then read its ink at full resolution.
+    """Locate the digit on a reduced copy, then read its ink at the resolution it needs.
 
     Finding the digit (polarity, background, strokes, specks) works on a copy whose long
     side is about :data:`FIND_SIZE` px, which keeps large photos fast; the digit's own
-    region is then read from the full-resolution image so thin strokes keep their detail.
+    region is then re-read from the image at the coarsest level where the digit still spans
+    :data:`FRAME_HEIGHT` px, so small digits and thin strokes keep their detail.
 
     Parameters
     ----------
@@ -137,11 +138,7 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         The image is blank or holds no stroke.
     """
     factor = max(1, -(-max(gray.shape) // FIND_SIZE))
-    coarse = _block_mean(gray, factor)
-    inverted = _polarity(coarse)
-    x = coarse if inverted else 1.0 - coarse
-    background = _background(x)
-    ink, peak = _normalise(x - background)
+    ink, inverted, background, peak = _ink(_block_mean(gray, factor))
     mask = digit_mask(ink)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
@@ -187,9 +184,17 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     NoDigitError
         The image is (nearly) uniform.
     """
+    ink, inverted, _, _ = _ink(gray)
+    return ink, inverted
+
+
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, float]:
+    """:func:`ink_map`, plus the background it subtracted and the stroke level it divided by."""
     inverted = _polarity(gray)
     x = gray if inverted else 1.0 - gray
-    return _normalise(x - _background(x))[0], inverted
+    background = _background(x)
+    ink, peak = _normalise(x - background)
+    return ink, inverted, background, peak
 
 
 def _polarity(gray: np.ndarray) -> bool:
