@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import pickle
 import weakref
@@ -82,29 +81,25 @@ def predict(clf, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- A faster predict_proba for the shipped model's shape -----------------------------------
-# The shipped model is a CalibratedClassifierCV (temperature) around one RBF SVC. Its
-# predict_proba spends most of a single-sample call in scikit-learn's Python loop that turns
-# the SVC's 45 one-vs-one scores into 10 one-vs-rest scores (about 0.6 ms of 1.3 ms). This
-# path asks the same SVC for its one-vs-one scores (its public ``decision_function`` with
-# ``decision_function_shape="ovo"``, on a shallow copy), applies the same formula as one
-# matrix product, and the fitted temperature (softmax(beta * scores)). Any other model takes
-# the plain predict_proba; a test checks that both paths agree.
+# The shipped model is a CalibratedClassifierCV (temperature) around a OneVsRestClassifier of
+# ten RBF SVCs. scikit-learn's predict_proba calls each SVC in turn, and its per-call checks
+# cost about 2 ms for one sample. This path evaluates the same decision functions at once
+# from the fitted attributes (support vectors, dual coefficients, intercepts, gamma):
+# margin_k(x) = sum_i dual_coef_k[i] * exp(-gamma * |x - sv_i|^2) + intercept_k, then the
+# fitted temperature: softmax(beta * margins). Any other model takes the plain
+# predict_proba; a test checks that both paths agree.
 
-_OVO_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FAST_PARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _fast_proba(clf, X: np.ndarray) -> np.ndarray | None:
     parts = _fast_parts(clf)
     if parts is None:
         return None
-    ovo, calibrator, to_votes_i, to_votes_j, to_conf = parts
-    dec = ovo.decision_function(X)  # (n, 45), pairs (i, j) in scikit-learn's order
-    wins_i = (dec >= 0).astype(np.float64)
-    votes = wins_i @ to_votes_i + (1.0 - wins_i) @ to_votes_j
-    conf = (-dec) @ to_conf
-    ovr = votes + conf / (3 * (np.abs(conf) + 1))
-    # Temperature scaling: softmax(beta * scores), as the calibrator's own predict computes.
-    z = calibrator.beta_ * ovr
+    vectors, sq_norms, coef, intercept, gamma, beta = parts
+    dist = sq_norms[None, :] - 2.0 * (X @ vectors.T) + np.einsum("ij,ij->i", X, X)[:, None]
+    margins = np.exp(-gamma * np.maximum(dist, 0.0)) @ coef + intercept
+    z = beta * margins
     z -= z.max(axis=1, keepdims=True)
     proba = np.exp(z)
     proba /= proba.sum(axis=1, keepdims=True)
@@ -113,42 +108,54 @@ def _fast_proba(clf, X: np.ndarray) -> np.ndarray | None:
 
 def _fast_parts(clf):
     try:
-        cached = _OVO_COPIES.get(clf)
+        cached = _FAST_PARTS.get(clf)
     except TypeError:  # not weak-referenceable
         return None
     if cached is not None:
         return cached or None
     parts = ()
     try:
-        from sklearn.calibration import CalibratedClassifierCV
-        from sklearn.svm import SVC
-
-        if (
-            type(clf) is CalibratedClassifierCV
-            and clf.method == "temperature"
-            and len(clf.calibrated_classifiers_) == 1
-        ):
-            inner = clf.calibrated_classifiers_[0]
-            svc = inner.estimator
-            n = len(clf.classes_)
-            if (
-                type(svc) is SVC
-                and svc.decision_function_shape == "ovr"
-                and n > 2
-                and np.array_equal(svc.classes_, clf.classes_)
-                and len(inner.calibrators) == 1
-                and hasattr(inner.calibrators[0], "beta_")
-            ):
-                ovo = copy.copy(svc)
-                ovo.decision_function_shape = "ovo"
-                pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-                to_i = np.zeros((len(pairs), n))
-                to_j = np.zeros((len(pairs), n))
-                for k, (i, j) in enumerate(pairs):
-                    to_i[k, i] = 1.0
-                    to_j[k, j] = 1.0
-                parts = (ovo, inner.calibrators[0], to_i, to_j, to_j - to_i)
-    except (AttributeError, ImportError):  # another scikit-learn layout: use the plain path
-        parts = ()
-    _OVO_COPIES[clf] = parts
+        parts = _ovr_svc_parts(clf)
+    except (AttributeError, ImportError, TypeError, ValueError):
+        parts = ()  # another layout or scikit-learn version: use the plain path
+    _FAST_PARTS[clf] = parts
     return parts or None
+
+
+def _ovr_svc_parts(clf) -> tuple:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.svm import SVC
+
+    if type(clf) is not CalibratedClassifierCV or clf.method != "temperature":
+        return ()
+    if len(clf.calibrated_classifiers_) != 1:
+        return ()
+    inner = clf.calibrated_classifiers_[0]
+    ovr = inner.estimator
+    if type(ovr) is not OneVsRestClassifier or len(inner.calibrators) != 1:
+        return ()
+    if not np.array_equal(ovr.classes_, clf.classes_) or len(ovr.estimators_) != len(clf.classes_):
+        return ()
+    svcs = ovr.estimators_
+    if not all(type(s) is SVC and s.kernel == "rbf" for s in svcs):
+        return ()
+    gammas = {float(s._gamma) for s in svcs}
+    if len(gammas) != 1:
+        return ()
+    # One stack of all support vectors (shared ones once), one coefficient column per class.
+    stacked = np.vstack([s.support_vectors_ for s in svcs])
+    vectors, index = np.unique(stacked, axis=0, return_inverse=True)
+    # A binary SVC's decision_function is dual_coef_ @ K + intercept_: the margin of its
+    # classes_[1], which one-vs-rest makes the class itself (1; the rest is 0).
+    if not all(list(s.classes_) == [0, 1] for s in svcs):
+        return ()
+    coef = np.zeros((len(vectors), len(svcs)))
+    start = 0
+    for k, s in enumerate(svcs):
+        n = len(s.support_vectors_)
+        np.add.at(coef[:, k], index.ravel()[start : start + n], s.dual_coef_[0])
+        start += n
+    intercept = np.array([s.intercept_[0] for s in svcs])
+    sq_norms = np.einsum("ij,ij->i", vectors, vectors)
+    return (vectors, sq_norms, coef, intercept, gammas.pop(), float(inner.calibrators[0].beta_))
