@@ -75,16 +75,24 @@ class Server:
             cwd=cwd,
             env=self.env,
         )
-        deadline = time.monotonic() + 60
+        try:
+            self._wait_ready(deadline=time.monotonic() + 90)
+        except BaseException:
+            self.__exit__(None, None, None)  # never leave a server behind
+            raise
+        return self
+
+    def _wait_ready(self, deadline: float) -> None:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("gunicorn exited during start-up")
             try:
-                requests.get(self.url + "/predict/", timeout=1)
-                return self
-            except requests.ConnectionError:
+                # The first request of a worker loads Django and the model: give it time.
+                requests.get(self.url + "/predict/", timeout=10)
+                return
+            except requests.RequestException:
                 time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start within 60 s")
+        raise RuntimeError("gunicorn did not answer within 90 s")
 
     def __exit__(self, *exc):
         if self.proc is not None:
@@ -94,6 +102,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
         self.tmp.cleanup()
 
 
@@ -187,7 +196,9 @@ def main(argv=None) -> int:
         f"Model: {manifest['artifact']} sha256 {manifest['sha256'][:12]}... "
         f"(scikit-learn {manifest['sklearn_version']})",
         f"Semeion: {len(labels)} digits x {len(STYLES)} styles, posted over HTTP to gunicorn "
-        f"({args.workers} workers); latency = server-side decode+preprocess+predict, median.",
+        f"({args.workers} workers); latency = server-side decode+preprocess+predict, median,",
+        "measured while this client renders the uploads on the same cores (bench/latency.py "
+        "measures it alone).",
         "",
         f"{'set':<24}{'n':>6}{'accuracy':>10}{'refused':>9}{'mean conf':>11}{'latency ms':>12}",
     ]
