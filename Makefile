@@ -41,6 +41,9 @@ format: setup
 test: setup lint  ## ruff, then the whole pytest suite
 	$(BIN)/pytest
 
+eval: setup  ## accuracy on semeion (5 upload styles, real HTTP), test/, calibration, latency
+	$(BIN)/python bench/evaluate.py
+
 train: setup  ## retrain the shipped model/clf.pickle (deterministic)
 	$(MANAGE) train_model --seed 0
 
