@@ -1,9 +1,11 @@
 """drift_report_create and the window aggregation behind it (SQLite; PostgreSQL in the bench)."""
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from predicciones import selectors, storage
@@ -89,7 +91,10 @@ def test_in_distribution_inputs_are_ok_and_recorded_in_db_and_store(live, digits
     report = drift_report_create(last=300)
     assert report.pk is not None
     assert (report.status, report.severity) == ("ok", "none")
-    assert report.n_current == 300 and report.n_reference == 1797
+    shipped_stats = json.loads(
+        settings.DIGITS_SHIPPED_MODEL_PATH.with_suffix(".stats.json").read_text()
+    )
+    assert report.n_current == 300 and report.n_reference == shipped_stats["n_samples"]
     stored = storage.get_json(storage.get_store(), report.store_key)
     assert stored == report.document
     assert stored["model"] == "clf.pickle" and stored["version"] == 1
