@@ -7,7 +7,7 @@ MANAGE := cd digits_model && $(BIN)/python manage.py
 PORT ?= 8000
 export PORT
 
-.PHONY: setup run dev test lint format bench eval train clean
+.PHONY: setup run dev test lint format bench eval train clean docker-build docker-check docker-check-full
 
 setup: $(STAMP)  ## create .venv and install runtime + dev requirements
 
@@ -41,6 +41,9 @@ format: setup
 test: setup lint  ## ruff, then the whole pytest suite
 	$(BIN)/pytest
 
+eval: setup  ## accuracy on semeion (5 upload styles, real HTTP), test/, calibration, latency
+	$(BIN)/python bench/evaluate.py
+
 bench: setup  ## model side and HTTP vs a FastAPI peer under wrk; table in var/bench.txt
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 2; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
@@ -50,3 +53,19 @@ train: setup  ## retrain the shipped model/clf.pickle (deterministic)
 
 clean:
 	rm -rf $(VENV) var
+
+# --- Docker -------------------------------------------------------------------------------------
+# verify.sh (in ../shared/tools/docker/) builds the dockerfile on a stand-in python:3.11-slim
+# (Docker Hub is unreachable here), runs it and probes /health/; it starts dockerd if needed.
+DOCKER_VERIFY ?= $(CURDIR)/../shared/tools/docker/verify.sh
+
+docker-build:  ## the seed's image: docker build --tag corona-model:v0 .
+	docker build --tag corona-model:v0 .
+
+docker-check:  ## build + run + probe the image, then the same through docker-compose
+	@test -x $(DOCKER_VERIFY) || { echo "docker-check: $(DOCKER_VERIFY) not found"; exit 3; }
+	$(DOCKER_VERIFY) . http://127.0.0.1:8080/health/
+	$(DOCKER_VERIFY) . http://127.0.0.1:80/health/ --compose
+
+docker-check-full:  ## the compose "full" profile, with stand-ins for the postgres/minio images
+	DOCKER_TOOLS_DIR=$(dir $(DOCKER_VERIFY)) docker/check-full-profile.sh

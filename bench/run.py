@@ -16,8 +16,8 @@ What it measures, in one run on one machine:
    Requests/s, p50, p99, errors, server CPU per request (noise-robust: it does not count
    time other processes took), worker memory, and the ratio service/peer. For the service,
    the prediction log is counted afterwards: every answered request must have its row.
-3. ``check_drift`` over 1,000,000 logged predictions: the slot below runs
-   ``bench/drift_bench.py`` when it exists (written with the drift work).
+3. ``check_drift`` over 1,000,000 logged predictions: ``bench/drift_bench.py`` (the drift
+   work's), run from the slot ``bench_drift``: seconds and peak memory.
 
 The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
 Timing goals live here, never in a timed unit test.
@@ -496,30 +496,31 @@ def bench_http(server: Server, image_path: Path, seconds: float) -> list[dict]:
 
 
 # --- drift slot ------------------------------------------------------------------------------
-def bench_drift(var_root: Path) -> dict | None:
-    """Slot for ``check_drift`` over 1,000,000 logged predictions (bench/drift_bench.py).
+def bench_drift(rows: int) -> dict | None:
+    """The slot for ``check_drift`` over 1,000,000 logged predictions: ``bench/drift_bench.py``.
 
-    Contract: the script is run as ``python bench/drift_bench.py`` with ``BENCH_VAR_DIR``
-    (a scratch folder it may fill) in its environment; its stdout goes into the report
-    verbatim, and a JSON object it writes to ``$BENCH_VAR_DIR/drift_bench.json`` (for
-    example ``{"rows": 1000000, "seconds": 4.2, "peak_rss_mib": 180}``) into bench.json.
+    That script (the drift work's) makes a fresh SQLite database, writes ``rows`` predictions
+    straight into the log, runs the drift check in a child process, and prints one JSON
+    object per size (seconds, peak RSS, within its 10 s budget or not).
     """
     if not DRIFT_BENCH.exists():
         return None
-    scratch = var_root / "drift"
-    scratch.mkdir(parents=True)
-    env = {**os.environ, "BENCH_VAR_DIR": str(scratch)}
-    env.pop("DATABASE_URL", None)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     proc = subprocess.run(
-        [sys.executable, str(DRIFT_BENCH)], cwd=REPO_DIR, env=env, capture_output=True, text=True
+        [sys.executable, str(DRIFT_BENCH), "--rows", str(rows)],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    result = {"exit_code": proc.returncode, "output": proc.stdout.rstrip()}
-    if proc.returncode != 0:
-        result["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
-    json_path = scratch / "drift_bench.json"
-    if json_path.exists():
-        result["data"] = json.loads(json_path.read_text())
-    return result
+    results = []
+    for line in proc.stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            results.append(json.loads(line))
+    out = {"exit_code": proc.returncode, "results": results}
+    if proc.returncode not in (0, 1) or not results:
+        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+    return out
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -595,14 +596,21 @@ def render(report: dict) -> str:
             )
         lines.append("")
     drift = report.get("drift")
-    lines.append("check_drift over 1,000,000 logged predictions (bench/drift_bench.py)")
+    lines.append("check_drift over logged predictions (bench/drift_bench.py)")
     if drift is None:
-        lines.append("  not run: bench/drift_bench.py does not exist yet")
+        lines.append("  not run: bench/drift_bench.py does not exist")
     else:
-        lines += ["  " + line for line in drift["output"].splitlines()]
-        if drift["exit_code"] != 0:
+        for result in drift["results"]:
+            lines.append(
+                f"  {result['rows']:,} rows on {result['backend']}: check {result['seconds']} s"
+                f" (budget {'met' if result['within_budget'] else 'MISSED'}), peak RSS "
+                f"{result['peak_rss_mib']} MiB, python heap peak "
+                f"{result['tracemalloc_peak_mib']} MiB; rows written in "
+                f"{result['insert_seconds']} s"
+            )
+        if "stderr_tail" in drift:
             lines.append(f"  drift_bench.py exited {drift['exit_code']}")
-            lines += ["  " + line for line in drift.get("stderr_tail", [])]
+            lines += ["  " + line for line in drift["stderr_tail"]]
     lines.append("")
     if report.get("targets"):
         lines.append("Targets (issue 8)")
@@ -719,6 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-model", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-drift", action="store_true")
+    parser.add_argument("--drift-rows", type=int, default=1_000_000, help="logged predictions")
     parser.add_argument(
         "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
     )
@@ -757,7 +766,8 @@ def main(argv: list[str] | None = None) -> int:
             report["http"] = best_rounds(report["http_rounds"])
             report["ratios"] = ratios(report["http"])
         if not args.skip_drift:
-            report["drift"] = bench_drift(var_root)
+            print("check_drift ...", file=sys.stderr)
+            report["drift"] = bench_drift(args.drift_rows)
         report["targets"] = targets(report)
     finally:
         shutil.rmtree(var_root, ignore_errors=True)

@@ -1,33 +1,92 @@
-"""gunicorn settings shared by `make run` and the container; read from the environment.
+"""gunicorn settings shared by `make run`, the tests' servers and the container.
+
+Read from the environment (README "Configuration"). Also prepares prometheus_client's
+multiprocess mode: every worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR,
+which must exist, be empty when the server starts, and have dead workers marked.
 
 Tuning (issue 8, docs/performance.md): threaded workers keep HTTP connections alive, so a
 client posting many images does not pay a TCP handshake each time, and a request waiting
 on the database (a PostgreSQL commit, SQLite's write lock) leaves the CPU to another
-thread of the same worker instead of idling it.
+thread of the same worker instead of idling it. Each worker loads its models before it
+takes a request.
 """
 
 import gc
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-bind = os.environ.get("DIGITS_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+bind = os.environ.get("DIGITS_BIND") or f"127.0.0.1:{os.environ.get('PORT') or '8000'}"
 workers = int(os.environ.get("DIGITS_WORKERS") or os.cpu_count() or 2)
-worker_class = os.environ.get("DIGITS_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("DIGITS_THREADS", "2"))
-timeout = int(os.environ.get("DIGITS_WORKER_TIMEOUT", "30"))
+worker_class = os.environ.get("DIGITS_WORKER_CLASS") or "gthread"
+threads = int(os.environ.get("DIGITS_THREADS") or 2)
+timeout = int(os.environ.get("DIGITS_WORKER_TIMEOUT") or 30)
 graceful_timeout = 20
-keepalive = int(os.environ.get("DIGITS_KEEPALIVE", "5"))
-max_requests = int(os.environ.get("DIGITS_MAX_REQUESTS", "0"))
+keepalive = int(os.environ.get("DIGITS_KEEPALIVE") or 5)
+max_requests = int(os.environ.get("DIGITS_MAX_REQUESTS") or 0)
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one structured line a request itself
 errorlog = "-"
-loglevel = os.environ.get("DIGITS_LOG_LEVEL", "info").lower()
+loglevel = (os.environ.get("DIGITS_LOG_LEVEL") or "info").lower()
 # Request-line and header limits: small, like the service's inputs.
 limit_request_line = 4094
 limit_request_fields = 100
-# gunicorn 25+ opens a control socket at one fixed path per user ($HOME/.gunicorn): several
-# instances on one host (tests, a bench beside `make run`) would share it. Nothing here uses
-# gunicornc.
+# No gunicornc control socket: its default path ($HOME/.gunicorn) is shared by every server of
+# a user (tests start several) and is not writable in the container; signals do the job.
 control_socket_disable = True
+# Worker heartbeat files in memory when there is a /dev/shm (containers: no disk stalls).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+if os.environ.get("DIGITS_LOG_JSON", "").strip().lower() in {"1", "true", "yes", "on"}:
+    # gunicorn's own lines (start, worker boot/exit, timeouts) as JSON too, like the app's.
+    # A complete configuration: gunicorn merges a partial one over its defaults, which would
+    # duplicate lines through the root logger and turn its access log on.
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {
+                "level": loglevel.upper(),
+                "handlers": ["error_console"],
+                "propagate": False,
+                "qualname": "gunicorn.error",
+            },
+            "gunicorn.access": {
+                "level": "CRITICAL",  # the app writes its own access line
+                "handlers": [],
+                "propagate": False,
+                "qualname": "gunicorn.access",
+            },
+        },
+        "handlers": {
+            name: {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
+            for name, stream in [
+                ("console", "ext://sys.stdout"),
+                ("error_console", "ext://sys.stderr"),
+            ]
+        },
+        "formatters": {"json": {"()": "predicciones.logfmt.JsonFormatter"}},
+    }
+
+# --- Prometheus multiprocess mode -------------------------------------------------------------
+# Set here, in the master, before any worker imports prometheus_client. An operator may point
+# it somewhere (the container uses /tmp/digits-metrics); otherwise a private temporary folder
+# is made and removed on exit.
+# (This file is read again on SIGHUP: the marker keeps "ours" true for the re-read.)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digits-metrics-")
+    os.environ["DIGITS_METRICS_DIR_IS_TEMPORARY"] = "1"
+METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+_OWN_METRICS_DIR = os.environ.get("DIGITS_METRICS_DIR_IS_TEMPORARY") == "1"
+
+
+def on_starting(server):
+    """Start from zero: files left by a previous run would be added to this run's counts."""
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in METRICS_DIR.glob("*.db"):
+        stale.unlink()
 
 
 def post_worker_init(worker):
@@ -39,3 +98,15 @@ def post_worker_init(worker):
     # worker: move it out of the garbage collector's generations so collections during
     # requests only walk what requests allocate.
     gc.freeze()
+
+
+def child_exit(server, worker):
+    """A worker died or was replaced: its live gauges must stop being reported."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)

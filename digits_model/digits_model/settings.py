@@ -6,6 +6,7 @@ README's configuration table lists them all.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # digits_model/, where manage.py lives
 REPO_DIR = BASE_DIR.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    """The variable's value, stripped; an empty value counts as unset (compose, k8s pass "")."""
+    return os.environ.get(name, "").strip() or default
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -44,12 +50,12 @@ def env_float(name: str, default: float) -> float:
 
 
 def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
 # --- Core ------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG")
-VAR_DIR = Path(os.environ.get("DIGITS_VAR_DIR", REPO_DIR / "var"))
+VAR_DIR = Path(env_str("DIGITS_VAR_DIR") or REPO_DIR / "var")
 
 
 def _secret_key() -> str:
@@ -57,7 +63,7 @@ def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY", "").strip()
     if key:
         return key
-    key_file = Path(os.environ.get("DIGITS_SECRET_KEY_FILE", VAR_DIR / "secret_key"))
+    key_file = Path(env_str("DIGITS_SECRET_KEY_FILE") or VAR_DIR / "secret_key")
     if key_file.is_file():
         return key_file.read_text().strip()
     if DEBUG:
@@ -75,12 +81,18 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served by us: the docs page works offline
     "predicciones",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the page's CSS/JS, Swagger UI) straight from gunicorn; before anything
+    # that logs or counts, so asset requests stay out of the API's metrics.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "predicciones.middleware.RequestContextMiddleware",
+    "predicciones.middleware.SecurityHeadersMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -110,7 +122,7 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
 # crash may lose the last commits, never corrupting the file. FULL survives those too, at one
 # fsync per prediction under SQLite's single write lock: ~4 ms on this project's test VM once
 # the log has history, which caps the whole server near 300 predictions/s.
-DIGITS_SQLITE_SYNCHRONOUS = os.environ.get("DIGITS_SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
+DIGITS_SQLITE_SYNCHRONOUS = env_str("DIGITS_SQLITE_SYNCHRONOUS", "NORMAL").upper()
 if DIGITS_SQLITE_SYNCHRONOUS not in {"NORMAL", "FULL", "EXTRA"}:
     raise ImproperlyConfigured(
         "DIGITS_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, "
@@ -124,8 +136,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
-        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={DIGITS_SQLITE_SYNCHRONOUS}; "
-        "PRAGMA busy_timeout=30000;",
+        "init_command": "PRAGMA journal_mode=WAL; "
+        f"PRAGMA synchronous={DIGITS_SQLITE_SYNCHRONOUS}; PRAGMA busy_timeout=30000;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -143,14 +155,39 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 DATA_UPLOAD_MAX_NUMBER_FILES = 5
 
 # --- Models and artifacts -------------------------------------------------------------------------
-DIGITS_DEFAULT_MODEL = os.environ.get("DIGITS_DEFAULT_MODEL", "clf.pickle")
+DIGITS_DEFAULT_MODEL = env_str("DIGITS_DEFAULT_MODEL", "clf.pickle")
 DIGITS_SHIPPED_MODEL_PATH = BASE_DIR / "model" / "clf.pickle"
-DIGITS_ARTIFACTS_DIR = Path(os.environ.get("DIGITS_ARTIFACTS_DIR", VAR_DIR / "artifacts"))
+DIGITS_ARTIFACTS_DIR = Path(env_str("DIGITS_ARTIFACTS_DIR") or VAR_DIR / "artifacts")
 DIGITS_S3_BUCKET = os.environ.get("DIGITS_S3_BUCKET", "").strip()
-DIGITS_S3_PREFIX = os.environ.get("DIGITS_S3_PREFIX", "digits").strip().strip("/")
+DIGITS_S3_PREFIX = env_str("DIGITS_S3_PREFIX", "digits").strip("/")
 # How long a worker trusts its cached view of which version is live (seconds).
 DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0)
 DIGITS_ADMIN_TOKEN = os.environ.get("DIGITS_ADMIN_TOKEN", "").strip()
+
+# --- Retraining and rollout --------------------------------------------------------------------
+# New labelled samples needed before a retrain (with drift), and without drift.
+DIGITS_RETRAIN_MIN_SAMPLES = env_int("DIGITS_RETRAIN_MIN_SAMPLES", 200)
+DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT = env_int("DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT", 1000)
+DIGITS_RETRAIN_COOLDOWN_HOURS = env_float("DIGITS_RETRAIN_COOLDOWN_HOURS", 24.0)
+# Gate: accuracy gain required, and the most recall any class may lose.
+DIGITS_GATE_MIN_IMPROVEMENT = env_float("DIGITS_GATE_MIN_IMPROVEMENT", 0.005)
+DIGITS_GATE_MAX_CLASS_DROP = env_float("DIGITS_GATE_MAX_CLASS_DROP", 0.02)
+# Share of labelled feedback kept for validation (never trained on), by a hash of the query id.
+DIGITS_FEEDBACK_HOLDOUT_PERCENT = env_int("DIGITS_FEEDBACK_HOLDOUT_PERCENT", 20)
+# Rollout of a gated candidate by run_pipeline, and the canary review's minimum traffic.
+DIGITS_CANARY_PERCENT = env_int("DIGITS_CANARY_PERCENT", 10)
+DIGITS_CANARY_MIN_REQUESTS = env_int("DIGITS_CANARY_MIN_REQUESTS", 200)
+
+# --- Drift checks (manage.py check_drift; the rule is documented in predicciones/ml/drift.py) ---
+# A feature drifted when its normalised W1 (W1 / max(training std, 2)) reaches this.
+DIGITS_DRIFT_FEATURE_THRESHOLD = env_float("DIGITS_DRIFT_FEATURE_THRESHOLD", 0.3)
+# Share of drifted features from which the severity is "warning" / "critical".
+DIGITS_DRIFT_WARNING_SHARE = env_float("DIGITS_DRIFT_WARNING_SHARE", 0.25)
+DIGITS_DRIFT_CRITICAL_SHARE = env_float("DIGITS_DRIFT_CRITICAL_SHARE", 0.5)
+# Fewer live predictions than this in the window: status "insufficient_data", no alarm.
+DIGITS_DRIFT_MIN_SAMPLES = env_int("DIGITS_DRIFT_MIN_SAMPLES", 100)
+# Window when check_drift gets neither --last nor --since: the last N predictions.
+DIGITS_DRIFT_WINDOW = env_int("DIGITS_DRIFT_WINDOW", 1000)
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -164,28 +201,122 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "predicciones.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "predicciones.schema.AutoSchema",
+    # The client address for rate limiting: the last N entries of X-Forwarded-For are trusted
+    # proxies' (0: REMOTE_ADDR, for a server facing clients directly).
+    "NUM_PROXIES": env_int("DIGITS_TRUSTED_PROXIES", 0),
     # JSON whatever Accept says, without DRF's per-request header parsing (issue 8).
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "predicciones.negotiation.JSONOnlyContentNegotiation",
 }
 
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Predicción de Dígitos API",
+    "DESCRIPTION": (
+        "Reads a handwritten digit from an uploaded image. Every error answers "
+        "`{status_code, query_id, error}` with a 4xx (or 503 when not ready)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,  # multipart file fields become `format: binary`
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "predicciones.schema.add_security",
+    ],
+}
+
+# --- Optional API keys and rate limiting for /predict/ and /feedback/ (off by default) ----------
+# Comma-separated keys, sent as `X-API-Key: <key>`; empty means the endpoints are open.
+DIGITS_API_KEYS = env_list("DIGITS_API_KEYS", "")
+# DRF rate string ("60/min", "1000/hour"); empty means no limit. Counted per API key when keys
+# are on, else per client address, in the cache below.
+DIGITS_PREDICT_RATE = os.environ.get("DIGITS_PREDICT_RATE", "").strip() or None
+if DIGITS_PREDICT_RATE and not re.fullmatch(
+    r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", DIGITS_PREDICT_RATE
+):
+    raise ImproperlyConfigured(
+        f"DIGITS_PREDICT_RATE must look like 60/min or 1000/hour, got {DIGITS_PREDICT_RATE!r}"
+    )
+# The cache holding rate-limit counters: "file" (default; shared by every worker on one host),
+# "database" (shared by every host; needs `manage.py createcachetable`, which the container
+# runs), or "locmem" (per worker process: a limit of N/min becomes N/min per worker).
+DIGITS_CACHE = env_str("DIGITS_CACHE", "file").lower()
+_CACHE_BACKENDS = {
+    "file": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+    },
+    "database": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "digits_cache",
+    },
+    "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
+if DIGITS_CACHE not in _CACHE_BACKENDS:
+    raise ImproperlyConfigured(
+        f"DIGITS_CACHE must be one of {', '.join(_CACHE_BACKENDS)}, got {DIGITS_CACHE!r}"
+    )
+CACHES = {"default": {**_CACHE_BACKENDS[DIGITS_CACHE], "OPTIONS": {"MAX_ENTRIES": 100_000}}}
+
 # --- Static files, security headers --------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves the apps' static folders directly (no collectstatic step, no STATIC_ROOT,
+# nothing stale left in a data volume after an upgrade); files are indexed once per worker.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DIGITS_BEHIND_TLS_PROXY") else None
+DIGITS_BEHIND_TLS_PROXY = env_bool("DIGITS_BEHIND_TLS_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if DIGITS_BEHIND_TLS_PROXY else None
+# HSTS only where TLS is known to be in front (a browser remembers it for this long).
+SECURE_HSTS_SECONDS = env_int("DIGITS_HSTS_SECONDS", 0)
+# Sent on every response that does not set its own. The page and the API docs load scripts
+# and styles from /static/ only (no inline code, no CDN); drawings and previews are blob:/data:.
+# DIGITS_CSP replaces the policy; DIGITS_CSP=off sends none.
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
 )
+_csp = os.environ.get("DIGITS_CSP", "").strip()
+DIGITS_CSP = "" if _csp.lower() == "off" else (_csp or DEFAULT_CSP)
+DIGITS_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+
+# --- Metrics -------------------------------------------------------------------------------------
+# Set by gunicorn.conf.py (and the container's entrypoint) before any worker starts: each worker
+# writes its counters there and GET /metrics adds them up. Empty: one process (runserver, tests).
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+# Optional bearer token for GET /metrics (empty: open, for a scraper on a private network).
+DIGITS_METRICS_TOKEN = os.environ.get("DIGITS_METRICS_TOKEN", "").strip()
 
 # --- Logging -------------------------------------------------------------------------------------
+# One line a request from the "predicciones.access" logger (RequestContextMiddleware); with
+# DIGITS_LOG_JSON=1 every line is one JSON object, for a log shipper.
+DIGITS_LOG_JSON = env_bool("DIGITS_LOG_JSON")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DIGITS_LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "formatters": {
+        "plain": {"()": "predicciones.logfmt.PlainFormatter"},
+        "json": {"()": "predicciones.logfmt.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if DIGITS_LOG_JSON else "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": env_str("DIGITS_LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        # boto3 says "Found credentials..." at INFO on every client it makes.
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+    },
 }
 
 USE_TZ = True

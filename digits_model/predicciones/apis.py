@@ -7,13 +7,16 @@ import math
 
 from django.conf import settings
 from django.db import connection
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, storage
+from . import schema, selectors, storage
 from .exceptions import AdminAuthError, AdminDisabledError, PrediccionesError
+from .middleware import annotate_request
+from .security import ApiKeyPermission, PredictRateThrottle
 from .services import registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
@@ -35,18 +38,26 @@ class PredictApi(APIView):
     """``POST /predict/``: multipart ``image`` (+ optional ``model``) -> the digit."""
 
     parser_classes = [MultiPartParser, FormParser]
+    permission_classes = [ApiKeyPermission]
+    throttle_classes = [PredictRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         image = serializers.FileField(
+            help_text="The picture of one digit: JPEG, PNG, BMP, GIF, TIFF or WebP.",
             error_messages={
                 "required": "Send the image as a multipart/form-data file field named 'image'.",
                 "invalid": "The 'image' field must be a file upload, not text.",
                 "empty": "The uploaded image file is empty.",
                 "no_name": "The uploaded image has no filename.",
-            }
+            },
         )
         # No max_length: any name not in the registry, however long, is a 404.
-        model = serializers.CharField(required=False, allow_blank=True)
+        model = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            help_text="Registered model name (`clf.pickle`) or pinned version "
+            "(`clf.pickle:3`); absent or blank: the default model. See GET /models/.",
+        )
 
     class OutputSerializer(serializers.Serializer):
         status_code = serializers.IntegerField()
@@ -61,6 +72,16 @@ class PredictApi(APIView):
             help_text="The 8x8 grid (values 0..16) the model saw.",
         )
 
+    @extend_schema(
+        operation_id="predict",
+        summary="Read the digit in an uploaded image",
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            200: OpenApiResponse(OutputSerializer, description="The digit and who answered."),
+            **schema.error_responses(*schema.PREDICT_ERRORS),
+        },
+        examples=[schema.PREDICT_EXAMPLE],
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -73,6 +94,14 @@ class PredictApi(APIView):
             image=upload.read(),
             model_ref=serializer.validated_data.get("model") or None,
             query_id=request.query_id,
+        )
+        annotate_request(
+            request,
+            model=result.version.model_name,
+            model_version=result.version.version,
+            prediction=result.prediction,
+            confidence=round(result.confidence, 4),
+            model_seconds=result.seconds,
         )
         return Response(
             {
@@ -92,11 +121,18 @@ class FeedbackApi(APIView):
     """``POST /feedback/``: the true label for a logged prediction (a second one replaces it)."""
 
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    permission_classes = [ApiKeyPermission]
 
     class InputSerializer(serializers.Serializer):
-        query_id = serializers.UUIDField()
-        label = serializers.IntegerField(min_value=0, max_value=9)
+        query_id = serializers.UUIDField(help_text="The query_id a /predict/ answer gave.")
+        label = serializers.IntegerField(min_value=0, max_value=9, help_text="The true digit.")
 
+    @extend_schema(
+        operation_id="feedback",
+        summary="Record the true digit for a logged prediction",
+        request=InputSerializer,
+        responses={200: schema.FEEDBACK_RESPONSE, **schema.error_responses(400, 401, 404, 415)},
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -117,6 +153,7 @@ class FeedbackApi(APIView):
 class ModelListApi(APIView):
     """``GET /models/``: every version, which is live, and the traffic split."""
 
+    @extend_schema(operation_id="models_list", responses={200: schema.MODEL_LIST_RESPONSE})
     def get(self, request):
         return Response(
             {"status_code": status.HTTP_200_OK, "models": selectors.model_version_list()}
@@ -126,6 +163,10 @@ class ModelListApi(APIView):
 class HealthApi(APIView):
     """``GET /health/``: readiness (model loaded, database and store reachable); 503 if not."""
 
+    @extend_schema(
+        operation_id="health",
+        responses={200: schema.HEALTH_RESPONSE, 503: schema.HEALTH_RESPONSE},
+    )
     def get(self, request):
         checks = {}
         try:
@@ -170,6 +211,7 @@ class HealthApi(APIView):
 class LivenessApi(APIView):
     """``GET /health/live/``: the process answers (no dependencies checked)."""
 
+    @extend_schema(operation_id="health_live", responses={200: schema.LIVENESS_RESPONSE})
     def get(self, request):
         return Response({"status_code": status.HTTP_200_OK, "status": "alive"})
 
@@ -204,6 +246,11 @@ class ModelCanaryApi(AdminApi):
         version = serializers.IntegerField(min_value=1)
         percent = serializers.IntegerField(min_value=0, max_value=99)
 
+    @extend_schema(
+        operation_id="admin_canary",
+        request=InputSerializer,
+        responses={200: schema.MODEL_LIST_RESPONSE, **schema.ADMIN_ERRORS},
+    )
     def post(self, request, name):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -217,6 +264,11 @@ class ModelPromoteApi(AdminApi):
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, required=False)
 
+    @extend_schema(
+        operation_id="admin_promote",
+        request=InputSerializer,
+        responses={200: schema.MODEL_LIST_RESPONSE, **schema.ADMIN_ERRORS},
+    )
     def post(self, request, name):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -229,6 +281,11 @@ class ModelPromoteApi(AdminApi):
 class ModelRollbackApi(AdminApi):
     """``POST /admin/models/<name>/rollback/``: stop the candidate, or restore the previous live."""
 
+    @extend_schema(
+        operation_id="admin_rollback",
+        request=None,
+        responses={200: schema.MODEL_LIST_RESPONSE, **schema.ADMIN_ERRORS},
+    )
     def post(self, request, name):
         registry.deployment_rollback(name=name, actor="admin-api")
         return self.respond(name)

@@ -55,3 +55,17 @@ class AdminDisabledError(PrediccionesError):
 class AdminAuthError(PrediccionesError):
     status_code = status.HTTP_401_UNAUTHORIZED
     default_message = "Missing or wrong admin token: send 'Authorization: Bearer <token>'."
+
+
+class DriftCheckError(PrediccionesError):
+    """A drift check cannot run: no live version, bad window, malformed log rows."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_message = "The drift check cannot run now."
+
+
+class TrainingStatsUnavailableError(DriftCheckError):
+    """A version's training statistics are missing from the store or malformed."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = "The training statistics of this model version are unavailable."

@@ -152,3 +152,91 @@ class Prediction(models.Model):
     @property
     def feature_array(self) -> np.ndarray:
         return np.frombuffer(bytes(self.features), dtype=np.uint8)
+
+
+class PredictionFailure(models.Model):
+    """A request that reached a model version and failed there (for canary error rates)."""
+
+    query_id = models.UUIDField(primary_key=True)
+    created_at = models.DateTimeField(db_index=True)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="failures"
+    )
+    error = models.CharField(max_length=200)
+
+    def __str__(self):
+        return f"failure {self.query_id} on {self.model_version_id}: {self.error}"
+
+
+class RetrainRun(models.Model):
+    """One attempt to retrain a model: what triggered it, what it found, what it did."""
+
+    class Status(models.TextChoices):
+        REGISTERED = "registered", "candidate passed the gate and was registered"
+        REFUSED = "refused", "candidate trained but refused by the gate"
+        SKIPPED = "skipped", "not attempted (cooldown, too few labels, dry run)"
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="retrains")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=32, default="manual")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    reasons = models.JSONField(default=list, blank=True)
+    live_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    candidate_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    seed = models.IntegerField(default=0)
+    n_new_labels = models.PositiveIntegerField(default=0)
+    n_feedback_train = models.PositiveIntegerField(default=0)
+    n_feedback_validation = models.PositiveIntegerField(default=0)
+    validation_set = models.CharField(max_length=32, blank=True)
+    gate = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"retrain of {self.model_id} at {self.started_at:%Y-%m-%d %H:%M}: {self.status}"
+
+
+class DriftReport(models.Model):
+    """One ``check_drift`` run: the decision, the counts behind it, and the full document.
+
+    The same document is in the artifact store under ``store_key``; a row exists only once
+    that object was written (no partial reports).
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        DRIFT = "drift"
+        INSUFFICIENT_DATA = "insufficient_data"
+
+    class Severity(models.TextChoices):
+        NONE = "none"
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="drift_reports"
+    )
+    created_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    score = models.FloatField(null=True, blank=True, help_text="Mean normalised W1.")
+    drifted_share = models.FloatField(null=True, blank=True)
+    n_reference = models.PositiveIntegerField()
+    n_current = models.PositiveIntegerField()
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    store_key = models.CharField(max_length=255)
+    document = models.JSONField(help_text="The report as printed by check_drift --json.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["model_version", "created_at"])]
+
+    def __str__(self):
+        return f"drift report {self.pk}: {self.status}/{self.severity} for {self.model_version_id}"

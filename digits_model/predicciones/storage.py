@@ -71,6 +71,13 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is not an error."""
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot delete {key} from {self.describe()}: {exc.strerror}") from exc
+
     def ping(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -135,10 +142,22 @@ class S3Store:
                 return False
             raise StoreError(f"cannot reach {self.describe()}: {exc}") from exc
 
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is not an error (S3 semantics)."""
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except self._errors() as exc:
+            raise StoreError(f"cannot delete {key} from {self.describe()}: {exc}") from exc
+
     def ping(self) -> None:
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except self._errors() as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in {"404", "NoSuchBucket"}:
+                raise StoreError(
+                    f"bucket {self.bucket!r} does not exist (DIGITS_S3_BUCKET); create it first"
+                ) from exc
             raise StoreError(f"cannot reach {self.describe()}: {exc}") from exc
 
 

@@ -1,10 +1,63 @@
 """HTML pages."""
 
+import datetime as dt
+
+from django.conf import settings
+from django.http import Http404
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_safe
+from drf_spectacular.views import SpectacularSwaggerSplitView
+
+from . import selectors
+from .dashboard import dashboard_context
+from .models import RegisteredModel
+from .security import csp_allowing_inline_styles
+
+#: How far back the dashboard counts traffic per version.
+TRAFFIC_PERIOD = dt.timedelta(hours=24)
+#: Reports drawn in the score history.
+HISTORY_REPORTS = 100
 
 
 @require_safe
 def index(request):
     """The upload / draw page; it calls POST /predict/ from the browser."""
     return render(request, "index.html")
+
+
+@require_safe
+def dashboard(request):
+    """Drift and traffic at a glance for one model (``?model=``, default the default model)."""
+    models = list(RegisteredModel.objects.values_list("name", flat=True))
+    name = request.GET.get("model") or settings.DIGITS_DEFAULT_MODEL
+    if models and name not in models:
+        raise Http404(f"Unknown model; registered models: {', '.join(models)}.")
+    context = dashboard_context(
+        name=name,
+        models=models,
+        report=selectors.drift_report_latest(name=name),
+        history=selectors.drift_report_history(name=name, limit=HISTORY_REPORTS),
+        traffic=selectors.prediction_traffic_by_version(
+            name=name, since=timezone.now() - TRAFFIC_PERIOD
+        ),
+        versions=selectors.model_version_list(name=name),
+    )
+    response = render(request, "dashboard.html", context)
+    if settings.DIGITS_CSP:  # the heat maps and bars are coloured by style attributes
+        response["Content-Security-Policy"] = csp_allowing_inline_styles()
+    return response
+
+
+class ApiDocsView(SpectacularSwaggerSplitView):
+    """``GET /api/docs/``: Swagger UI from our own static files (drf-spectacular-sidecar).
+
+    The split view serves its start-up script as a file, so scripts stay ``'self'`` only;
+    its page carries one small inline ``<style>`` block, allowed here and nowhere else.
+    """
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        if settings.DIGITS_CSP:
+            response["Content-Security-Policy"] = csp_allowing_inline_styles()
+        return response

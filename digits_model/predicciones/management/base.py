@@ -25,6 +25,18 @@ class OperatorCommand(BaseCommand):
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             raise CommandError(message.splitlines()[0], returncode=EXIT_COULD_NOT_RUN) from exc
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        """A parser whose usage errors are one stderr line and exit 2, like other failures."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+
+        def error(message):
+            if parser.called_from_command_line:
+                parser.exit(EXIT_COULD_NOT_RUN, f"{parser.prog}: error: {message}\n")
+            raise CommandError(f"Error: {message}", returncode=EXIT_COULD_NOT_RUN)
+
+        parser.error = error
+        return parser
+
     def write_json(self, document) -> None:
         self.stdout.write(json.dumps(document, indent=2, default=str))
 

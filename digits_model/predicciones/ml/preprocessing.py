@@ -2,9 +2,10 @@
 
 scikit-learn's digits are 32x32 binary bitmaps counted in 4x4 blocks: 8x8 integers 0..16,
 the digit filling the box's height, keeping its aspect ratio, centred. This module finds
-the ink in a real picture (polarity, uneven light, specks), crops to it and rebuilds that
+the ink in a real picture (polarity, uneven light, noise, specks, page edges), keeps the
+digit's strokes, removes its slant, redraws its strokes at one width and rebuilds that
 format. It is the one preprocessing path: the API, ``app.py``, the notebook and training
-all call :func:`preprocess`.
+(:mod:`~predicciones.ml.augment`) all call :func:`preprocess`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from .decoding import MAX_PIXELS, WORK_SIZE, decode_image
 from .errors import NoDigitError
@@ -22,10 +24,32 @@ from .errors import NoDigitError
 BITMAP_SIZE = 32
 #: Side of one counting block (BITMAP_SIZE / 8).
 BLOCK = 4
+#: Range of the digit's width in the bitmap (px); its height is always BITMAP_SIZE.
+MIN_WIDTH, MAX_WIDTH = 12, 22
 #: Minimum ink contrast (0..1 scale) below which an image counts as blank.
-MIN_CONTRAST = 0.12
-#: Components smaller than this share of the largest one are specks.
-SPECK_RATIO = 0.05
+MIN_CONTRAST = 0.1
+#: Hysteresis thresholds on the peak-normalised ink: strokes are grown from pixels above
+#: STRONG into connected pixels above WEAK (faint parts of a stroke survive, noise does not).
+STRONG, WEAK = 0.5, 0.25
+#: Threshold that decides the digit's shape once it is resampled to the normalisation frame.
+SHAPE_THRESHOLD = 0.4
+#: Components whose ink is below this share of the largest one are specks.
+SPECK_RATIO = 0.04
+#: A component touching the image border along this share of a side is a page edge or shadow.
+EDGE_CONTACT = 0.35
+#: Pieces farther than this share of the digit's height from the digit are not part of it.
+MAX_GAP = 0.4
+#: Largest slant (horizontal shift per unit of height) that deskewing removes.
+MAX_SLANT = 0.6
+#: Long side, in pixels, of the reduced copy the digit is searched on.
+FIND_SIZE = 128
+#: Height, in pixels, of the digit in the frame where strokes are redrawn (1.5x the bitmap).
+FRAME_HEIGHT = 48
+#: Margin around the digit in that frame, room for redrawn strokes.
+FRAME_PAD = 6
+#: Range of stroke widths (frame pixels: area / skeleton length) that the normalisation
+#: brings strokes into, about the 10th and 90th percentiles of scikit-learn's digits.
+MIN_STROKE, MAX_STROKE = 7.0, 12.5
 
 
 @dataclass(frozen=True)
@@ -38,10 +62,13 @@ class Preprocessed:
         Row-major 8x8 grid, as one row of ``load_digits().data``.
     inverted : bool
         True when the image had light ink on a dark background.
+    bitmap : ndarray of shape (32, 32), float32, values in [0, 1], or None
+        The normalised digit the grid was counted from (for display and debugging).
     """
 
     features: np.ndarray
     inverted: bool = False
+    bitmap: np.ndarray | None = None
 
     @property
     def grid(self) -> list[list[int]]:
@@ -57,9 +84,9 @@ def preprocess(
     Parameters
     ----------
     data : bytes or ndarray of shape (height, width)
-        Encoded image bytes, or greyscale pixels on 0..1 (0 black, 1 white).
+        Encoded image bytes, or greyscale pixels on 0..1 (0 black, 1 white), either polarity.
     max_pixels, work_size : int
-        Passed to :func:`~predicciones.ml.decoding.decode_image`.
+        Passed to :func:`~predicciones.ml.decoding.decode_image` (bytes only).
 
     Returns
     -------
@@ -72,109 +99,415 @@ def preprocess(
     """
     if isinstance(data, np.ndarray):
         gray = np.asarray(data, dtype=np.float32)
+        if gray.ndim != 2:
+            raise ValueError(f"expected a 2-D greyscale array, got shape {gray.shape}")
     else:
         gray = decode_image(data, max_pixels=max_pixels, work_size=work_size)
-    ink, inverted = ink_map(gray)
-    mask = digit_mask(ink)
-    return Preprocessed(features=bitmap_to_features(fit_to_bitmap(mask)), inverted=inverted)
+    ink, mask, inverted = find_digit(gray)
+    bitmap = normalize_digit(ink, mask)
+    return Preprocessed(features=bitmap_to_features(bitmap), inverted=inverted, bitmap=bitmap)
 
 
-def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Return ink strength on 0..1 (background ~0) and whether the polarity was light-on-dark.
-
-    The background is the majority of pixels, so the polarity is whichever side of the
-    median holds the longer tail. A large-scale background estimate is subtracted so that
-    a lighting gradient or a shadow does not become ink.
-    """
-    if gray.ndim != 2 or min(gray.shape) < 1:
-        raise NoDigitError()
-    lo, med, hi = np.percentile(gray, (1, 50, 99))
-    if hi - lo < MIN_CONTRAST:
-        raise NoDigitError()
-    inverted = (hi - med) > (med - lo)
-    x = gray if inverted else 1.0 - gray
-    background = _background(x)
-    ink = np.clip(x - background, 0.0, None)
-    peak = float(np.percentile(ink, 99.5))
-    if peak < MIN_CONTRAST:
-        raise NoDigitError()
-    return np.clip(ink / peak, 0.0, 1.0), bool(inverted)
+# --- 1. Where is the ink? ---------------------------------------------------------------------
 
 
-def _background(x: np.ndarray) -> np.ndarray:
-    """Estimate the slowly varying background level by a grey opening with a large window."""
-    size = max(3, min(x.shape) // 3)
-    small = x
-    factor = 1
-    if min(x.shape) > 64:
-        factor = min(x.shape) // 64
-        small = x[::factor, ::factor]
-        size = max(3, size // factor)
-    opened = ndimage.grey_opening(small, size=(size, size), mode="nearest")
-    opened = ndimage.uniform_filter(opened, size=size, mode="nearest")
-    if factor > 1:
-        opened = np.asarray(
-            Image.fromarray(opened.astype(np.float32), mode="F").resize(
-                (x.shape[1], x.shape[0]), Image.Resampling.BILINEAR
-            )
-        )
-    return opened
+def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Locate the digit on a reduced copy, then read its ink at the resolution it needs.
 
+    Finding the digit (polarity, background, strokes, specks) works on a copy whose long
+    side is about :data:`FIND_SIZE` px, which keeps large photos fast; the digit's own
+    region is then re-read from the image at the coarsest level where the digit still spans
+    :data:`FRAME_HEIGHT` px, so small digits and thin strokes keep their detail.
 
-def digit_mask(ink: np.ndarray) -> np.ndarray:
-    """Binary mask of the digit: Otsu threshold, then the main strokes without specks."""
-    threshold = otsu_threshold(ink)
-    mask = ink > threshold
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    if n == 0:
-        raise NoDigitError()
-    areas = np.bincount(labels.ravel())[1:]
-    keep = np.flatnonzero(areas >= SPECK_RATIO * areas.max()) + 1
-    mask = np.isin(labels, keep)
-    if not mask.any():
-        raise NoDigitError()
-    return mask
-
-
-def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
-    """Otsu's threshold on values in 0..1."""
-    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
-    hist = hist.astype(np.float64)
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * centers)
-    mean0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
-    mean1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
-    between = w0 * w1 * (mean0 - mean1) ** 2
-    return float(edges[int(np.argmax(between)) + 1])
-
-
-def fit_to_bitmap(mask: np.ndarray) -> np.ndarray:
-    """Crop a mask to its ink, scale it to fill the 32 px height keeping aspect, centre it.
+    Parameters
+    ----------
+    gray : ndarray of shape (height, width), float, values in [0, 1]
 
     Returns
     -------
-    bitmap : ndarray of shape (32, 32), float, values in [0, 1]
+    ink : ndarray of shape (h, w), float32, values in [0, 1]
+        Ink strength over the digit's region (a crop of the image).
+    mask : ndarray of shape (h, w), bool
+        The digit's pixels in that region.
+    inverted : bool
+        True when the ink was lighter than the paper.
+
+    Raises
+    ------
+    NoDigitError
+        The image is blank or holds no stroke.
+    """
+    factor = max(1, -(-max(gray.shape) // FIND_SIZE))
+    ink, inverted, background, peak = _ink(_block_mean(gray, factor))
+    mask = digit_mask(ink)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    # Read the digit at the coarsest level where it still spans the frame's height.
+    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    step = max(1, min(factor, int(extent * factor // FRAME_HEIGHT)))
+    if step == factor:
+        return ink, mask, inverted
+    # The digit's box on the coarse grid, one coarse pixel wider, read at that level.
+    r0, r1 = max(0, rows[0] - 1), min(mask.shape[0], rows[-1] + 2)
+    c0, c1 = max(0, cols[0] - 1), min(mask.shape[1], cols[-1] + 2)
+    fine = _block_mean(gray[r0 * factor : r1 * factor, c0 * factor : c1 * factor], step)
+    size = (fine.shape[1], fine.shape[0])
+    region = ndimage.binary_dilation(mask[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
+    region = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.NEAREST))
+    bg = Image.fromarray(np.ascontiguousarray(background[r0:r1, c0:c1], np.float32), "F")
+    bg = np.asarray(bg.resize(size, Image.Resampling.BILINEAR))
+    x = fine if inverted else 1.0 - fine
+    # Stroke cores are at least as dark at full resolution as on the reduced copy.
+    ink, _ = _normalise(x - bg, within=region, floor=peak / 2)
+    return ink, (ink > WEAK) & region, inverted
+
+
+def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Ink strength on 0..1 (paper ~0, stroke cores ~1) and whether the ink was light-on-dark.
+
+    The paper is the majority of pixels, so the polarity is whichever side of the median
+    holds the farther tail. A large-scale background estimate is subtracted so that a
+    lighting gradient or a soft shadow does not become ink, and the result is divided by
+    the level of the stroke cores, so a faint pencil and a black marker look alike.
+
+    Parameters
+    ----------
+    gray : ndarray of shape (height, width), float, values in [0, 1]
+
+    Returns
+    -------
+    ink : ndarray of shape (height, width), float32, values in [0, 1]
+    inverted : bool
+
+    Raises
+    ------
+    NoDigitError
+        The image is (nearly) uniform.
+    """
+    ink, inverted, _, _ = _ink(gray)
+    return ink, inverted
+
+
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, float]:
+    """:func:`ink_map`, plus the background it subtracted and the stroke level it divided by."""
+    inverted = _polarity(gray)
+    x = gray if inverted else 1.0 - gray
+    background = _background(x)
+    ink, peak = _normalise(x - background)
+    return ink, inverted, background, peak
+
+
+def _polarity(gray: np.ndarray) -> bool:
+    """True for light ink on dark paper; raises NoDigitError for a (nearly) uniform image."""
+    if gray.ndim != 2 or min(gray.shape) < 2:
+        raise NoDigitError()
+    lo, med, hi = _quantiles(gray, (1e-4, 0.5, 1 - 1e-4))
+    if hi - lo < MIN_CONTRAST:
+        raise NoDigitError()
+    return (hi - med) > (med - lo)
+
+
+def _normalise(
+    ink: np.ndarray, within: np.ndarray | None = None, floor: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Divide background-free ink by the level of its stroke cores; clip to 0..1.
+
+    Stroke pixels are those above ``floor`` (by default well above the paper's noise level,
+    measured by the median absolute deviation: most pixels are paper) and above 30 % of the
+    darkest ink; their 90th percentile is the peak. Returns the normalised ink and the peak.
+    """
+    if floor is None:
+        _, a_med = _quantiles(np.abs(ink), (0.0, 0.5))
+        floor = max(6.0 * 1.4826 * a_med, 0.5 * MIN_CONTRAST)
+    values = ink[within] if within is not None else ink
+    # Residues of shadows and gradients can outnumber thin strokes: candidates must also
+    # reach a good share of the darkest ink (the 99.9th percentile ignores lone hot pixels).
+    floor = max(floor, 0.3 * _quantiles(np.minimum(values, 1.0), (0.999,))[0])
+    strokes = values[values > floor]
+    if strokes.size < 3:
+        raise NoDigitError()
+    peak = _quantiles(np.minimum(strokes, 1.0), (0.9,))[0]
+    if peak < MIN_CONTRAST:
+        raise NoDigitError()
+    ink = ink * np.float32(1.0 / peak)
+    np.clip(ink, 0.0, 1.0, out=ink)
+    return ink.astype(np.float32, copy=False), peak
+
+
+def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over factor x factor blocks (the remainder rows and columns are dropped)."""
+    if factor == 1:
+        return x
+    h, w = x.shape[0] // factor, x.shape[1] // factor
+    img = Image.fromarray(np.ascontiguousarray(x[: h * factor, : w * factor], np.float32), "F")
+    return np.asarray(img.reduce(factor))
+
+
+def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Approximate quantiles of values in [0, 1] from a 1024-bin histogram (fast, no sort)."""
+    idx = np.clip((x.ravel() * 1023.0 + 0.5).astype(np.intp), 0, 1023)
+    cdf = np.cumsum(np.bincount(idx, minlength=1024))
+    return [float(np.searchsorted(cdf, q * (cdf[-1] - 1) + 1) / 1023.0) for q in qs]
+
+
+def _background(x: np.ndarray) -> np.ndarray:
+    """The slowly varying paper level, by a grey opening on a reduced copy.
+
+    An opening (min then max filter) whose window is wider than any stroke removes the
+    strokes and keeps the paper, including gradients and shadows larger than the window.
+    """
+    height, width = x.shape
+    small = _block_mean(x, max(1, min(height, width) // 24))
+    size = max(3, min(small.shape) // 3)
+    opened = ndimage.grey_opening(small, size=(size, size), mode="nearest")
+    opened = ndimage.uniform_filter(opened, size=size, mode="nearest")
+    if opened.shape != x.shape:
+        img = Image.fromarray(opened.astype(np.float32), mode="F")
+        opened = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR))
+    return opened
+
+
+# --- 2. Which ink is the digit? ---------------------------------------------------------------
+
+
+def digit_mask(ink: np.ndarray) -> np.ndarray:
+    """Pixels of the digit: strokes found by hysteresis, without specks and page edges.
+
+    Disconnected parts of one digit (the bar of a 5, the two strokes of a 4) are kept when
+    they are near the main stroke; specks, far marks and dark page borders are dropped.
+
+    Parameters
+    ----------
+    ink : ndarray of shape (height, width), float, values in [0, 1]
+
+    Returns
+    -------
+    mask : ndarray of shape (height, width), bool
+
+    Raises
+    ------
+    NoDigitError
+        No stroke is left.
+    """
+    weak = ink > WEAK
+    labels, n = ndimage.label(weak, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        raise NoDigitError()
+    flat = labels.ravel()
+    ink_mass = np.bincount(flat, weights=ink.ravel(), minlength=n + 1)[1:]
+    strong = np.bincount(flat, weights=(ink.ravel() > STRONG), minlength=n + 1)[1:]
+    boxes = ndimage.find_objects(labels)
+    ink_mass[strong == 0] = 0.0  # faint on its own: not a stroke
+    if not ink_mass.any():
+        raise NoDigitError()
+    # Specks are dropped relative to the largest piece; tiny ones first, cheaply.
+    big = np.flatnonzero(ink_mass >= 0.25 * SPECK_RATIO * ink_mass.max())
+    candidates = [(float(ink_mass[i]), i + 1, boxes[i]) for i in big]
+    # Page edges and shadows: ink lying along a good part of the image border.
+    contact = _border_contact(labels, n)
+    interior = [c for c in candidates if contact[c[1]] < EDGE_CONTACT]
+    if interior and max(c[0] for c in interior) >= SPECK_RATIO * max(c[0] for c in candidates):
+        candidates = interior
+    candidates.sort(key=lambda c: -c[0])
+    biggest = candidates[0][0]
+    candidates = [c for c in candidates if c[0] >= SPECK_RATIO * biggest]
+    # Grow the digit from its largest piece: add pieces close to what is kept already.
+    _, label, box = candidates[0]
+    keep = [label]
+    top, bottom, left, right = box[0].start, box[0].stop, box[1].start, box[1].stop
+    rest = candidates[1:]
+    changed = True
+    while changed and rest:
+        changed = False
+        for c in list(rest):
+            b = c[2]
+            reach = MAX_GAP * max(bottom - top, (right - left) * 0.75)
+            gap_y = max(0, b[0].start - bottom, top - b[0].stop)
+            gap_x = max(0, b[1].start - right, left - b[1].stop)
+            if max(gap_y, gap_x) <= reach:
+                keep.append(c[1])
+                top, bottom = min(top, b[0].start), max(bottom, b[0].stop)
+                left, right = min(left, b[1].start), max(right, b[1].stop)
+                rest.remove(c)
+                changed = True
+    lut = np.zeros(n + 1, dtype=bool)
+    lut[keep] = True
+    return lut[labels]
+
+
+def _border_contact(labels: np.ndarray, n: int) -> np.ndarray:
+    """For each label, the largest share of one image side that it covers (0 for none)."""
+    contact = np.zeros(n + 1)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        share = np.bincount(edge, minlength=n + 1) / len(edge)
+        np.maximum(contact, share, out=contact)
+    contact[0] = 0.0
+    return contact
+
+
+# --- 3. Normalise: slant, size, position, stroke width ----------------------------------------
+
+
+def normalize_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Deskew, scale and centre the digit, redraw its strokes at one width, fit it to 32x32.
+
+    The slant is measured by image moments (``mu11 / mu02``) and sheared away; the digit is
+    resampled so that its larger side spans :data:`FRAME_HEIGHT` pixels; its stroke width
+    is brought into the range of the training digits (:func:`normalize_stroke_width`), so
+    a thin ball-point and a thick marker look alike; finally it fills the 32 px box
+    (height, or width if wider), keeping its aspect ratio, centred.
+
+    Parameters
+    ----------
+    ink : ndarray of shape (height, width), float, values in [0, 1]
+    mask : ndarray of shape (height, width), bool
+        The digit's pixels (from :func:`digit_mask`).
+
+    Returns
+    -------
+    bitmap : ndarray of shape (32, 32), float32, values in [0, 1]
         Share of each bitmap pixel covered by ink.
+    """
+    frame = _deskewed_frame(ink, mask)
+    shape = frame > SHAPE_THRESHOLD
+    if not shape.any():
+        shape = frame >= frame.max() * 0.5
+    return fit_to_bitmap(normalize_stroke_width(shape))
+
+
+def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Resample the digit's ink, slant removed, so its larger side spans FRAME_HEIGHT px."""
+    ys, xs = np.nonzero(mask)
+    w = ink[ys, xs].astype(np.float64)
+    total = w.sum()
+    cy, cx = (w @ ys) / total, (w @ xs) / total
+    dy, dx = ys - cy, xs - cx
+    mu02 = (w @ (dy * dy)) / total
+    mu11 = (w @ (dx * dy)) / total
+    slant = float(np.clip(mu11 / mu02, -MAX_SLANT, MAX_SLANT)) if mu02 > 1e-6 else 0.0
+    # Bounding box after the shear x' = x - slant * (y - cy), in pixel-edge coordinates.
+    xd = xs - slant * dy
+    y0, y1 = ys.min() - 0.5, ys.max() + 0.5
+    x0, x1 = xd.min() - 0.5, xd.max() + 0.5
+    scale = FRAME_HEIGHT / max(y1 - y0, x1 - x0)  # frame pixels per source pixel
+    src = np.where(mask, ink, 0.0).astype(np.float32)
+    # Reduce large digits first (box filter) so that bilinear sampling skips no thin stroke.
+    factor = max(1, round(1.0 / scale)) if scale < 0.75 else 1
+    y_off = x_off = 0.0
+    if factor > 1:
+        top, left = max(0, int(y0 - 2 * factor)), max(0, int(min(xs.min(), x0) - 2 * factor))
+        bottom = min(src.shape[0], int(y1 + 2 * factor) + 1)
+        right = min(src.shape[1], int(max(xs.max(), x1) + 2 * factor) + 1)
+        crop = src[top:bottom, left:right]
+        h, w_ = -(-crop.shape[0] // factor), -(-crop.shape[1] // factor)
+        padded = np.zeros((h * factor, w_ * factor), dtype=np.float32)
+        padded[: crop.shape[0], : crop.shape[1]] = crop
+        src = padded.reshape(h, factor, w_, factor).mean(axis=(1, 3))
+        # Reduced pixel j covers source pixels [top + j*f, top + (j+1)*f).
+        y_off, x_off = top + (factor - 1) / 2, left + (factor - 1) / 2
+    size = FRAME_HEIGHT + 2 * FRAME_PAD
+    centre = (size - 1) / 2
+    yc, xc = (y0 + y1) / 2, (x0 + x1) / 2  # centre of the deskewed box, source coordinates
+    # Output (v, u) -> source: y = yc + (v - centre) / scale; x = xc + (u - centre) / scale
+    # + slant * (y - cy). Then into the reduced grid: (y - y_off) / factor.
+    inv = 1.0 / scale
+    matrix = np.array([[inv, 0.0], [slant * inv, inv]]) / factor
+    top_y = yc - centre * inv  # source row of output row 0
+    offset = np.array([top_y - y_off, xc - centre * inv + slant * (top_y - cy) - x_off]) / factor
+    return ndimage.affine_transform(
+        src, matrix, offset=offset, output_shape=(size, size), order=1, cval=0.0
+    )
+
+
+def normalize_stroke_width(shape: np.ndarray) -> np.ndarray:
+    """Bring the stroke width into [:data:`MIN_STROKE`, :data:`MAX_STROKE`] frame pixels.
+
+    The width is the shape's area divided by the length of its skeleton. Thin strokes (a
+    ball-point) are dilated to the minimum width; very thick ones (a fat marker) are
+    redrawn at the maximum width around their skeleton; widths in between are left alone
+    (the classifier is trained on that range, see :mod:`~predicciones.ml.augment`).
+
+    Parameters
+    ----------
+    shape : ndarray of shape (h, w), bool
+
+    Returns
+    -------
+    shape : ndarray of shape (h, w), bool
+    """
+    skeleton = skeletonize(shape)
+    length = int(skeleton.sum())
+    if length == 0:
+        return shape
+    width = float(shape.sum()) / length
+    if width < MIN_STROKE:
+        return ndimage.distance_transform_edt(~shape) <= (MIN_STROKE - width) / 2
+    if width > MAX_STROKE:
+        return ndimage.distance_transform_edt(~skeleton) <= MAX_STROKE / 2
+    return shape
+
+
+def redraw_strokes(shape: np.ndarray, width: float) -> np.ndarray:
+    """The shape's strokes redrawn ``width`` pixels wide around its skeleton (a pen tracing it).
+
+    Parameters
+    ----------
+    shape : ndarray of shape (h, w), bool
+    width : float
+
+    Returns
+    -------
+    strokes : ndarray of shape (h, w), bool
+    """
+    skeleton = skeletonize(shape)
+    if not skeleton.any():
+        return shape
+    return ndimage.distance_transform_edt(~skeleton) <= width / 2
+
+
+def fit_to_bitmap(mask: np.ndarray) -> np.ndarray:
+    """Crop a mask to its ink and fit it to the 32 px box as scikit-learn's digits are.
+
+    The digit fills the box's height. Its width keeps the aspect ratio within
+    [:data:`MIN_WIDTH`, :data:`MAX_WIDTH`] px and is stretched or squeezed into that range
+    outside it: in ``load_digits`` nearly every digit, a 1 included, is 14 to 23 px wide
+    (columns 0 and 7 of the 8x8 grid are almost always empty), so a wide digit (or a
+    writer's square box) is squeezed and a bare vertical stroke is widened like theirs.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (h, w), bool or float in [0, 1]
+
+    Returns
+    -------
+    bitmap : ndarray of shape (32, 32), float32, values in [0, 1]
+        Share of each bitmap pixel covered by ink, the digit centred.
     """
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        raise NoDigitError()
     crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
-    scale = BITMAP_SIZE / max(height, width)
-    new_h = max(1, min(BITMAP_SIZE, round(height * scale)))
-    new_w = max(1, min(BITMAP_SIZE, round(width * scale)))
-    img = Image.fromarray((crop * 255).astype(np.uint8), mode="L")
-    scaled = np.asarray(img.resize((new_w, new_h), Image.Resampling.BOX), dtype=np.float32) / 255
+    new_w = int(np.clip(round(width * BITMAP_SIZE / height), MIN_WIDTH, MAX_WIDTH))
+    img = Image.fromarray(np.asarray(crop, dtype=np.float32), mode="F")
+    scaled = np.asarray(img.resize((new_w, BITMAP_SIZE), Image.Resampling.BOX))
     bitmap = np.zeros((BITMAP_SIZE, BITMAP_SIZE), dtype=np.float32)
-    top = (BITMAP_SIZE - new_h) // 2
     left = (BITMAP_SIZE - new_w) // 2
-    bitmap[top : top + new_h, left : left + new_w] = scaled
+    bitmap[:, left : left + new_w] = np.clip(scaled, 0.0, 1.0)
     return bitmap
 
 
 def bitmap_to_features(bitmap: np.ndarray) -> np.ndarray:
-    """Count ink in 4x4 blocks of a 32x32 bitmap: the 64 integer features 0..16."""
+    """Count ink in 4x4 blocks of a 32x32 bitmap: the 64 integer features 0..16.
+
+    Parameters
+    ----------
+    bitmap : ndarray of shape (32, 32), values in [0, 1]
+
+    Returns
+    -------
+    features : ndarray of shape (64,), uint8, values 0..16
+    """
     blocks = bitmap.reshape(8, BLOCK, 8, BLOCK).sum(axis=(1, 3))
     return np.clip(np.rint(blocks), 0, 16).astype(np.uint8).ravel()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from ..exceptions import PredictionLogError, UnknownQueryError
 from ..ml.classifier import predict, sha256_bytes
 from ..ml.preprocessing import preprocess
-from ..models import Prediction
+from ..models import Prediction, PredictionFailure
 from ..serving import LoadedVersion, get_router
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,12 @@ def prediction_create(
     version = get_router().resolve(model_ref, query_id)
     started = time.perf_counter()
     pre = preprocess(image, max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS)
-    labels, confidences = predict(version.clf, pre.features)
+    try:
+        labels, confidences = predict(version.clf, pre.features)
+    except Exception as exc:
+        # A failure inside a model version counts against it (canary error rate).
+        _record_failure(query_id, version, exc)
+        raise
     seconds = time.perf_counter() - started
     result = PredictionResult(
         query_id=query_id,
@@ -125,3 +130,16 @@ def feedback_record(*, query_id: uuid.UUID, label: int) -> Prediction:
         if not updated:
             raise UnknownQueryError()
     return Prediction.objects.select_related("model_version__model").get(query_id=query_id)
+
+
+def _record_failure(query_id: uuid.UUID, version: LoadedVersion, exc: Exception) -> None:
+    logger.exception("model %s:%s failed on %s", version.model_name, version.version, query_id)
+    try:
+        PredictionFailure.objects.create(
+            query_id=query_id,
+            created_at=timezone.now(),
+            model_version_id=version.pk,
+            error=type(exc).__name__[:200],
+        )
+    except DatabaseError:
+        logger.exception("could not record the failure of %s", query_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -88,29 +89,49 @@ def model_version_register(
     raise AssertionError("unreachable")
 
 
-def shipped_model_bootstrap() -> ModelVersion | None:
-    """Register the shipped ``model/clf.pickle`` as version 1 of the default model, once.
+@dataclass(frozen=True)
+class ShippedModel:
+    """The files shipped in ``model/``: the pickle, its manifest and training statistics."""
 
-    Returns the new version, or None when the default model already has versions. The
-    artifact's sha256 is checked against its manifest before anything is recorded.
-    """
-    name = settings.DIGITS_DEFAULT_MODEL
-    if ModelVersion.objects.of_model(name).exists():
-        return None
+    artifact: bytes
+    sha256: str
+    manifest: dict
+    statistics: dict
+
+
+def shipped_model_read() -> ShippedModel:
+    """Read the shipped model files, refusing a pickle that does not match its manifest."""
     path = settings.DIGITS_SHIPPED_MODEL_PATH
     artifact = path.read_bytes()
     manifest = json.loads(path.with_suffix(".manifest.json").read_text())
-    if sha256_bytes(artifact) != manifest["sha256"]:
+    digest = sha256_bytes(artifact)
+    if digest != manifest["sha256"]:
         raise RegistryError(f"{path} does not match the sha256 in its manifest; not registering")
     statistics = json.loads(path.with_suffix(".stats.json").read_text())
+    return ShippedModel(artifact=artifact, sha256=digest, manifest=manifest, statistics=statistics)
+
+
+def shipped_model_bootstrap() -> ModelVersion | None:
+    """Register the shipped ``model/clf.pickle`` as version 1 of the default model, once.
+
+    Returns the new version, or None when the default model already has versions (then the
+    shipped version's objects are put back into the store if it lacks them, see
+    :func:`shipped_model_store_sync`). The artifact's sha256 is checked against its manifest
+    before anything is recorded.
+    """
+    name = settings.DIGITS_DEFAULT_MODEL
+    if ModelVersion.objects.of_model(name).exists():
+        shipped_model_store_sync()
+        return None
+    shipped = shipped_model_read()
     try:
         version = model_version_register(
             name=name,
-            artifact=artifact,
-            statistics=statistics,
-            metrics=manifest.get("metrics", {}),
-            sklearn_version=manifest.get("sklearn_version", ""),
-            training_data=manifest.get("training_data", {}),
+            artifact=shipped.artifact,
+            statistics=shipped.statistics,
+            metrics=shipped.manifest.get("metrics", {}),
+            sklearn_version=shipped.manifest.get("sklearn_version", ""),
+            training_data=shipped.manifest.get("training_data", {}),
             created_by="bootstrap",
             make_live_if_first=True,
         )
@@ -118,6 +139,30 @@ def shipped_model_bootstrap() -> ModelVersion | None:
         return None  # another worker bootstrapped it first
     logger.info("registered the shipped model as %s (live)", version)
     return version
+
+
+def shipped_model_store_sync() -> list[str]:
+    """Upload the shipped artifact and statistics for registered versions the store lacks.
+
+    This covers a registry bootstrapped on the local folder and pointed at S3 later: every
+    version of the default model whose sha256 is the shipped pickle's gets its objects back
+    from ``model/``. Versions trained here cannot be restored this way (their files exist
+    only in the old store). Returns the keys written.
+    """
+    name = settings.DIGITS_DEFAULT_MODEL
+    shipped = shipped_model_read()
+    store = storage.get_store()
+    written = []
+    for version in ModelVersion.objects.of_model(name).filter(sha256=shipped.sha256):
+        if not store.exists(version.artifact_key):
+            store.put_bytes(version.artifact_key, shipped.artifact)
+            written.append(version.artifact_key)
+        if version.stats_key and not store.exists(version.stats_key):
+            storage.put_json(store, version.stats_key, shipped.statistics)
+            written.append(version.stats_key)
+    if written:
+        logger.info("restored the shipped model's objects in %s: %s", store.describe(), written)
+    return written
 
 
 def deployment_set_candidate(

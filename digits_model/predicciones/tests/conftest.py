@@ -114,3 +114,36 @@ def postgres_url():
     yield f"{base}/{name}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- S3 (a real S3-protocol server on loopback) ----------------------------------------------
+@pytest.fixture(scope="session")
+def moto_server():
+    """One ``moto_server`` process for the session; tests isolate themselves by bucket."""
+    from .s3 import MotoServer, moto_server_path
+
+    require(moto_server_path() is not None, "moto_server is not installed (moto[server])")
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(moto_server, settings, monkeypatch):
+    """Point this process's artifact store at a fresh bucket on the moto server.
+
+    Yields a namespace with ``bucket``, ``server`` and ``env`` (for subprocesses).
+    """
+    from types import SimpleNamespace
+
+    from predicciones import storage
+
+    bucket = moto_server.create_bucket()
+    env = moto_server.env(bucket)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.DIGITS_S3_BUCKET = bucket
+    settings.DIGITS_S3_PREFIX = env["DIGITS_S3_PREFIX"]
+    storage._store_for.cache_clear()
+    yield SimpleNamespace(bucket=bucket, server=moto_server, env=env)
+    storage._store_for.cache_clear()

@@ -20,14 +20,14 @@ class Command(OperatorCommand):
             self.stdout.write("no models registered yet (the server registers clf.pickle on start)")
             return
         self.stdout.write(
-            f"{'model':<16} {'ver':>4} {'stage':<10} {'traffic':>7}  {'accuracy':>8}  "
+            f"{'model':<16} {'ver':>4} {'stage':<10} {'traffic':>7}  {'val acc':>7}  "
             f"{'sha256':<14} created_by"
         )
         for row in rows:
-            accuracy = row["metrics"].get("sklearn_example_split", {}).get("accuracy")
+            accuracy = row["metrics"].get("validation", {}).get("accuracy")
             accuracy = f"{accuracy:.4f}" if isinstance(accuracy, float) else "-"
             self.stdout.write(
                 f"{row['model']:<16} {row['version']:>4} {row['stage']:<10} "
-                f"{row['traffic_percent']:>6}%  {accuracy:>8}  {row['sha256'][:12]:<14} "
+                f"{row['traffic_percent']:>6}%  {accuracy:>7}  {row['sha256'][:12]:<14} "
                 f"{row['created_by']}"
             )

@@ -21,7 +21,13 @@ from rest_framework import status
 from predicciones.ml.errors import ImageError
 from predicciones.ml.preprocessing import preprocess
 from predicciones.tests.conftest import draw_digit_image
-from predicciones.tests.hostile import PICKLE_EXPLOIT_MARKER, Upload, hostile_uploads
+from predicciones.tests.hostile import (
+    KNOWN_ML_BUGS,
+    PICKLE_EXPLOIT_MARKER,
+    Upload,
+    corpus_params,
+    hostile_uploads,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +36,7 @@ CORPUS = hostile_uploads()
 #: Found by fuzzing (issue 8): a 261-byte TIFF whose StripOffsets tag has type RATIONAL.
 #: Pillow raises TypeError ("'IFDRational' object cannot be interpreted as an integer")
 #: while loading it, which ml/decoding.py does not catch: the API answers 500.
+TIFF_BUG = KNOWN_ML_BUGS["cannot be interpreted as an integer"]
 TIFF_RATIONAL_STRIP_OFFSETS = base64.b64decode(
     "SUkqAAgAAAAKAAABBAABAAAAeAAAAAEBBAABAAAAeAAAAAIBAwADAAAAhgAAAAMBAwABAAAAAQAAAAYBAwABAAAA"
     "AgAAABEBBQABAAAAjAAAABUBAwABAAAAAwAAABYBBAABAAAAeAAAABcBBAABAAAAwKgAABwBAwABAAAAAQAAAAAA"
@@ -76,7 +83,7 @@ def names_containing(marker: str) -> list[Path]:
     return found
 
 
-@pytest.mark.parametrize("upload", CORPUS, ids=[u.name for u in CORPUS])
+@pytest.mark.parametrize("upload", corpus_params(CORPUS))
 def test_hostile_file_gets_an_allowed_json_answer(client, upload):
     marker = f"hostile-{uuid.uuid4().hex}"
     response = post_file(client, upload, filename=f"../../{marker}-{upload.filename}")
@@ -93,19 +100,13 @@ def test_pickle_upload_is_never_unpickled(client):
     assert not os.path.exists(PICKLE_EXPLOIT_MARKER)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ml/decoding.py lets Pillow's TypeError escape on a malformed TIFF (issue 8 report)",
-)
+@pytest.mark.xfail(strict=True, reason=TIFF_BUG)
 def test_tiff_with_rational_strip_offsets_is_400(client):
     response = post_file(client, Upload("tiff", TIFF_RATIONAL_STRIP_OFFSETS, "x.tif"))
     assert_allowed_answer(response, {400})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ml/decoding.py lets Pillow's TypeError escape on a malformed TIFF (issue 8 report)",
-)
+@pytest.mark.xfail(strict=True, reason=TIFF_BUG)
 def test_preprocess_raises_only_image_errors_on_the_malformed_tiff():
     with pytest.raises(ImageError):
         preprocess(TIFF_RATIONAL_STRIP_OFFSETS)

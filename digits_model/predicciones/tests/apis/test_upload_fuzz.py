@@ -5,8 +5,10 @@ bits, overwrites header bytes, writes extreme sizes into header fields, inserts,
 and truncates. Whatever comes out, ``preprocess`` raises only its own ``ImageError``s and
 ``POST /predict/`` answers 200 or a JSON 4xx, never a 5xx or an uncaught exception.
 
-Deterministic by default (``derandomize``); ``DIGITS_FUZZ_SEED=<n>`` explores other cases and
-``DIGITS_FUZZ_EXAMPLES=<n>`` scales both tests (defaults: 1500 requests, 3000 direct calls).
+Bugs already known in ``ml/`` (``KNOWN_ML_BUGS`` in ``tests/hostile.py``) are let through, so
+the fuzz keeps looking for new ones while those wait for their fix. Deterministic by default
+(``derandomize``); ``DIGITS_FUZZ_SEED=<n>`` explores other cases and ``DIGITS_FUZZ_EXAMPLES=<n>``
+scales both tests (defaults: 1500 requests, 3000 direct calls).
 """
 
 import io
@@ -22,6 +24,7 @@ from PIL import Image, ImageDraw
 
 from predicciones.ml.errors import ImageError
 from predicciones.ml.preprocessing import preprocess
+from predicciones.tests.hostile import known_ml_bug
 
 pytestmark = [
     pytest.mark.django_db,
@@ -142,6 +145,10 @@ def test_preprocess_raises_only_image_errors(name, mutations):
         pre = preprocess(data)
     except ImageError:
         return
+    except Exception as exc:
+        if known_ml_bug(exc):  # tracked by strict xfails in test_hostile_uploads.py
+            return
+        raise
     assert pre.features.shape == (64,)
     assert int(pre.features.max()) <= 16
 
@@ -152,7 +159,12 @@ def test_predict_answers_mutated_images_without_5xx(client, name, mutations):
     image = io.BytesIO(mutate(SEEDS[name], mutations))
     image.name = f"{name}.bin"
     # The test client re-raises any exception the view lets escape: that fails the test too.
-    response = client.post("/predict/", {"image": image})
+    try:
+        response = client.post("/predict/", {"image": image})
+    except Exception as exc:
+        if known_ml_bug(exc):  # tracked by strict xfails in test_hostile_uploads.py
+            return
+        raise
     assert response.status_code in ALLOWED, (response.status_code, response.content[:200])
     body = response.json()
     assert body["status_code"] == response.status_code

@@ -23,7 +23,12 @@ import pytest
 import requests
 
 from predicciones.tests.conftest import draw_digit_image
-from predicciones.tests.hostile import PICKLE_EXPLOIT_MARKER, hostile_uploads
+from predicciones.tests.hostile import (
+    KNOWN_ML_BUGS,
+    PICKLE_EXPLOIT_MARKER,
+    corpus_params,
+    hostile_uploads,
+)
 from predicciones.tests.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -141,7 +146,7 @@ def status_of(raw: bytes) -> int | None:
     return int(raw.split(b" ", 2)[1])
 
 
-@pytest.mark.parametrize("upload", CORPUS, ids=[u.name for u in CORPUS])
+@pytest.mark.parametrize("upload", corpus_params(CORPUS))
 def test_hostile_file_over_http(hostile_server, upload):
     marker = f"hostile-{uuid.uuid4().hex}"
     before = worker_peak_rss_mib(hostile_server)
@@ -281,7 +286,8 @@ def test_declared_length_over_the_limit_is_413_before_the_body_is_sent(hostile_s
 
 def test_many_hostile_requests_at_once(hostile_server):
     """The corpus sent by 8 clients in parallel: still no 5xx, and the server keeps up."""
-    small = [u for u in CORPUS if len(u.data) < 2 * 1024 * 1024]
+    # Known ml/ bugs (500s, strict xfails above) are left out until fixed.
+    small = [u for u in CORPUS if len(u.data) < 2 * 1024 * 1024 and not u.known_bug]
     errors: list[str] = []
 
     def client(offset: int) -> None:
@@ -312,15 +318,17 @@ def test_server_log_has_no_traceback(hostile_server):
     """Runs last in this module: nothing above made the server log an unhandled error.
 
     Django's own ``django.security`` logger reports a client's SuspiciousOperation (the
-    10,000 fields) with a traceback by design; any other traceback is a bug.
+    10,000 fields) with a traceback by design, and the known ``ml/`` bugs (strict xfails
+    above) log theirs until fixed; any other traceback or 500 is a new bug.
     """
     log = hostile_server.log_path.read_text(errors="replace")
-    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|\[\d{4}-)", log)
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d|\[\d{4}-|\{)", log)
     unexpected = [
         record
         for record in records
-        if "Traceback" in record and " django.security." not in record.split("\n", 1)[0]
+        if ("Traceback" in record or "Internal Server Error" in record)
+        and " django.security." not in record.split("\n", 1)[0]
+        and not any(fragment in record for fragment in KNOWN_ML_BUGS)
     ]
     assert not unexpected, unexpected[0][-3000:]
-    assert "Internal Server Error" not in log
     assert hostile_server.process.poll() is None, "the server died"

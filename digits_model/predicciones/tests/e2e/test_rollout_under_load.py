@@ -20,7 +20,7 @@ FOLLOW_SECONDS = 2.0  # every worker must follow a change within this
 
 def rollout_under_load(server):
     images = [draw_digit_image(d, size=s) for d in "017" for s in (120, 200, 320)]
-    server.manage("train_model", "--register", "--seed", "1")  # version 2, not live
+    server.manage("train_model", "--register", "--quick", "--seed", "1")  # version 2, not live
     load = LoadRun(server.url("/predict/"), images, clients=8).start()
     try:
         time.sleep(1.0)

@@ -15,14 +15,14 @@ pytestmark = pytest.mark.e2e
 TEST_DIR = REPO_DIR / "test"
 
 
-def test_images():
+def labelled_test_images():
     with open(TEST_DIR / "labels.csv", newline="") as fh:
         return [(TEST_DIR / row["file"], int(row["label"])) for row in csv.DictReader(fh)]
 
 
 def test_seed_curl_reads_the_test_images(server):
     """`curl -X POST /predict/ -F image=@test/digit_N.jpg -F model=clf.pickle`, all of them."""
-    images = test_images()
+    images = labelled_test_images()
     assert len(images) >= 50
     right = 0
     for path, label in images:

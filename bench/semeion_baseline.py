@@ -1,0 +1,41 @@
+"""Write the semeion regression baseline the ML tests compare against.
+
+Scores the shipped model on a fixed sample of semeion digits (validation only) rendered in
+every upload style, through the real preprocessing, and writes the result beside the model
+(``digits_model/model/clf.semeion.json``). Run it after retraining the shipped model.
+
+Usage: python bench/semeion_baseline.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "digits_model"))
+
+from predicciones.ml.classifier import load_classifier  # noqa: E402
+from predicciones.ml.datasets import load_semeion  # noqa: E402
+from predicciones.ml.validation import upload_accuracy  # noqa: E402
+
+MODEL = REPO / "digits_model" / "model" / "clf.pickle"
+OUT = MODEL.with_suffix(".semeion.json")
+#: Every SAMPLE_STEP-th semeion digit, and the renderings' seed: the test uses the same.
+SAMPLE_STEP, SEED = 8, 31
+
+
+def main() -> int:
+    manifest = json.loads(MODEL.with_suffix(".manifest.json").read_text())
+    clf = load_classifier(MODEL.read_bytes(), sha256=manifest["sha256"])
+    images, labels = load_semeion()
+    result = upload_accuracy(clf, images[::SAMPLE_STEP], labels[::SAMPLE_STEP], seed=SEED)
+    record = {"sha256": manifest["sha256"], "sample_step": SAMPLE_STEP, "seed": SEED, **result}
+    OUT.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Log line formats: ``key=value`` text for people, one JSON object a line for log shippers.
+
+Django-free on purpose: gunicorn's own logging uses these formatters too (gunicorn.conf.py),
+before any Django setting exists. Structured fields travel in the record's ``fields`` extra.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+#: Attributes every LogRecord has; anything else a caller passed as ``extra`` is a field.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def record_fields(record: logging.LogRecord) -> dict:
+    """The structured fields of a record: its ``fields`` dict, plus any other ``extra`` keys."""
+    fields = dict(getattr(record, "fields", None) or {})
+    for key, value in vars(record).items():
+        if key not in _RECORD_ATTRS and key != "fields" and not key.startswith("_"):
+            fields.setdefault(key, value)
+    return fields
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = dt.datetime.fromtimestamp(record.created, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text == "" or any(c in text for c in ' "=\n\r\t'):
+        return json.dumps(text)  # quoted and escaped: one record stays one line
+    return text
+
+
+class PlainFormatter(logging.Formatter):
+    """``2025-01-01T12:00:00.000Z INFO logger message key=value ...`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage().replace("\n", "\\n")
+        parts = [_timestamp(record), record.levelname, record.name, message]
+        parts += [f"{key}={_text(value)}" for key, value in record_fields(record).items()]
+        line = " ".join(part for part in parts if part)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time``, ``level``, ``logger``, ``message`` and the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for key, value in record_fields(record).items():
+            document.setdefault(key, value)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str, ensure_ascii=False)

@@ -1,0 +1,72 @@
+"""Retrain a model on the base digits plus labelled feedback, behind the validation gate.
+
+Safe to run from cron: it trains only with enough new labels and outside the cooldown,
+registers the candidate only if it beats the live version on the fixed validation set, and
+never changes what is live (run_pipeline or an operator rolls it out). Every attempt that
+trains is recorded, refusals with their reasons.
+"""
+
+from django.conf import settings
+
+from predicciones.management.base import OperatorCommand
+from predicciones.services.retraining import RetrainOptions, model_retrain
+
+
+def retrain_summary(run) -> dict:
+    return {
+        "model": run.model.name,
+        "status": run.status,
+        "reasons": run.reasons,
+        "trigger": run.trigger,
+        "live_version": run.live_version.version if run.live_version else None,
+        "candidate_version": run.candidate_version.version if run.candidate_version else None,
+        "n_new_labels": run.n_new_labels,
+        "n_feedback_train": run.n_feedback_train,
+        "n_feedback_validation": run.n_feedback_validation,
+        "validation_set": run.validation_set,
+        "gate": run.gate,
+        "started_at": run.started_at.isoformat(),
+    }
+
+
+class Command(OperatorCommand):
+    help = "Train a candidate from base data + feedback; register it only if it passes the gate."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", default=None, help="Model name (default: the default).")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--min-samples", type=int, help="New labels required.")
+        parser.add_argument("--cooldown-hours", type=float, help="Hours since the last retrain.")
+        parser.add_argument("--min-improvement", type=float, help="Accuracy gain required.")
+        parser.add_argument("--max-class-drop", type=float, help="Largest recall loss allowed.")
+        parser.add_argument("--dry-run", action="store_true", help="Check the guards only.")
+        parser.add_argument("--quick", action="store_true", help="Fewer augmentations (tests).")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **opts):
+        run = model_retrain(
+            model_name=opts["model"] or settings.DIGITS_DEFAULT_MODEL,
+            options=RetrainOptions(
+                seed=opts["seed"],
+                min_samples=opts["min_samples"],
+                cooldown_hours=opts["cooldown_hours"],
+                min_improvement=opts["min_improvement"],
+                max_class_drop=opts["max_class_drop"],
+                dry_run=opts["dry_run"],
+                quick=opts["quick"],
+            ),
+        )
+        summary = retrain_summary(run)
+        if opts["json"]:
+            self.write_json(summary)
+            return
+        style = self.style.SUCCESS if run.status == "registered" else self.style.WARNING
+        self.stdout.write(style(f"retrain {run.status}"))
+        for reason in run.reasons:
+            self.stdout.write(f"  - {reason}")
+        if run.gate:
+            live, cand = run.gate["live"], run.gate["candidate"]
+            self.stdout.write(
+                f"  validation set {run.validation_set}: live {live['accuracy']:.4f}, "
+                f"candidate {cand['accuracy']:.4f} on {cand['n']} rows"
+            )

@@ -1,0 +1,259 @@
+"""Training images from scikit-learn's 8x8 digits, sent through the same preprocessing.
+
+Train/serve parity: the model never sees a raw ``load_digits`` row. Each row is turned back
+into an approximate 32x32 bitmap (:func:`reconstruct_bitmap`), drawn as a smooth shape,
+optionally distorted (rotation, shear, scale, stroke width, elastic warp), rendered as a
+greyscale picture and passed through :func:`~predicciones.ml.preprocessing.preprocess`,
+exactly like an upload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import NoDigitError
+from .preprocessing import preprocess
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """Ranges of the random distortions (uniform in +-value unless said otherwise).
+
+    Attributes
+    ----------
+    rotation : float
+        Degrees.
+    shear : float
+        Horizontal shift per unit of height.
+    scale : float
+        Relative change of width and height, drawn independently (aspect ratio changes).
+    width : float
+        Stroke width change, as a share of the digit's height (negative thins).
+    elastic : float
+        Elastic displacement amplitude, as a share of the digit's height.
+    min_height, max_height : int
+        Range of the digit's height in pixels in the rendered picture (resolution effects).
+    """
+
+    rotation: float = 12.0
+    shear: float = 0.3
+    scale: float = 0.15
+    width: float = 0.05
+    elastic: float = 0.025
+    min_height: int = 18
+    max_height: int = 72
+
+
+#: The distortions used to train the shipped model.
+DEFAULT_DISTORTION = Distortion()
+
+
+def reconstruct_bitmap(features: np.ndarray) -> np.ndarray:
+    """An approximate 32x32 binary bitmap whose 4x4 block counts are the given features.
+
+    In each block the ``count`` pixels that a smooth (bilinear) upsampling of the grid rates
+    darkest are switched on, so the blocks' counts are reproduced exactly and the strokes
+    run smoothly across blocks.
+
+    Parameters
+    ----------
+    features : array-like of shape (64,) or (8, 8), values 0..16
+
+    Returns
+    -------
+    bitmap : ndarray of shape (32, 32), bool
+    """
+    grid = np.clip(np.rint(np.asarray(features, dtype=np.float64).reshape(8, 8)), 0, 16)
+    padded = np.pad(grid, 1, mode="constant")
+    # Bilinear upsampling of block centres: the 4 pixels of a block sit at +-1/8, +-3/8.
+    smooth = ndimage.zoom(padded, 4, order=1, grid_mode=True, mode="grid-constant")[4:-4, 4:-4]
+    blocks = smooth.reshape(8, 4, 8, 4).transpose(0, 2, 1, 3).reshape(8, 8, 16)
+    ranks = np.argsort(np.argsort(-blocks, axis=2, kind="stable"), axis=2, kind="stable")
+    on = ranks < grid[..., None]
+    return on.reshape(8, 8, 4, 4).transpose(0, 2, 1, 3).reshape(32, 32)
+
+
+def digit_shape(digit: np.ndarray, size: int = 128) -> np.ndarray:
+    """A smooth, high-resolution binary shape of a digit given as a small array.
+
+    Parameters
+    ----------
+    digit : ndarray of shape (8, 8) or (64,) with counts 0..16 (``load_digits``), or a square
+        binary bitmap such as (16, 16) (semeion) or (32, 32)
+    size : int
+        Side of the returned shape.
+
+    Returns
+    -------
+    shape : ndarray of shape (size, size), bool
+    """
+    digit = np.asarray(digit)
+    if digit.size == 64:
+        bitmap = reconstruct_bitmap(digit)
+    elif digit.ndim == 2 and digit.shape[0] == digit.shape[1]:
+        bitmap = np.asarray(digit) > 0.5
+    else:
+        raise ValueError(f"expected an 8x8 grid or a square bitmap, got shape {digit.shape}")
+    n = bitmap.shape[0]
+    zoomed = ndimage.zoom(
+        bitmap.astype(np.float32), size / n, order=1, grid_mode=True, mode="grid-constant"
+    )
+    smooth = ndimage.gaussian_filter(zoomed, sigma=0.45 * size / n)
+    return smooth > 0.5
+
+
+def distort(shape: np.ndarray, rng: np.random.Generator, d: Distortion) -> np.ndarray:
+    """Randomly rotate, shear, rescale, warp and thicken/thin a binary shape.
+
+    Parameters
+    ----------
+    shape : ndarray of shape (n, n), bool
+    rng : numpy.random.Generator
+    d : Distortion
+
+    Returns
+    -------
+    shape : ndarray of shape (m, m), bool
+        A padded canvas holding the distorted shape.
+    """
+    n = shape.shape[0]
+    pad = n // 4
+    canvas = np.pad(shape, pad).astype(np.float32)
+    m = canvas.shape[0]
+    angle = np.deg2rad(rng.uniform(-d.rotation, d.rotation))
+    shear = rng.uniform(-d.shear, d.shear)
+    sy, sx = 1 + rng.uniform(-d.scale, d.scale, size=2)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    forward = rot @ np.array([[1.0, 0.0], [shear, 1.0]]) @ np.diag([sy, sx])
+    inverse = np.linalg.inv(forward)
+    centre = np.array([(m - 1) / 2, (m - 1) / 2])
+    coords = np.indices((m, m), dtype=np.float64).reshape(2, -1)
+    src = inverse @ (coords - centre[:, None]) + centre[:, None]
+    if d.elastic > 0:
+        amp = d.elastic * n
+        for axis in range(2):
+            # A smooth random field: a 5x5 grid of random offsets, interpolated.
+            coarse = rng.standard_normal((5, 5)) * amp
+            src[axis] += ndimage.zoom(
+                coarse, m / 5, order=3, grid_mode=True, mode="nearest"
+            ).ravel()
+    warped = ndimage.map_coordinates(canvas, src, order=1, cval=0.0).reshape(m, m) > 0.5
+    change = rng.uniform(-d.width, d.width) * n
+    if change > 0.5:
+        warped = ndimage.distance_transform_edt(~warped) <= change / 2
+    elif change < -0.5:
+        thinned = ndimage.distance_transform_edt(warped) > -change / 2
+        # Thinning may not erase a stroke: fall back to the unthinned shape if it would.
+        if thinned.sum() > 0.35 * warped.sum():
+            warped = thinned
+    return warped
+
+
+def render_gray(
+    shape: np.ndarray, height: int, rng: np.random.Generator, *, blur: float = 0.0
+) -> np.ndarray:
+    """Draw a binary shape as dark ink on white paper, its ink about ``height`` px tall.
+
+    Parameters
+    ----------
+    shape : ndarray of shape (n, n), bool
+    height : int
+    rng : numpy.random.Generator
+    blur : float
+        Gaussian blur sigma in output pixels.
+
+    Returns
+    -------
+    gray : ndarray of shape (side, side), float32, values in [0, 1] (0 black, 1 white)
+    """
+    rows = np.flatnonzero(shape.any(axis=1))
+    ink_h = max(1, rows[-1] - rows[0] + 1)
+    factor = height / ink_h
+    coverage = ndimage.zoom(
+        shape.astype(np.float32), factor, order=1, grid_mode=True, mode="grid-constant"
+    )
+    coverage = np.pad(coverage, max(2, int(0.15 * coverage.shape[0])))
+    if blur > 0:
+        coverage = ndimage.gaussian_filter(coverage, blur)
+    paper = rng.uniform(0.85, 1.0)
+    ink = rng.uniform(0.0, 0.35)
+    gray = paper - (paper - ink) * np.clip(coverage, 0, 1)
+    gray += rng.normal(0, 0.02, size=gray.shape)
+    return np.clip(gray, 0, 1).astype(np.float32)
+
+
+def training_features(
+    X: np.ndarray,
+    *,
+    n_augment: int,
+    seed: int,
+    distortion: Distortion = DEFAULT_DISTORTION,
+    n_jobs: int = 1,
+    ids: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render each digit cleanly and ``n_augment`` times distorted, and preprocess them all.
+
+    Each digit draws from its own generator, seeded by ``(seed, id)``, so the result does
+    not depend on ``n_jobs`` nor on which other digits are rendered with it.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, 64), values 0..16
+    n_augment : int
+        Distorted copies per digit (0 gives only the clean rendering).
+    seed : int
+    distortion : Distortion
+    n_jobs : int
+        Worker processes (joblib); 1 runs in this process.
+    ids : ndarray of shape (n_samples,), int, optional
+        A stable id per digit (its ``load_digits`` index); default ``0..n_samples - 1``.
+
+    Returns
+    -------
+    features : ndarray of shape (n_rows, 64), uint8, values 0..16
+    source : ndarray of shape (n_rows,), int
+        Index into ``X`` of the digit each row came from (for grouped splits and labels).
+    variant : ndarray of shape (n_rows,), int
+        0 for the clean rendering, 1..n_augment for distorted ones.
+    """
+    X = np.asarray(X)
+    ids = np.arange(len(X)) if ids is None else np.asarray(ids)
+    chunks = np.array_split(np.arange(len(X)), max(1, n_jobs * 4))
+    args = [(X[idx], idx, ids[idx], n_augment, seed, distortion) for idx in chunks if len(idx)]
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=n_jobs)(delayed(_features_chunk)(*a) for a in args)
+    else:
+        parts = [_features_chunk(*a) for a in args]
+    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+
+def _features_chunk(X, indices, ids, n_augment, seed, distortion):
+    rows, source, variant = [], [], []
+    for i, digit_id, x in zip(indices, ids, X, strict=True):
+        rng = np.random.default_rng([seed, int(digit_id)])
+        shape = digit_shape(x, size=64)
+        for k in range(n_augment + 1):
+            if k == 0:
+                gray = render_gray(shape, 32, rng)
+            else:
+                height = int(rng.integers(distortion.min_height, distortion.max_height + 1))
+                gray = render_gray(
+                    distort(shape, rng, distortion), height, rng, blur=rng.uniform(0, 0.8)
+                )
+            try:
+                features = preprocess(gray).features
+            except NoDigitError:
+                continue
+            rows.append(features)
+            source.append(i)
+            variant.append(k)
+    return (
+        np.array(rows, dtype=np.uint8).reshape(-1, 64),
+        np.array(source, dtype=np.int64),
+        np.array(variant, dtype=np.int64),
+    )

@@ -1,0 +1,133 @@
+"""The validation gate: does a candidate beat the live model on the same rows?
+
+The rule, from the seed's strategy ("solo si supera a la versión actual en términos de
+precisión y estabilidad"): the candidate's accuracy must exceed the live model's by at least
+``min_improvement``, and no class may lose more than ``max_class_drop`` of recall. Classes
+with fewer than ``min_class_count`` validation rows are reported but not gated (a recall
+from three rows is noise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+N_CLASSES = 10
+
+#: Defaults, overridable by settings and command flags.
+MIN_IMPROVEMENT = 0.005
+MAX_CLASS_DROP = 0.02
+MIN_CLASS_COUNT = 10
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Accuracy and per-class recall of one model on one set of rows."""
+
+    accuracy: float
+    recall: list[float | None]
+    n: int
+
+    @classmethod
+    def of(cls, y_true: np.ndarray, y_pred: np.ndarray) -> Scores:
+        y_true = np.asarray(y_true, dtype=int)
+        y_pred = np.asarray(y_pred, dtype=int)
+        recall = [
+            float((y_pred[y_true == c] == c).mean()) if (y_true == c).any() else None
+            for c in range(N_CLASSES)
+        ]
+        accuracy = float((y_pred == y_true).mean()) if len(y_true) else 0.0
+        return cls(accuracy=accuracy, recall=recall, n=len(y_true))
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Whether the candidate may be rolled out, and why (or why not)."""
+
+    passed: bool
+    candidate: Scores
+    live: Scores
+    improvement: float
+    reasons: list[str] = field(default_factory=list)
+    thresholds: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_gate(
+    y_true: np.ndarray,
+    live_pred: np.ndarray,
+    candidate_pred: np.ndarray,
+    *,
+    min_improvement: float = MIN_IMPROVEMENT,
+    max_class_drop: float = MAX_CLASS_DROP,
+    min_class_count: int = MIN_CLASS_COUNT,
+) -> GateResult:
+    """Compare two models' predictions on exactly the same validation rows.
+
+    Parameters
+    ----------
+    y_true, live_pred, candidate_pred : ndarray of shape (n_samples,), ints 0..9
+    min_improvement : float
+        Accuracy the candidate must gain over the live model (0.005 = half a point).
+    max_class_drop : float
+        Largest recall any class may lose.
+    min_class_count : int
+        Classes with fewer validation rows are not gated.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    if len(y_true) == 0:
+        raise ValueError("the validation set is empty")
+    live = Scores.of(y_true, live_pred)
+    candidate = Scores.of(y_true, candidate_pred)
+    improvement = candidate.accuracy - live.accuracy
+    reasons = []
+    if improvement < min_improvement:
+        reasons.append(
+            f"accuracy {candidate.accuracy:.4f} vs live {live.accuracy:.4f}: gain "
+            f"{improvement:+.4f} is below the required {min_improvement:+.4f}"
+        )
+    counts = np.bincount(y_true, minlength=N_CLASSES)
+    for c in range(N_CLASSES):
+        if counts[c] < min_class_count:
+            continue
+        drop = live.recall[c] - candidate.recall[c]
+        if drop > max_class_drop:
+            reasons.append(
+                f"class {c} recall falls {live.recall[c]:.3f} -> {candidate.recall[c]:.3f} "
+                f"(more than {max_class_drop:.3f})"
+            )
+    return GateResult(
+        passed=not reasons,
+        candidate=candidate,
+        live=live,
+        improvement=improvement,
+        reasons=reasons,
+        thresholds={
+            "min_improvement": min_improvement,
+            "max_class_drop": max_class_drop,
+            "min_class_count": min_class_count,
+        },
+    )
+
+
+def in_feedback_holdout(query_id: uuid.UUID, percent: int) -> bool:
+    """Whether a labelled prediction belongs to the validation slice (never trained on).
+
+    Decided by a hash of the query id, so membership never changes as feedback grows, and
+    it is independent of the canary split (which uses the id's own bits).
+    """
+    digest = hashlib.sha256(b"feedback-holdout:" + query_id.bytes).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+def validation_set_id(base_rows: int, feedback_ids: list[str]) -> str:
+    """A short, stable id of a validation set's content (which rows it holds)."""
+    digest = hashlib.sha256(f"base:{base_rows};".encode())
+    for query_id in sorted(feedback_ids):
+        digest.update(query_id.encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,150 @@
+"""Decide a running canary from live traffic: promote it, roll it back, or keep waiting.
+
+Over the requests each version answered since the canary started, the candidate is
+promoted when its error rate, median model-side latency and (where feedback exists) live
+accuracy are no worse than the live version's, within set margins; otherwise it is rolled
+back. Fewer than ``min_requests`` candidate requests: no decision yet.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+
+from ..models import Deployment, DeploymentEvent, Prediction, PredictionFailure
+from .registry import deployment_promote, deployment_rollback
+
+#: Latency samples per version used for the median (the most recent ones).
+LATENCY_SAMPLE = 20_000
+#: Labelled requests each version needs before live accuracy is compared.
+MIN_LABELS = 30
+
+
+@dataclass
+class VersionTraffic:
+    version: int
+    requests: int
+    failures: int
+    error_rate: float
+    median_latency_ms: float | None
+    mean_confidence: float | None
+    labelled: int
+    accuracy: float | None
+
+
+@dataclass
+class CanaryReview:
+    model: str
+    decision: str  # "promote", "rollback", "wait", "none"
+    reasons: list[str] = field(default_factory=list)
+    candidate: VersionTraffic | None = None
+    live: VersionTraffic | None = None
+    applied: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def version_traffic(version_id: int, version: int, since) -> VersionTraffic:
+    rows = Prediction.objects.filter(model_version_id=version_id, created_at__gte=since)
+    requests = rows.count()
+    failures = PredictionFailure.objects.filter(
+        model_version_id=version_id, created_at__gte=since
+    ).count()
+    latencies = list(
+        rows.order_by("-created_at").values_list("latency_ms", flat=True)[:LATENCY_SAMPLE]
+    )
+    confidences = list(
+        rows.order_by("-created_at").values_list("confidence", flat=True)[:LATENCY_SAMPLE]
+    )
+    labelled = rows.filter(label__isnull=False)
+    n_labelled = labelled.count()
+    correct = sum(1 for p, t in labelled.values_list("prediction", "label") if p == t)
+    total = requests + failures
+    return VersionTraffic(
+        version=version,
+        requests=requests,
+        failures=failures,
+        error_rate=failures / total if total else 0.0,
+        median_latency_ms=statistics.median(latencies) if latencies else None,
+        mean_confidence=statistics.fmean(confidences) if confidences else None,
+        labelled=n_labelled,
+        accuracy=correct / n_labelled if n_labelled else None,
+    )
+
+
+def canary_review(
+    *,
+    model_name: str,
+    min_requests: int | None = None,
+    max_latency_ratio: float = 1.5,
+    max_error_rate_increase: float = 0.01,
+    max_accuracy_drop: float = 0.02,
+    apply: bool = True,
+    actor: str = "canary_review",
+) -> CanaryReview:
+    """Review ``model_name``'s running canary and (when ``apply``) act on the decision."""
+    min_requests = settings.DIGITS_CANARY_MIN_REQUESTS if min_requests is None else min_requests
+    dep = (
+        Deployment.objects.select_related("live", "candidate")
+        .filter(model__name=model_name)
+        .first()
+    )
+    if dep is None or dep.candidate is None or dep.candidate_percent == 0:
+        return CanaryReview(model=model_name, decision="none", reasons=["no canary running"])
+    started = (
+        DeploymentEvent.objects.filter(
+            model=dep.model_id, action=DeploymentEvent.Action.CANARY, version=dep.candidate
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    candidate = version_traffic(dep.candidate_id, dep.candidate.version, started)
+    live = version_traffic(dep.live_id, dep.live.version, started)
+    review = CanaryReview(model=model_name, decision="wait", candidate=candidate, live=live)
+    if candidate.requests < min_requests:
+        review.reasons.append(
+            f"candidate answered {candidate.requests} requests; {min_requests} needed to decide"
+        )
+        return review
+
+    problems = []
+    if candidate.error_rate > live.error_rate + max_error_rate_increase:
+        problems.append(f"error rate {candidate.error_rate:.3%} vs live {live.error_rate:.3%}")
+    if (
+        candidate.median_latency_ms is not None
+        and live.median_latency_ms is not None
+        and candidate.median_latency_ms > max_latency_ratio * live.median_latency_ms + 1.0
+    ):
+        problems.append(
+            f"median latency {candidate.median_latency_ms:.2f} ms vs live "
+            f"{live.median_latency_ms:.2f} ms"
+        )
+    if (
+        candidate.labelled >= MIN_LABELS
+        and live.labelled >= MIN_LABELS
+        and candidate.accuracy < live.accuracy - max_accuracy_drop
+    ):
+        problems.append(
+            f"live accuracy {candidate.accuracy:.3f} vs {live.accuracy:.3f} on labelled traffic"
+        )
+    if problems:
+        review.decision = "rollback"
+        review.reasons = problems
+    else:
+        review.decision = "promote"
+        review.reasons = [
+            f"over {candidate.requests} requests the candidate is no worse than live "
+            "(errors, latency" + (", accuracy)" if candidate.labelled >= MIN_LABELS else ")")
+        ]
+    if apply:
+        reason = "; ".join(review.reasons)
+        if review.decision == "promote":
+            deployment_promote(name=model_name, actor=actor, reason=reason)
+        else:
+            deployment_rollback(name=model_name, actor=actor, reason=reason)
+        review.applied = True
+    return review

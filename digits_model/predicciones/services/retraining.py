@@ -1,0 +1,277 @@
+"""Retraining: base data plus labelled feedback -> a candidate, gated against the live model.
+
+Guards, from the seed's strategy: enough new labels (not too little data), a cooldown
+since the last retrain (not too often), and a validation gate (only if it beats the live
+version in accuracy and no class regresses). The candidate and the live version are scored
+on exactly the same rows: the base digits every model holds out, plus a fixed, hash-chosen
+slice of the feedback that no candidate ever trains on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import sklearn
+from django.conf import settings
+from django.utils import timezone
+
+from .. import storage
+from ..exceptions import UnknownModelError
+from ..ml import gate as gate_rules
+from ..ml import training
+from ..ml.classifier import dump_classifier
+from ..models import Deployment, Prediction, RetrainRun
+from ..serving import load_version
+from .registry import model_version_register
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FeedbackSet:
+    """Labelled predictions of one model, split into training rows and validation rows."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_validation: np.ndarray
+    y_validation: np.ndarray
+    validation_ids: list[str] = field(default_factory=list)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_validation(self) -> int:
+        return len(self.y_validation)
+
+
+@dataclass
+class RetrainOptions:
+    seed: int = 0
+    min_samples: int | None = None
+    cooldown_hours: float | None = None
+    min_improvement: float | None = None
+    max_class_drop: float | None = None
+    dry_run: bool = False
+    trigger: str = "manual"
+    quick: bool = False
+
+    def resolved(self) -> RetrainOptions:
+        """Fill unset values from settings."""
+        return RetrainOptions(
+            seed=self.seed,
+            min_samples=_pick(self.min_samples, settings.DIGITS_RETRAIN_MIN_SAMPLES),
+            cooldown_hours=_pick(self.cooldown_hours, settings.DIGITS_RETRAIN_COOLDOWN_HOURS),
+            min_improvement=_pick(self.min_improvement, settings.DIGITS_GATE_MIN_IMPROVEMENT),
+            max_class_drop=_pick(self.max_class_drop, settings.DIGITS_GATE_MAX_CLASS_DROP),
+            dry_run=self.dry_run,
+            trigger=self.trigger,
+            quick=self.quick,
+        )
+
+
+def _pick(value, default):
+    return default if value is None else value
+
+
+def last_retrain(model_name: str) -> RetrainRun | None:
+    """The last run that actually trained a candidate (what the cooldown counts from)."""
+    return (
+        RetrainRun.objects.filter(
+            model__name=model_name,
+            status__in=[RetrainRun.Status.REGISTERED, RetrainRun.Status.REFUSED],
+        )
+        .order_by("-started_at")
+        .first()
+    )
+
+
+def new_label_count(model_name: str) -> int:
+    """Labels recorded since the last retrain (all labels if there was none)."""
+    rows = Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
+    previous = last_retrain(model_name)
+    if previous is not None:
+        rows = rows.filter(labelled_at__gt=previous.started_at)
+    return rows.count()
+
+
+def cooldown_remaining(model_name: str, hours: float) -> dt.timedelta | None:
+    """Time left before another retrain is allowed, or None when it is allowed now."""
+    previous = last_retrain(model_name)
+    if previous is None or hours <= 0:
+        return None
+    ready_at = previous.started_at + dt.timedelta(hours=hours)
+    now = timezone.now()
+    return ready_at - now if ready_at > now else None
+
+
+def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
+    """All labelled predictions of a model, split by the fixed feedback holdout."""
+    rows = (
+        Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
+        .order_by("created_at")
+        .values_list("query_id", "features", "label")
+    )
+    train_X, train_y, val_X, val_y, val_ids = [], [], [], [], []
+    for query_id, features, label in rows.iterator(chunk_size=5000):
+        vector = np.frombuffer(bytes(features), dtype=np.uint8)
+        if gate_rules.in_feedback_holdout(query_id, holdout_percent):
+            val_X.append(vector)
+            val_y.append(label)
+            val_ids.append(str(query_id))
+        else:
+            train_X.append(vector)
+            train_y.append(label)
+
+    def stack(vectors):
+        return np.asarray(vectors, dtype=np.float64).reshape(-1, 64)
+
+    return FeedbackSet(
+        X_train=stack(train_X),
+        y_train=np.asarray(train_y, dtype=int),
+        X_validation=stack(val_X),
+        y_validation=np.asarray(val_y, dtype=int),
+        validation_ids=val_ids,
+    )
+
+
+def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
+    """Train a candidate if the guards allow, gate it, register it if it passes.
+
+    Never changes what is live: rolling a registered candidate out is the caller's step
+    (``run_pipeline`` starts a canary; an operator may use ``canary``/``promote``).
+    Returns the recorded run (``status`` registered, refused or skipped, with reasons).
+    """
+    opts = options.resolved()
+    try:
+        deployment = Deployment.objects.select_related("model", "live").get(model__name=model_name)
+    except Deployment.DoesNotExist:
+        raise UnknownModelError(f"No deployed model named {model_name!r}.") from None
+    started = timezone.now()
+    run = RetrainRun(
+        model=deployment.model,
+        started_at=started,
+        trigger=opts.trigger,
+        live_version=deployment.live,
+        seed=opts.seed,
+        n_new_labels=new_label_count(model_name),
+    )
+
+    reasons = []
+    remaining = cooldown_remaining(model_name, opts.cooldown_hours)
+    if remaining is not None:
+        reasons.append(
+            f"cooldown: last retrain less than {opts.cooldown_hours:g} h ago; next allowed in "
+            f"{remaining.total_seconds() / 3600:.1f} h"
+        )
+    if run.n_new_labels < opts.min_samples:
+        reasons.append(f"not enough new labelled samples: {run.n_new_labels} < {opts.min_samples}")
+    if opts.dry_run:
+        reasons.append("dry run: nothing trained or registered")
+    if reasons:
+        return _finish(run, RetrainRun.Status.SKIPPED, reasons, save=not opts.dry_run)
+
+    feedback = feedback_set(model_name, settings.DIGITS_FEEDBACK_HOLDOUT_PERCENT)
+    run.n_feedback_train = feedback.n_train
+    run.n_feedback_validation = feedback.n_validation
+
+    X_base_val, y_base_val = training.base_validation_set()
+    X_val = np.vstack([X_base_val, feedback.X_validation])
+    y_val = np.concatenate([y_base_val, feedback.y_validation])
+    run.validation_set = gate_rules.validation_set_id(len(y_base_val), feedback.validation_ids)
+    _store_validation_set(model_name, run.validation_set, X_val, y_val, len(y_base_val))
+
+    clf, statistics = training.train_classifier(
+        seed=opts.seed, extra_X=feedback.X_train, extra_y=feedback.y_train, quick=opts.quick
+    )
+    live = load_version(deployment.live)
+    result = gate_rules.evaluate_gate(
+        y_val,
+        _predict(live.clf, X_val),
+        _predict(clf, X_val),
+        min_improvement=opts.min_improvement,
+        max_class_drop=opts.max_class_drop,
+    )
+    run.gate = {
+        **result.as_dict(),
+        "feedback_part": _part_scores(y_val, live.clf, clf, X_val, slice(len(y_base_val), None)),
+        "base_part": _part_scores(y_val, live.clf, clf, X_val, slice(0, len(y_base_val))),
+    }
+    if not result.passed:
+        return _finish(run, RetrainRun.Status.REFUSED, result.reasons)
+
+    metrics = {
+        "validation": {
+            "set": run.validation_set,
+            "accuracy": result.candidate.accuracy,
+            "recall": result.candidate.recall,
+            "n": result.candidate.n,
+            "live_accuracy": result.live.accuracy,
+        },
+        "seed": opts.seed,
+        "sklearn_version": sklearn.__version__,
+    }
+    version = model_version_register(
+        name=model_name,
+        artifact=dump_classifier(clf),
+        statistics=statistics,
+        metrics=metrics,
+        sklearn_version=sklearn.__version__,
+        training_data={
+            "base": "sklearn.datasets.load_digits (minus the validation holdout)",
+            "feedback_rows": feedback.n_train,
+            "feedback_until": started.isoformat(),
+            "validation_set": run.validation_set,
+        },
+        parent=deployment.live,
+        created_by=f"retrain ({opts.trigger}, seed {opts.seed})",
+    )
+    run.candidate_version = version
+    gain = result.improvement
+    return _finish(
+        run,
+        RetrainRun.Status.REGISTERED,
+        [f"candidate {version} beats live {deployment.live} by {gain:+.4f} accuracy"],
+    )
+
+
+def _predict(clf, X: np.ndarray) -> np.ndarray:
+    return np.asarray(clf.predict(np.asarray(X, dtype=np.float64)), dtype=int)
+
+
+def _part_scores(y, live_clf, candidate_clf, X, part: slice) -> dict:
+    y_part = y[part]
+    if len(y_part) == 0:
+        return {"n": 0}
+    live = gate_rules.Scores.of(y_part, _predict(live_clf, X[part]))
+    candidate = gate_rules.Scores.of(y_part, _predict(candidate_clf, X[part]))
+    return {
+        "n": len(y_part),
+        "live_accuracy": live.accuracy,
+        "candidate_accuracy": candidate.accuracy,
+    }
+
+
+def _store_validation_set(model_name, set_id, X, y, n_base) -> None:
+    key = f"validation/{model_name}/{set_id}.json"
+    store = storage.get_store()
+    if not store.exists(key):
+        storage.put_json(
+            store,
+            key,
+            {"n_base": int(n_base), "X": np.asarray(X, dtype=int).tolist(), "y": y.tolist()},
+        )
+
+
+def _finish(run: RetrainRun, status: str, reasons: list[str], save: bool = True) -> RetrainRun:
+    run.status = status
+    run.reasons = reasons
+    run.finished_at = timezone.now()
+    if save:
+        run.save()
+    logger.info("retrain of %s: %s (%s)", run.model.name, status, "; ".join(reasons))
+    return run

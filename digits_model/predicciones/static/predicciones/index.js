@@ -1,0 +1,151 @@
+// Behaviour of templates/index.html: upload, drawing pad, prediction, feedback.
+// A file, not inline, so the page runs under a strict Content-Security-Policy.
+(() => {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const output = $("output");
+  let lastQuery = null;
+
+  // --- model list -------------------------------------------------------------------------
+  fetch("/models/").then((r) => r.ok ? r.json() : null).then((data) => {
+    if (!data) return;
+    const names = [...new Set(data.models.map((m) => m.model))];
+    for (const name of names) {
+      const opt = document.createElement("option");
+      opt.value = name; opt.textContent = name;
+      $("model").appendChild(opt);
+    }
+  }).catch(() => {});
+
+  // --- prediction --------------------------------------------------------------------------
+  async function predict(blob, filename) {
+    const form = new FormData();
+    form.append("image", blob, filename);
+    if ($("model").value) form.append("model", $("model").value);
+    output.className = "muted";
+    output.textContent = "Reading…";
+    try {
+      const response = await fetch("/predict/", { method: "POST", body: form });
+      const data = await response.json();
+      if (!response.ok) throw new Error(data.error || ("HTTP " + response.status));
+      show(data);
+    } catch (err) {
+      output.className = "error";
+      output.textContent = err.message;
+    }
+  }
+
+  function show(data) {
+    lastQuery = data.query_id;
+    output.className = "";
+    output.innerHTML = "";
+    const digit = document.createElement("div");
+    digit.className = "digit"; digit.id = "prediction"; digit.textContent = data.prediction;
+    output.appendChild(digit);
+    const dl = document.createElement("dl");
+    const rows = [
+      ["Confidence", (100 * data.confidence).toFixed(1) + " %", "confidence"],
+      ["Execution time", data.execution_time, "execution-time"],
+      ["Model", data.model + " v" + data.model_version, "model-version"],
+      ["Query id", data.query_id, "query-id"],
+    ];
+    for (const [label, value, id] of rows) {
+      const dt = document.createElement("dt"); dt.textContent = label;
+      const dd = document.createElement("dd"); dd.textContent = value; dd.id = id;
+      dl.append(dt, dd);
+    }
+    output.appendChild(dl);
+    const caption = document.createElement("p");
+    caption.className = "muted"; caption.textContent = "What the model saw (8×8, 0–16):";
+    output.appendChild(caption);
+    const table = document.createElement("table");
+    table.className = "seen"; table.id = "seen";
+    for (const row of data.input_8x8) {
+      const tr = document.createElement("tr");
+      for (const v of row) {
+        const td = document.createElement("td");
+        const shade = Math.round(255 - (v / 16) * 255);
+        td.style.background = `rgb(${shade},${shade},${shade})`;
+        td.title = v;
+        tr.appendChild(td);
+      }
+      table.appendChild(tr);
+    }
+    output.appendChild(table);
+    const fb = document.createElement("div");
+    fb.className = "feedback";
+    fb.innerHTML = '<p class="muted">Wrong? Tell us the right digit:</p>';
+    const buttons = document.createElement("div");
+    buttons.className = "row"; buttons.style.justifyContent = "flex-start";
+    for (let d = 0; d <= 9; d++) {
+      const b = document.createElement("button");
+      b.type = "button"; b.textContent = d;
+      b.addEventListener("click", () => sendFeedback(d, fb));
+      buttons.appendChild(b);
+    }
+    fb.appendChild(buttons);
+    output.appendChild(fb);
+  }
+
+  async function sendFeedback(label, box) {
+    if (!lastQuery) return;
+    const response = await fetch("/feedback/", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query_id: lastQuery, label }),
+    });
+    const data = await response.json();
+    box.innerHTML = response.ok
+      ? `<p class="muted">Thanks: recorded ${data.label} for this query.</p>`
+      : `<p class="error">${data.error}</p>`;
+  }
+
+  // --- upload: picker and drag-and-drop -----------------------------------------------------
+  const drop = $("drop"), file = $("file"), preview = $("preview");
+  function useFile(f) {
+    if (!f) return;
+    preview.src = URL.createObjectURL(f); preview.hidden = false;
+    predict(f, f.name || "upload");
+  }
+  file.addEventListener("change", () => useFile(file.files[0]));
+  drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") file.click(); });
+  for (const ev of ["dragenter", "dragover"]) {
+    drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const ev of ["dragleave", "drop"]) {
+    drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); });
+  }
+  drop.addEventListener("drop", (e) => useFile(e.dataTransfer.files[0]));
+
+  // --- drawing pad (mouse, pen and touch through pointer events) -----------------------------
+  const pad = $("pad"), ctx = pad.getContext("2d");
+  let drawing = false, dirty = false;
+  function reset() {
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, pad.width, pad.height);
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round";
+    dirty = false; $("send-drawing").disabled = true;
+  }
+  function point(e) {
+    const r = pad.getBoundingClientRect();
+    return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
+  }
+  pad.addEventListener("pointerdown", (e) => {
+    drawing = true; pad.setPointerCapture(e.pointerId);
+    const [x, y] = point(e);
+    ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x + 0.01, y); ctx.stroke();
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    const [x, y] = point(e);
+    ctx.lineTo(x, y); ctx.stroke();
+    dirty = true; $("send-drawing").disabled = false;
+  });
+  for (const ev of ["pointerup", "pointercancel"]) {
+    pad.addEventListener(ev, () => { drawing = false; });
+  }
+  $("clear").addEventListener("click", reset);
+  $("send-drawing").addEventListener("click", () => {
+    if (!dirty) return;
+    pad.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+  });
+  reset();
+})();

@@ -1,0 +1,126 @@
+"""Security switches in process: API keys, the rate limit, and the response headers."""
+
+import io
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+
+from predicciones.security import api_key_valid
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def predict(client, image: bytes, **extra):
+    upload = io.BytesIO(image)
+    upload.name = "digit.png"
+    return client.post("/predict/", {"image": upload}, **extra)
+
+
+def assert_error(response, code: int) -> dict:
+    assert response.status_code == code
+    body = response.json()
+    assert set(body) == {"status_code", "query_id", "error"}
+    assert body["status_code"] == code
+    return body
+
+
+def test_api_keys_are_off_by_default(client, png_seven):
+    assert predict(client, png_seven).status_code == 200
+
+
+@override_settings(DIGITS_API_KEYS=["key-one", "key-two"])
+def test_api_key_required_when_configured(client, png_seven):
+    body = assert_error(predict(client, png_seven), 401)
+    assert "X-API-Key" in body["error"]
+    assert_error(predict(client, png_seven, HTTP_X_API_KEY="key-three"), 401)
+    assert_error(predict(client, png_seven, HTTP_X_API_KEY=""), 401)
+    assert predict(client, png_seven, HTTP_X_API_KEY="key-one").status_code == 200
+    assert predict(client, png_seven, HTTP_X_API_KEY="key-two").status_code == 200
+
+
+@override_settings(DIGITS_API_KEYS=["key-one"])
+def test_api_key_guards_feedback_but_not_reads(client, png_seven):
+    query_id = predict(client, png_seven, HTTP_X_API_KEY="key-one").json()["query_id"]
+    feedback = {"query_id": query_id, "label": 7}
+    assert_error(client.post("/feedback/", feedback, content_type="application/json"), 401)
+    allowed = client.post(
+        "/feedback/", feedback, content_type="application/json", HTTP_X_API_KEY="key-one"
+    )
+    assert allowed.status_code == 200
+    assert client.get("/models/").status_code == 200
+    assert client.get("/health/").status_code == 200
+
+
+def test_api_key_check_needs_an_exact_match():
+    assert api_key_valid("abc", ["abc"])
+    assert not api_key_valid("ab", ["abc"])
+    assert not api_key_valid("abcd", ["abc"])
+    assert not api_key_valid("", [""])
+    assert not api_key_valid("x", [])
+
+
+@override_settings(DIGITS_PREDICT_RATE="3/min")
+def test_rate_limit_answers_429_with_retry_after(client, png_seven):
+    codes = [predict(client, png_seven).status_code for _ in range(5)]
+    assert codes == [200, 200, 200, 429, 429]
+    refused = predict(client, png_seven)
+    body = assert_error(refused, 429)
+    assert "slow down" in body["error"]
+    assert 1 <= int(refused["Retry-After"]) <= 61
+
+
+@override_settings(DIGITS_PREDICT_RATE="2/min", DIGITS_API_KEYS=["key-one", "key-two"])
+def test_rate_limit_counts_per_api_key(client, png_seven):
+    one = [predict(client, png_seven, HTTP_X_API_KEY="key-one").status_code for _ in range(3)]
+    two = [predict(client, png_seven, HTTP_X_API_KEY="key-two").status_code for _ in range(2)]
+    assert one == [200, 200, 429]
+    assert two == [200, 200]
+
+
+@override_settings(DIGITS_PREDICT_RATE="1/min")
+def test_rate_limit_leaves_other_endpoints_alone(client, png_seven):
+    assert predict(client, png_seven).status_code == 200
+    assert predict(client, png_seven).status_code == 429
+    assert client.get("/models/").status_code == 200
+    assert client.get("/health/").status_code == 200
+
+
+def test_page_has_a_strict_content_security_policy(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    policy = page["Content-Security-Policy"]
+    assert "script-src 'self';" in policy
+    assert "style-src 'self';" in policy
+    assert "frame-ancestors 'none'" in policy
+    html = page.content.decode()
+    assert "<script>" not in html and "<style>" not in html and "style=" not in html
+    assert client.get("/static/predicciones/index.js").status_code == 200
+    assert client.get("/static/predicciones/index.css").status_code == 200
+
+
+def test_secure_headers_on_api_answers(client, png_seven):
+    response = predict(client, png_seven)
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert "camera=()" in response["Permissions-Policy"]
+    assert response["Content-Security-Policy"]
+
+
+@override_settings(DIGITS_CSP="")
+def test_csp_can_be_turned_off(client):
+    assert "Content-Security-Policy" not in client.get("/")
+
+
+def test_debug_is_off_by_default():
+    from django.conf import settings
+
+    assert settings.DEBUG is False

@@ -1,0 +1,88 @@
+"""Loading artifacts safely, pickling round trips, and the shape of predictions."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from predicciones.ml.classifier import (
+    ArtifactIntegrityError,
+    _fast_proba,
+    dump_classifier,
+    load_classifier,
+    predict,
+    sha256_bytes,
+)
+
+from .conftest import MODEL_DIR
+
+
+def test_committed_artifact_matches_its_manifest(manifest):
+    data = (MODEL_DIR / "clf.pickle").read_bytes()
+    assert sha256_bytes(data) == manifest["sha256"]
+
+
+def test_tampered_bytes_are_refused(manifest):
+    data = bytearray((MODEL_DIR / "clf.pickle").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with pytest.raises(ArtifactIntegrityError):
+        load_classifier(bytes(data), sha256=manifest["sha256"])
+
+
+def test_a_different_pickle_is_refused_even_if_valid(manifest):
+    other = pickle.dumps({"not": "a model"})
+    with pytest.raises(ArtifactIntegrityError):
+        load_classifier(other, sha256=manifest["sha256"])
+
+
+def test_pickle_round_trip_keeps_predictions(clf, base_digits):
+    X, _ = base_digits
+    data = dump_classifier(clf)
+    again = load_classifier(data, sha256=sha256_bytes(data))
+    a_labels, a_conf = predict(clf, X[:50])
+    b_labels, b_conf = predict(again, X[:50])
+    np.testing.assert_array_equal(a_labels, b_labels)
+    np.testing.assert_allclose(a_conf, b_conf)
+
+
+def test_fast_path_matches_predict_proba(clf, base_digits):
+    X, _ = base_digits
+    assert _fast_proba(clf, X) is not None, "the shipped model no longer takes the fast path"
+    np.testing.assert_allclose(_fast_proba(clf, X), clf.predict_proba(X), rtol=0, atol=1e-12)
+
+
+def test_other_models_take_the_plain_path(base_digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = base_digits
+    model = LogisticRegression(max_iter=200).fit(X[:300], y[:300])
+    labels, confidences = predict(model, X[:5])
+    np.testing.assert_array_equal(labels, model.predict(X[:5]))
+    np.testing.assert_allclose(confidences, model.predict_proba(X[:5]).max(axis=1))
+
+
+def test_artifact_holds_only_sklearn_and_numpy_objects():
+    data = (MODEL_DIR / "clf.pickle").read_bytes()
+    modules = set()
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module, name):
+            modules.add(module.split(".")[0])
+            return super().find_class(module, name)
+
+    import io
+
+    Recorder(io.BytesIO(data)).load()
+    assert modules <= {"sklearn", "numpy", "builtins", "copyreg", "_codecs", "collections"}
+
+
+def test_predict_returns_labels_and_confidences(clf, base_digits):
+    X, _ = base_digits
+    labels, confidences = predict(clf, X[:20])
+    assert labels.shape == (20,) and confidences.shape == (20,)
+    assert set(labels) <= set(range(10))
+    assert np.all((confidences >= 0) & (confidences <= 1))
+    one, conf = predict(clf, X[0])
+    assert one.shape == (1,) and conf.shape == (1,)

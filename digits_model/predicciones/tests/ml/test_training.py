@@ -1,0 +1,94 @@
+"""Training is deterministic, describes its rows, and accepts extra labelled rows.
+
+Uses the cheap setting (a slice of the digits, one distortion each) to stay fast; the
+shipped model's full reproduction is ``python manage.py train_model --seed 0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predicciones.ml.augment import reconstruct_bitmap
+from predicciones.ml.classifier import dump_classifier, predict
+from predicciones.ml.training import (
+    N_AUGMENT_FAST,
+    base_validation_set,
+    train_classifier,
+    training_statistics,
+)
+
+SLICE = np.arange(0, 1797, 9)  # 200 digits
+
+
+@pytest.fixture(scope="module")
+def quick_model():
+    return train_classifier(seed=0, quick=True, base_indices=SLICE)
+
+
+def test_reconstructed_bitmap_reproduces_the_counts(base_digits):
+    X, _ = base_digits
+    for row in X[:50]:
+        bitmap = reconstruct_bitmap(row)
+        counts = bitmap.reshape(8, 4, 8, 4).sum(axis=(1, 3)).ravel()
+        np.testing.assert_array_equal(counts, row)
+
+
+def test_same_seed_gives_the_same_bytes(quick_model):
+    clf, stats = quick_model
+    again, stats_again = train_classifier(seed=0, quick=True, base_indices=SLICE)
+    assert dump_classifier(clf) == dump_classifier(again)
+    assert stats == stats_again
+
+
+def test_rendering_does_not_depend_on_the_number_of_processes(quick_model):
+    clf, _ = quick_model
+    parallel, _ = train_classifier(seed=0, quick=True, base_indices=SLICE, n_jobs=2)
+    assert dump_classifier(clf) == dump_classifier(parallel)
+
+
+def test_statistics_describe_the_training_rows(quick_model):
+    _, stats = quick_model
+    assert stats["n_samples"] == len(SLICE) * (1 + N_AUGMENT_FAST)
+    counts = np.array(stats["value_counts"])
+    assert counts.shape == (64, 17)
+    assert (counts.sum(axis=1) == stats["n_samples"]).all()
+    assert sum(stats["class_counts"]) == stats["n_samples"]
+    assert len(stats["feature_means"]) == 64
+
+
+def test_training_statistics_counts_values():
+    X = np.array([[0] * 64, [16] * 64, [3] * 64])
+    stats = training_statistics(X, np.array([0, 1, 1]))
+    assert stats["value_counts"][5][0] == 1
+    assert stats["value_counts"][5][16] == 1
+    assert stats["value_counts"][5][3] == 1
+    assert stats["class_counts"][:2] == [1, 2]
+
+
+def test_extra_rows_are_trained_on():
+    # Ten copies of one row, all labelled 5: the model must learn that row is a 5.
+    row = np.tile(np.array([[16] * 8 + [0] * 56], dtype=float), (10, 1))
+    clf, stats = train_classifier(
+        seed=0, n_augment=0, base_indices=SLICE, extra_X=row, extra_y=np.full(10, 5)
+    )
+    assert stats["n_samples"] == len(SLICE) + 10
+    assert predict(clf, row[:1])[0][0] == 5
+
+
+def test_extra_rows_are_validated():
+    with pytest.raises(ValueError, match="shape"):
+        train_classifier(
+            seed=0, n_augment=0, base_indices=SLICE, extra_X=np.zeros((2, 10)), extra_y=[1, 2]
+        )
+    with pytest.raises(ValueError, match=r"0\.\.16"):
+        train_classifier(
+            seed=0, n_augment=0, base_indices=SLICE, extra_X=np.full((1, 64), 99.0), extra_y=[1]
+        )
+
+
+def test_validation_set_is_fixed_and_held_out():
+    X, y = base_validation_set()
+    assert X.shape[1] == 64 and len(X) == len(y) > 300
+    X2, _ = base_validation_set()
+    assert X2 is X  # cached: every model is judged on the same rows

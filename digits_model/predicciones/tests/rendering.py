@@ -1,0 +1,110 @@
+"""Test uploads made from scikit-learn's digits: in-distribution scans and drifted styles.
+
+A stand-in until ``ml/synth.py`` lands on this branch (then these helpers should call it).
+Each 8x8 digit (counts 0..16 of a 32x32 bitmap's 4x4 blocks) is turned back into a
+plausible 32x32 bitmap with exactly those counts, then drawn as a picture of ink on paper.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy import ndimage
+from sklearn.datasets import load_digits
+
+PAPER = 235
+INK = 30
+
+
+def digits_data() -> tuple[np.ndarray, np.ndarray]:
+    """``load_digits()``'s X (1797, 64) as ints 0..16 and y (1797,)."""
+    digits = load_digits()
+    return digits.data.astype(int), digits.target.astype(int)
+
+
+def digit_bitmap(features: np.ndarray) -> np.ndarray:
+    """A 32x32 boolean bitmap whose 4x4 block counts are exactly ``features`` (64 ints).
+
+    Within each block the inked pixels are those where a smooth (bilinear) upsampling of
+    the 8x8 grid is darkest, so strokes stay continuous across blocks.
+    """
+    grid = np.asarray(features, dtype=float).reshape(8, 8)
+    smooth = ndimage.zoom(grid, 4, order=1, mode="nearest")
+    # Tiny deterministic tie-breaker so equal values pick a stable order.
+    smooth += np.linspace(0, 1e-6, smooth.size).reshape(smooth.shape)
+    blocks = smooth.reshape(8, 4, 8, 4).transpose(0, 2, 1, 3).reshape(8, 8, 16)
+    ranks = np.argsort(np.argsort(-blocks, axis=2), axis=2)  # 0 = darkest in its block
+    chosen = ranks < grid[:, :, None]
+    return chosen.reshape(8, 8, 4, 4).transpose(0, 2, 1, 3).reshape(32, 32)
+
+
+def render_upload(
+    features: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    style: str = "scan",
+    fmt: str = "JPEG",
+) -> bytes:
+    """Draw a digit as an encoded image.
+
+    Styles
+    ------
+    scan
+        Dark ink on light paper, mild blur and noise, random margins: in distribution.
+    marker
+        The same digit written with a thick marker: strokes dilated by 2 bitmap pixels
+        (a quarter of the digit's width), i.e. blobs of ink the training digits never have.
+    small_offset
+        The scan drawn at a third of the size in a corner of a large page: shifted and
+        shrunk at the image level, which the preprocessing (crop, rescale, centre) undoes.
+    """
+    bitmap = digit_bitmap(features)
+    if style == "marker":
+        bitmap = ndimage.binary_dilation(bitmap, iterations=2)
+    elif style not in {"scan", "small_offset"}:
+        raise ValueError(f"unknown style {style!r}")
+    scale = int(rng.integers(4, 7))
+    img = Image.fromarray(np.where(bitmap, INK, PAPER).astype(np.uint8), mode="L")
+    img = img.resize((32 * scale, 32 * scale), Image.Resampling.NEAREST)
+    img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.6, 1.4))))
+    if style == "small_offset":
+        img = img.resize((img.width // 3, img.height // 3), Image.Resampling.LANCZOS)
+        side = 32 * scale + 80
+        canvas = Image.new("L", (side, side), PAPER)
+        canvas.paste(img, (int(rng.integers(5, 20)), int(rng.integers(5, 20))))
+    else:
+        margin_x, margin_y = (int(m) for m in rng.integers(15, 45, size=2))
+        canvas = Image.new("L", (img.width + 2 * margin_x, img.height + 2 * margin_y), PAPER)
+        canvas.paste(img, (margin_x, margin_y))
+    pixels = np.asarray(canvas, dtype=np.float32)
+    pixels = pixels + rng.normal(0, 4, pixels.shape)
+    canvas = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
+    buffer = io.BytesIO()
+    canvas.convert("RGB").save(buffer, format=fmt, quality=90)
+    return buffer.getvalue()
+
+
+def shrunk_shifted_features(
+    features: np.ndarray, *, factor: float = 0.6, dy: int = -4, dx: int = 5
+) -> np.ndarray:
+    """The 64 features a pipeline that does not crop and rescale would log for a digit
+    written small and off-centre: the bitmap shrunk by ``factor`` and moved by (dy, dx)
+    bitmap pixels before counting. (The service's preprocessing normalises this away, so
+    at the feature level it stands for a client-side pipeline or a preprocessing regression.)
+    """
+    bitmap = digit_bitmap(features).astype(np.float32)
+    side = max(1, round(32 * factor))
+    small = np.asarray(
+        Image.fromarray((bitmap * 255).astype(np.uint8), mode="L").resize(
+            (side, side), Image.Resampling.BOX
+        ),
+        dtype=np.float32,
+    )
+    canvas = np.zeros((32, 32), dtype=np.float32)
+    top = int(np.clip((32 - side) // 2 + dy, 0, 32 - side))
+    left = int(np.clip((32 - side) // 2 + dx, 0, 32 - side))
+    canvas[top : top + side, left : left + side] = small / 255
+    counts = canvas.reshape(8, 4, 8, 4).sum(axis=(1, 3))
+    return np.clip(np.rint(counts), 0, 16).astype(np.uint8).ravel()

@@ -1,0 +1,169 @@
+"""Retraining guards and the canary review, in process (the training itself is end to end)."""
+
+import datetime as dt
+import uuid
+
+import numpy as np
+import pytest
+from django.utils import timezone
+from sklearn.datasets import load_digits
+
+from predicciones.models import Deployment, PredictionFailure, RetrainRun
+from predicciones.services import registry
+from predicciones.services.canary import canary_review
+from predicciones.services.retraining import (
+    RetrainOptions,
+    cooldown_remaining,
+    feedback_set,
+    model_retrain,
+    new_label_count,
+)
+from predicciones.tests.factories import predictions_log
+
+pytestmark = pytest.mark.django_db
+
+MODEL = "clf.pickle"
+
+
+@pytest.fixture
+def v1():
+    return registry.shipped_model_bootstrap()
+
+
+def labelled(version, n, *, labels=None, start=None):
+    X = load_digits().data[:n]
+    rows = predictions_log(version, X, start=start)
+    labels = load_digits().target[:n] if labels is None else labels
+    for row, label in zip(rows, labels, strict=True):
+        row.label = int(label)
+        row.labelled_at = timezone.now()
+        row.save(update_fields=["label", "labelled_at"])
+    return rows
+
+
+def test_bootstrap_does_not_start_a_cooldown(v1):
+    assert cooldown_remaining(MODEL, hours=24) is None
+
+
+def test_too_few_new_labels_skips_and_records_why(v1):
+    labelled(v1, 20)
+    run = model_retrain(model_name=MODEL, options=RetrainOptions(min_samples=50, cooldown_hours=0))
+    assert run.status == "skipped" and run.pk is not None
+    assert run.reasons == ["not enough new labelled samples: 20 < 50"]
+    assert Deployment.objects.get().live == v1
+
+
+def test_dry_run_checks_guards_and_records_nothing(v1):
+    labelled(v1, 60)
+    run = model_retrain(
+        model_name=MODEL, options=RetrainOptions(min_samples=50, cooldown_hours=0, dry_run=True)
+    )
+    assert run.status == "skipped" and run.reasons == ["dry run: nothing trained or registered"]
+    assert not RetrainRun.objects.exists()
+
+
+def test_cooldown_counts_from_the_last_run_that_trained(v1):
+    RetrainRun.objects.create(
+        model=v1.model, started_at=timezone.now() - dt.timedelta(hours=2), status="refused"
+    )
+    RetrainRun.objects.create(model=v1.model, started_at=timezone.now(), status="skipped")
+    remaining = cooldown_remaining(MODEL, hours=24)
+    assert dt.timedelta(hours=21.9) < remaining < dt.timedelta(hours=22.1)
+    labelled(v1, 60)
+    run = model_retrain(model_name=MODEL, options=RetrainOptions(min_samples=10, cooldown_hours=24))
+    assert run.status == "skipped" and run.reasons[0].startswith("cooldown")
+    assert cooldown_remaining(MODEL, hours=1) is None
+
+
+def test_new_labels_are_counted_since_the_last_retrain(v1):
+    labelled(v1, 30)
+    assert new_label_count(MODEL) == 30
+    RetrainRun.objects.create(model=v1.model, started_at=timezone.now(), status="refused")
+    assert new_label_count(MODEL) == 0
+    labelled(v1, 5)
+    assert new_label_count(MODEL) == 5
+
+
+def test_feedback_holdout_rows_never_reach_training(v1):
+    labelled(v1, 200)
+    first = feedback_set(MODEL, holdout_percent=20)
+    assert first.n_train + first.n_validation == 200
+    assert 20 <= first.n_validation <= 60
+    again = feedback_set(MODEL, holdout_percent=20)
+    assert again.validation_ids == first.validation_ids
+    assert first.X_train.shape == (first.n_train, 64)
+
+
+def served(version, X, **kwargs):
+    """Predictions answered by ``version`` after the canary started (now onwards)."""
+    return predictions_log(version, X, start=timezone.now(), **kwargs)
+
+
+@pytest.fixture
+def canary(v1):
+    from sklearn.linear_model import LogisticRegression
+
+    from predicciones.ml.classifier import dump_classifier
+
+    X, y = load_digits(return_X_y=True)
+    v2 = registry.model_version_register(
+        name=MODEL,
+        artifact=dump_classifier(LogisticRegression(max_iter=300).fit(X[:500], y[:500])),
+        statistics={},
+        metrics={},
+        sklearn_version="test",
+    )
+    registry.deployment_set_candidate(name=MODEL, version=2, percent=20)
+    return v1, v2
+
+
+def test_canary_waits_for_enough_traffic(canary):
+    _, v2 = canary
+    served(v2, load_digits().data[:10])
+    review = canary_review(model_name=MODEL, min_requests=50)
+    assert review.decision == "wait" and not review.applied
+    assert Deployment.objects.get().candidate == v2
+
+
+def test_a_healthy_canary_is_promoted(canary):
+    v1, v2 = canary
+    served(v1, load_digits().data[:200])
+    served(v2, load_digits().data[:60])
+    review = canary_review(model_name=MODEL, min_requests=50)
+    assert review.decision == "promote" and review.applied
+    dep = Deployment.objects.get()
+    assert (dep.live, dep.candidate, dep.previous_live) == (v2, None, v1)
+
+
+def test_a_failing_canary_is_rolled_back(canary):
+    v1, v2 = canary
+    served(v1, load_digits().data[:200])
+    served(v2, load_digits().data[:60])
+    for _ in range(5):
+        PredictionFailure.objects.create(
+            query_id=uuid.uuid4(), created_at=timezone.now(), model_version=v2, error="ValueError"
+        )
+    review = canary_review(model_name=MODEL, min_requests=50)
+    assert review.decision == "rollback" and "error rate" in review.reasons[0]
+    dep = Deployment.objects.get()
+    assert (dep.live, dep.candidate) == (v1, None)
+
+
+def test_a_canary_that_reads_worse_is_rolled_back(canary):
+    v1, v2 = canary
+    digits = load_digits()
+    X, truth = digits.data[:100], digits.target[:100]
+    wrong_every_fourth = np.where(np.arange(100) % 4 == 0, (truth + 1) % 10, truth)
+    rows = served(v1, X, predictions=truth) + served(v2, X, predictions=wrong_every_fourth)
+    for row, label in zip(rows, np.concatenate([truth, truth]), strict=True):
+        row.label = int(label)
+        row.save(update_fields=["label"])
+    review = canary_review(model_name=MODEL, min_requests=50, apply=False)
+    assert review.decision == "rollback"
+    assert review.candidate.accuracy == pytest.approx(0.75) and review.live.accuracy == 1.0
+    assert any("live accuracy" in reason for reason in review.reasons)
+    assert Deployment.objects.get().candidate == v2  # decided, not applied
+
+
+def test_no_canary_means_nothing_to_review(v1):
+    assert canary_review(model_name=MODEL).decision == "none"
