@@ -125,16 +125,24 @@ def shipped_model_bootstrap() -> ModelVersion | None:
         return None
     shipped = shipped_model_read()
     try:
-        version = model_version_register(
-            name=name,
-            artifact=shipped.artifact,
-            statistics=shipped.statistics,
-            metrics=shipped.manifest.get("metrics", {}),
-            sklearn_version=shipped.manifest.get("sklearn_version", ""),
-            training_data=shipped.manifest.get("training_data", {}),
-            created_by="bootstrap",
-            make_live_if_first=True,
-        )
+        with transaction.atomic():
+            # Every gunicorn worker bootstraps as it starts (serving.warm_up), all at once: with
+            # the model row locked, "no version yet" and registering are one step, so exactly
+            # one worker registers (without the lock, each one added a copy as a new version).
+            model, _ = RegisteredModel.objects.get_or_create(name=name)
+            RegisteredModel.objects.select_for_update().get(pk=model.pk)
+            if model.versions.exists():
+                return None
+            version = model_version_register(
+                name=name,
+                artifact=shipped.artifact,
+                statistics=shipped.statistics,
+                metrics=shipped.manifest.get("metrics", {}),
+                sklearn_version=shipped.manifest.get("sklearn_version", ""),
+                training_data=shipped.manifest.get("training_data", {}),
+                created_by="bootstrap",
+                make_live_if_first=True,
+            )
     except IntegrityError:
         return None  # another worker bootstrapped it first
     logger.info("registered the shipped model as %s (live)", version)
