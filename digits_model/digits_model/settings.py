@@ -304,10 +304,14 @@ LOGGING = {
         "plain": {"()": "predicciones.logfmt.PlainFormatter"},
         "json": {"()": "predicciones.logfmt.JsonFormatter"},
     },
+    "filters": {
+        "security_no_traceback": {"()": "predicciones.logfmt.SecurityRecordsWithoutTraceback"}
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if DIGITS_LOG_JSON else "plain",
+            "filters": ["security_no_traceback"],
         }
     },
     "root": {"handlers": ["console"], "level": env_str("DIGITS_LOG_LEVEL", "INFO").upper()},

@@ -68,3 +68,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         return json.dumps(document, default=str, ensure_ascii=False)
+
+
+class SecurityRecordsWithoutTraceback(logging.Filter):
+    """Keep ``django.security`` messages, drop their tracebacks.
+
+    Django logs a client's SuspiciousOperation (10,000 form fields, a bad Host header) at
+    ERROR with the exception attached: the message says all there is to know, and a
+    traceback per abusive request only buries real errors.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security"):
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -71,11 +71,14 @@ def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise UnsupportedImageError()
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(_too_large_message(max_pixels)) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow on untrusted bytes raises many types; all mean "corrupt"
         raise UnreadableImageError() from exc
     width, height = img.size
     if width < 1 or height < 1:
@@ -112,12 +115,16 @@ def decode_image(
     img = open_image(data, max_pixels=max_pixels)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return _to_gray(img, work_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(_too_large_message(max_pixels)) from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, ZeroDivisionError) as exc:
-        # Pillow reports truncated or corrupt data through several exception types.
+    except MemoryError:
+        raise
+    except Exception as exc:
+        # Pillow reports truncated or corrupt data through many exception types (OSError,
+        # ValueError, struct.error, TypeError from malformed TIFF tags...): all are "corrupt".
         raise UnreadableImageError() from exc
     finally:
         img.close()

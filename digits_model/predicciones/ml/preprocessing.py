@@ -236,7 +236,8 @@ def _normalise(
 
 def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
     """Mean over factor x factor blocks (the remainder rows and columns are dropped)."""
-    if factor == 1:
+    factor = min(factor, *x.shape)  # a sliver thinner than one block stays whole
+    if factor <= 1:
         return x
     h, w = x.shape[0] // factor, x.shape[1] // factor
     img = Image.fromarray(np.ascontiguousarray(x[: h * factor, : w * factor], np.float32), "F")

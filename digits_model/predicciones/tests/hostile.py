@@ -25,25 +25,6 @@ BOMB_SIDE = 65_500
 #: The file the pickle upload would create if anything ever unpickled it.
 PICKLE_EXPLOIT_MARKER = os.path.join(tempfile.gettempdir(), "digits-pwned-by-pickle")
 
-#: Bugs in ``ml/`` these tests found (issue 8), keyed by a fragment of the exception message
-#: they raise, each a 500 from the API. Tests that hit one are strict xfails, and the fuzz
-#: tests let them pass, until ``ml/`` is fixed; then remove the entry.
-KNOWN_ML_BUGS = {
-    "box can't be empty": (
-        "ml/preprocessing.py _block_mean: Image.reduce(factor) on an image whose short side "
-        "is below the block factor (e.g. 10000x10) raises ValueError"
-    ),
-    "cannot be interpreted as an integer": (
-        "ml/decoding.py decode_image lets Pillow's TypeError escape (a TIFF whose "
-        "StripOffsets tag is RATIONAL)"
-    ),
-}
-
-
-def known_ml_bug(exc: BaseException) -> str | None:
-    """The known ``ml/`` bug an exception is, if any."""
-    return next((why for fragment, why in KNOWN_ML_BUGS.items() if fragment in str(exc)), None)
-
 
 @dataclass(frozen=True)
 class Upload:
@@ -54,8 +35,6 @@ class Upload:
     filename: str = "upload.jpg"
     allowed: frozenset[int] = frozenset({400})
     content_type: str = "application/octet-stream"
-    #: A KNOWN_ML_BUGS key when this file currently makes the API answer 500.
-    known_bug: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "allowed", frozenset(self.allowed))
@@ -146,19 +125,10 @@ class _Exploit:
 
 
 def corpus_params(uploads: list[Upload]) -> list:
-    """pytest parameters, one per upload; those hitting a known ml/ bug are strict xfails."""
+    """pytest parameters, one per upload, named after it."""
     import pytest
 
-    return [
-        pytest.param(
-            upload,
-            id=upload.name,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_ML_BUGS[upload.known_bug])]
-            if upload.known_bug
-            else [],
-        )
-        for upload in uploads
-    ]
+    return [pytest.param(upload, id=upload.name) for upload in uploads]
 
 
 def hostile_uploads() -> list[Upload]:
@@ -203,14 +173,12 @@ def hostile_uploads() -> list[Upload]:
             encoded(Image.new("L", (10_000, 10), 200), "PNG"),
             "w.png",
             no_digit,
-            known_bug="box can't be empty",
         ),
         Upload(
             "10000x10-with-ink",
             encoded(_streak(10_000, 10), "PNG"),
             "streak.png",
             bad_or_digit,
-            known_bug="box can't be empty",
         ),
         Upload("all-white", encoded(blank, "PNG"), "white.png", no_digit),
         Upload("all-black", encoded(Image.new("L", (200, 200), 0), "JPEG"), "black.jpg", no_digit),

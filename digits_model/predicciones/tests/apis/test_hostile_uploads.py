@@ -22,7 +22,6 @@ from predicciones.ml.errors import ImageError
 from predicciones.ml.preprocessing import preprocess
 from predicciones.tests.conftest import draw_digit_image
 from predicciones.tests.hostile import (
-    KNOWN_ML_BUGS,
     PICKLE_EXPLOIT_MARKER,
     Upload,
     corpus_params,
@@ -35,8 +34,7 @@ CORPUS = hostile_uploads()
 
 #: Found by fuzzing (issue 8): a 261-byte TIFF whose StripOffsets tag has type RATIONAL.
 #: Pillow raises TypeError ("'IFDRational' object cannot be interpreted as an integer")
-#: while loading it, which ml/decoding.py does not catch: the API answers 500.
-TIFF_BUG = KNOWN_ML_BUGS["cannot be interpreted as an integer"]
+#: while loading it; it once escaped ml/decoding.py as a 500.
 TIFF_RATIONAL_STRIP_OFFSETS = base64.b64decode(
     "SUkqAAgAAAAKAAABBAABAAAAeAAAAAEBBAABAAAAeAAAAAIBAwADAAAAhgAAAAMBAwABAAAAAQAAAAYBAwABAAAA"
     "AgAAABEBBQABAAAAjAAAABUBAwABAAAAAwAAABYBBAABAAAAeAAAABcBBAABAAAAwKgAABwBAwABAAAAAQAAAAAA"
@@ -100,13 +98,11 @@ def test_pickle_upload_is_never_unpickled(client):
     assert not os.path.exists(PICKLE_EXPLOIT_MARKER)
 
 
-@pytest.mark.xfail(strict=True, reason=TIFF_BUG)
 def test_tiff_with_rational_strip_offsets_is_400(client):
     response = post_file(client, Upload("tiff", TIFF_RATIONAL_STRIP_OFFSETS, "x.tif"))
     assert_allowed_answer(response, {400})
 
 
-@pytest.mark.xfail(strict=True, reason=TIFF_BUG)
 def test_preprocess_raises_only_image_errors_on_the_malformed_tiff():
     with pytest.raises(ImageError):
         preprocess(TIFF_RATIONAL_STRIP_OFFSETS)
