@@ -12,6 +12,32 @@ from predicciones.management.base import OperatorCommand
 from predicciones.services.retraining import RetrainOptions, model_retrain
 
 
+def add_retrain_arguments(parser) -> None:
+    """The options retrain shares with run_pipeline."""
+    parser.add_argument("--model", default=None, help="Model name (default: the default).")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-samples", type=int, help="New labels required.")
+    parser.add_argument("--cooldown-hours", type=float, help="Hours since the last retrain.")
+    parser.add_argument("--min-improvement", type=float, help="Accuracy gain required.")
+    parser.add_argument("--max-class-drop", type=float, help="Largest recall loss allowed.")
+    parser.add_argument("--quick", action="store_true", help="Fewer augmentations (tests).")
+    parser.add_argument("--dry-run", action="store_true", help="Decide, change nothing.")
+    parser.add_argument("--json", action="store_true")
+
+
+def retrain_options(opts: dict, **extra) -> RetrainOptions:
+    """RetrainOptions from parsed command options (unset ones fall back to settings)."""
+    return RetrainOptions(
+        seed=opts["seed"],
+        min_samples=opts["min_samples"],
+        cooldown_hours=opts["cooldown_hours"],
+        min_improvement=opts["min_improvement"],
+        max_class_drop=opts["max_class_drop"],
+        quick=opts["quick"],
+        **extra,
+    )
+
+
 def retrain_summary(run) -> dict:
     return {
         "model": run.model.name,
@@ -33,28 +59,12 @@ class Command(OperatorCommand):
     help = "Train a candidate from base data + feedback; register it only if it passes the gate."
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", default=None, help="Model name (default: the default).")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--min-samples", type=int, help="New labels required.")
-        parser.add_argument("--cooldown-hours", type=float, help="Hours since the last retrain.")
-        parser.add_argument("--min-improvement", type=float, help="Accuracy gain required.")
-        parser.add_argument("--max-class-drop", type=float, help="Largest recall loss allowed.")
-        parser.add_argument("--dry-run", action="store_true", help="Check the guards only.")
-        parser.add_argument("--quick", action="store_true", help="Fewer augmentations (tests).")
-        parser.add_argument("--json", action="store_true")
+        add_retrain_arguments(parser)
 
     def handle(self, *args, **opts):
         run = model_retrain(
             model_name=opts["model"] or settings.DIGITS_DEFAULT_MODEL,
-            options=RetrainOptions(
-                seed=opts["seed"],
-                min_samples=opts["min_samples"],
-                cooldown_hours=opts["cooldown_hours"],
-                min_improvement=opts["min_improvement"],
-                max_class_drop=opts["max_class_drop"],
-                dry_run=opts["dry_run"],
-                quick=opts["quick"],
-            ),
+            options=retrain_options(opts, dry_run=opts["dry_run"]),
         )
         summary = retrain_summary(run)
         if opts["json"]:

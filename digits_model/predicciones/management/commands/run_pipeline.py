@@ -10,44 +10,29 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from predicciones.management.base import OperatorCommand
+from predicciones.management.commands.retrain import add_retrain_arguments, retrain_options
 from predicciones.services.pipeline import STRATEGIES, PipelineOptions, pipeline_run
-from predicciones.services.retraining import RetrainOptions
 
 
 class Command(OperatorCommand):
     help = "Review canary, check drift, retrain behind the gate, roll the winner out."
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", default=None)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--min-samples", type=int, help="New labels needed with drift.")
+        add_retrain_arguments(parser)  # --min-samples: new labels needed when drift is found
         parser.add_argument(
             "--min-samples-without-drift", type=int, help="New labels needed without drift."
         )
-        parser.add_argument("--cooldown-hours", type=float)
-        parser.add_argument("--min-improvement", type=float)
-        parser.add_argument("--max-class-drop", type=float)
         parser.add_argument("--strategy", choices=STRATEGIES, default="canary")
         parser.add_argument("--canary-percent", type=int)
         parser.add_argument("--canary-min-requests", type=int)
         parser.add_argument("--last", type=int, help="Drift window: the last N predictions.")
-        parser.add_argument("--quick", action="store_true", help="Fewer augmentations (tests).")
-        parser.add_argument("--dry-run", action="store_true", help="Decide, change nothing.")
         parser.add_argument("--fail-on-drift", action="store_true")
-        parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **opts):
         summary = pipeline_run(
             model_name=opts["model"] or settings.DIGITS_DEFAULT_MODEL,
             options=PipelineOptions(
-                retrain=RetrainOptions(
-                    seed=opts["seed"],
-                    min_samples=opts["min_samples"],
-                    cooldown_hours=opts["cooldown_hours"],
-                    min_improvement=opts["min_improvement"],
-                    max_class_drop=opts["max_class_drop"],
-                    quick=opts["quick"],
-                ),
+                retrain=retrain_options(opts),
                 min_samples_without_drift=opts["min_samples_without_drift"],
                 strategy=opts["strategy"],
                 canary_percent=opts["canary_percent"],
