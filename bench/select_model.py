@@ -5,6 +5,9 @@ the split's score stays a clean test), rendered, distorted and preprocessed exac
 training. Folds are grouped by source digit: a digit's distortions never sit on both sides.
 Scores are on the folds' undistorted rows and on all their rows. Semeion is never touched.
 
+The rest of the model's choices (preprocessing, distortions, number of copies, classifier
+kind) are made on the writer-disjoint upload proxy, ``bench/proxy.py``.
+
 Usage: python bench/select_model.py [--n-augment N] [--jobs N]
 """
 

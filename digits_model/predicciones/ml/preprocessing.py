@@ -47,6 +47,9 @@ FIND_SIZE = 128
 FRAME_HEIGHT = 48
 #: Margin around the digit in that frame, room for redrawn strokes.
 FRAME_PAD = 6
+#: How far the paper level may rise above its estimate over a window twice as wide
+#: (:func:`_background`; 0..1 scale).
+BACKGROUND_SLACK = 0.2
 #: Range of stroke widths (frame pixels: area / skeleton length) that the normalisation
 #: brings strokes into, about the 10th and 90th percentiles of scikit-learn's digits.
 MIN_STROKE, MAX_STROKE = 7.0, 12.5
@@ -216,22 +219,41 @@ def _normalise(
     measured by the median absolute deviation: most pixels are paper) and above 30 % of the
     darkest ink; their 90th percentile is the peak. Returns the normalised ink and the peak.
     """
-    if floor is None:
-        _, a_med = _quantiles(np.abs(ink), (0.0, 0.5))
-        floor = max(6.0 * 1.4826 * a_med, 0.5 * MIN_CONTRAST)
     values = ink[within] if within is not None else ink
+    # One histogram of the signed values (bins of 1/1023 on [-1, 1]) answers every quantile.
+    idx = np.rint(values.ravel() * 1023.0).astype(np.intp)
+    np.clip(idx, -1023, 1023, out=idx)
+    hist = np.bincount(idx + 1023, minlength=2047)
+    if floor is None:
+        folded = hist[1023:].copy()
+        folded[1:] += hist[1022::-1]
+        a_med = _hist_quantile(folded, 0.5)
+        floor = max(6.0 * 1.4826 * a_med, 0.5 * MIN_CONTRAST)
     # Residues of shadows and gradients can outnumber thin strokes: candidates must also
     # reach a good share of the darkest ink (the 99.9th percentile ignores lone hot pixels).
-    floor = max(floor, 0.3 * _quantiles(np.minimum(values, 1.0), (0.999,))[0])
-    strokes = values[values > floor]
-    if strokes.size < 3:
+    top = _hist_quantile(hist[1023:], 0.999, below=int(hist[:1023].sum()))
+    floor = max(floor, 0.3 * top)
+    strokes = hist[1023 + int(floor * 1023.0) + 1 :]
+    if strokes.sum() < 3:
         raise NoDigitError()
-    peak = _quantiles(np.minimum(strokes, 1.0), (0.9,))[0]
+    peak = 1.0 - (len(strokes) - 1 - _hist_index(strokes, 0.9)) / 1023.0
     if peak < MIN_CONTRAST:
         raise NoDigitError()
     ink = ink * np.float32(1.0 / peak)
     np.clip(ink, 0.0, 1.0, out=ink)
     return ink.astype(np.float32, copy=False), peak
+
+
+def _hist_index(hist: np.ndarray, q: float, below: int = 0) -> int:
+    """Bin holding the q-quantile of a histogram (``below`` values lie under its first bin)."""
+    cdf = np.cumsum(hist)
+    total = cdf[-1] + below
+    return max(0, int(np.searchsorted(cdf, q * (total - 1) + 1 - below)))
+
+
+def _hist_quantile(hist: np.ndarray, q: float, below: int = 0) -> float:
+    """q-quantile of values on [0, 1] counted in 1/1023 bins (see :func:`_normalise`)."""
+    return min(_hist_index(hist, q, below), len(hist) - 1) / 1023.0
 
 
 def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
@@ -256,11 +278,18 @@ def _background(x: np.ndarray) -> np.ndarray:
 
     An opening (min then max filter) whose window is wider than any stroke removes the
     strokes and keeps the paper, including gradients and shadows larger than the window.
+    A fat marker stroke or a filled loop can hold the whole window, and the opening then
+    returns ink: an opening over twice the window (two thirds of the picture, wider than
+    any stroke) is never above the first and holds only paper, so the paper level may
+    exceed it by at most :data:`BACKGROUND_SLACK` (the depth of a shadow smaller than the
+    wide window but larger than the narrow one).
     """
     height, width = x.shape
     small = _block_mean(x, max(1, min(height, width) // 24))
     size = max(3, min(small.shape) // 3)
     opened = ndimage.grey_opening(small, size=(size, size), mode="nearest")
+    wide = ndimage.grey_opening(small, size=(2 * size, 2 * size), mode="nearest")
+    np.minimum(opened, wide + np.float32(BACKGROUND_SLACK), out=opened)
     opened = ndimage.uniform_filter(opened, size=size, mode="nearest")
     if opened.shape != x.shape:
         img = Image.fromarray(opened.astype(np.float32), mode="F")

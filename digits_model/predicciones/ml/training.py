@@ -6,13 +6,16 @@ uploads (:mod:`~predicciones.ml.augment`). The classifier is ten one-vs-rest RBF
 their confidence is calibrated by temperature scaling on out-of-fold scores where each
 half of the digits (different writers) is scored by SVCs trained on the other half. The
 holdout (index % 10 == 9) is never trained on: it is the fixed validation set.
-Its hyper-parameters were chosen by grouped cross-validation on the first half of the
-training data only (``bench/select_model.py``). The pickle holds only scikit-learn and
-NumPy objects. Semeion is never used here.
+Preprocessing variants, distortions, the number of copies and the classifier were chosen on
+a writer-disjoint proxy (``bench/proxy.py``: one half of ``load_digits`` trains, the other
+half is sent as uploads in five styles, and the other way round); the SVC's
+hyper-parameters by grouped cross-validation on the first half (``bench/select_model.py``).
+The pickle holds only scikit-learn and NumPy objects. Semeion is never used here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -37,6 +40,8 @@ N_AUGMENT = 10
 N_AUGMENT_FAST = 1
 #: SVC hyper-parameters (features on 0..16), from ``bench/select_model.py``.
 SVC_PARAMS = {"C": 3.0, "gamma": 0.0015}
+#: Kernel cache of each SVC while it is fitted (MB; a larger cache fits large sets faster).
+SVC_CACHE_MB = 1000
 #: Folds whose held-out scores fit the temperature.
 CALIBRATION_FOLDS = 3
 #: Base digits no model is trained on (``index % 10 == 9``): the fixed validation holdout.
@@ -107,7 +112,13 @@ def normalised_base_data(
 
 
 def fit_classifier(
-    X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, *, seed: int = 0, **params
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+    calibrate: bool = True,
+    **params,
 ):
     """Fit the calibrated classifier on rows already in the model's 0..16 format.
 
@@ -125,6 +136,9 @@ def fit_classifier(
         The ``load_digits`` index each row was rendered from; rows of a group stay in one
         fold. Extra rows carry ids from ``N_BASE`` up and are spread over both folds.
     seed : int
+    calibrate : bool
+        False fits the one-vs-rest SVCs alone (same predictions, no confidence; used for
+        the scikit-learn example split, whose metric is accuracy only).
     **params
         Override :data:`SVC_PARAMS`.
 
@@ -140,7 +154,13 @@ def fit_classifier(
     # One RBF SVC per digit (one-vs-rest): each gives a margin for its own class, which the
     # temperature turns into a confidence that separates sure from unsure answers (the
     # one-vs-one SVC's 10 scores are mostly vote counts, so its confidence hardly varies).
-    svc = OneVsRestClassifier(SVC(kernel="rbf", random_state=seed, **{**SVC_PARAMS, **params}))
+    # Fitted in this process: SVCs fitted in worker processes unpickle with other object
+    # sharing, and the artifact would no longer be the same bytes for the same seed.
+    svc = OneVsRestClassifier(
+        SVC(kernel="rbf", cache_size=SVC_CACHE_MB, random_state=seed, **{**SVC_PARAMS, **params})
+    )
+    if not calibrate:
+        return svc.fit(X, y)
     first = np.where(groups < N_BASE, groups < N_BASE // 2, groups % 2 == 0)
     if first.all() or not first.any():
         folds = list(GroupKFold(n_splits=CALIBRATION_FOLDS).split(X, y, groups))
@@ -203,7 +223,8 @@ def train_classifier(
         Seeds the distortions and the classifier: same inputs and seed, same pickle bytes.
     extra_X : ndarray of shape (n_extra, 64), values 0..16, optional
         Rows already in the model's format (for example logged features of uploads with
-        feedback). They are used as they are, not re-rendered.
+        feedback). Each is used as it is and, like a base digit, re-rendered with
+        ``n_augment`` distortions (:func:`extra_rows`), so each weighs as much as a base digit.
     extra_y : ndarray of shape (n_extra,), int, optional
     quick : bool
         Use :data:`N_AUGMENT_FAST` distortions per digit (tests) instead of :data:`N_AUGMENT`.
@@ -229,17 +250,52 @@ def train_classifier(
         seed=seed, n_augment=n_augment, n_jobs=n_jobs, indices=base_indices
     )
     if extra_X is not None and len(extra_X):
-        extra_X = _check_rows(extra_X)
-        extra_y = np.asarray(extra_y, dtype=int).ravel()
-        if len(extra_y) != len(extra_X):
-            raise ValueError(f"extra_y has {len(extra_y)} labels for {len(extra_X)} rows")
-        if extra_y.min() < 0 or extra_y.max() >= N_CLASSES:
-            raise ValueError("extra_y labels must be digits 0..9")
+        extra_X, extra_y, extra_groups = extra_rows(
+            extra_X, extra_y, n_augment=n_augment, seed=seed, n_jobs=n_jobs
+        )
         X = np.vstack([X, extra_X])
         y = np.concatenate([y, extra_y])
-        groups = np.concatenate([groups, N_BASE + np.arange(len(extra_X))])
+        groups = np.concatenate([groups, extra_groups])
     clf = fit_classifier(X, y, groups, seed=seed)
     return clf, training_statistics(X, y)
+
+
+def extra_rows(
+    extra_X: np.ndarray, extra_y, *, n_augment: int, seed: int = 0, n_jobs: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Extra labelled rows (feedback), each as it is plus ``n_augment`` distorted re-renderings.
+
+    A logged row is the 8x8 grid an upload became, in the same format as a ``load_digits``
+    row, so it can be rebuilt as a picture and distorted exactly like the base digits
+    (:func:`~predicciones.ml.augment.training_features`). Each extra row thus weighs as much
+    as one base digit (its own row plus ``n_augment`` variations): a few hundred rows of a
+    style the base digits lack (about one extra digit for every five base digits) move the
+    decision boundary, and the variations teach the style rather than the exact rows.
+
+    Returns
+    -------
+    X : ndarray of shape (n_rows, 64), float64
+    y : ndarray of shape (n_rows,), int
+    groups : ndarray of shape (n_rows,), int
+        ``N_BASE + i`` for every row made from extra row ``i`` (one calibration fold each).
+    """
+    extra_X = _check_rows(extra_X)
+    extra_y = np.asarray(extra_y, dtype=int).ravel()
+    if len(extra_y) != len(extra_X):
+        raise ValueError(f"extra_y has {len(extra_y)} labels for {len(extra_X)} rows")
+    if extra_y.min() < 0 or extra_y.max() >= N_CLASSES:
+        raise ValueError("extra_y labels must be digits 0..9")
+    ids = N_BASE + np.arange(len(extra_X))
+    X, y, groups = [extra_X], [extra_y], [ids]
+    if n_augment > 0:
+        F, source, variant = training_features(
+            extra_X, n_augment=n_augment, seed=seed, n_jobs=n_jobs, ids=ids
+        )
+        distorted = variant > 0
+        X.append(F[distorted].astype(np.float64))
+        y.append(extra_y[source[distorted]])
+        groups.append(ids[source[distorted]])
+    return np.vstack(X), np.concatenate(y), np.concatenate(groups)
 
 
 def base_training_indices() -> np.ndarray:
@@ -284,7 +340,9 @@ def train_baseline(*, seed: int = 0, n_augment: int = N_AUGMENT, n_jobs: int = 1
     half = len(load_base_data()[1]) // 2
     first = groups < half
     test = ~first & (variant == 0)
-    split_clf = fit_classifier(X[first], y[first], groups[first], seed=seed)
+    split_clf = fit_classifier(
+        X[first], y[first], groups[first], seed=seed, calibrate=False
+    )
     split = evaluate(split_clf, X[test], y[test])
     # The shipped model: the same rows as train_classifier(seed=seed) would render.
     train = groups % HOLDOUT_MODULUS != HOLDOUT_REMAINDER
@@ -296,6 +354,7 @@ def train_baseline(*, seed: int = 0, n_augment: int = N_AUGMENT, n_jobs: int = 1
         "validation": evaluate(clf, X_val, y_val),
         "training": evaluate(clf, X[variant == 0], y[variant == 0]),
         "n_augment": n_augment,
+        "distortion": dataclasses.asdict(DEFAULT_DISTORTION),
         "svc_params": SVC_PARAMS,
         "calibration": "temperature, on out-of-fold scores of the two writer halves",
         "sklearn_version": sklearn.__version__,

@@ -148,6 +148,15 @@ def test_photo_on_tinted_paper_with_shadow(clf):
     assert_same_digit(clf, encode(rgb, "JPEG", quality=65), 4, TOL_SHAPE)
 
 
+@pytest.mark.parametrize("label", [2, 3, 4, 7])
+def test_small_digit_in_a_640x480_photo(clf, label):
+    # A 60 px digit, the smallest the photo style draws, in a JPEG decoded at 1/2 scale.
+    cov = digit_coverage(label, canvas=(480, 640), height=60, centre=(150, 420), width=12)
+    rgb = paint(cov, ink=(0.1, 0.1, 0.3), paper=(0.9, 0.85, 0.7))
+    rgb += np.random.default_rng(2).normal(0, 0.02, rgb.shape)
+    assert_same_digit(clf, encode(rgb, "JPEG", quality=70), label, TOL_SHAPE)
+
+
 def test_white_on_black_mnist_like_crop(clf):
     cov = digit_coverage(7, canvas=(28, 28), height=20, width=18.0, blur=0.5)
     pre = assert_same_digit(clf, encode(cov), 7, TOL_SHAPE)
@@ -220,3 +229,23 @@ def test_disconnected_strokes_are_kept():
     assert left > 20 and right > 20
     rows = np.flatnonzero(bitmap.max(axis=1) > 0.5)
     assert rows[-1] >= 30  # the right stroke's tail is part of the digit
+
+
+@pytest.mark.parametrize("index", [1006, 1295, 753])  # a 9, an 8 and a 1 of load_digits
+def test_fat_marker_blob_filling_the_picture_is_found_whole(index):
+    # Strokes so fat that they fill the loops and cover a third of the picture: the paper
+    # estimate must not take the blob for paper (it used to, and the upload was "blank").
+    from scipy import ndimage
+
+    from predicciones.ml.datasets import load_base_data
+    from predicciones.tests.rendering import digit_bitmap
+
+    blob = ndimage.binary_dilation(digit_bitmap(load_base_data()[0][index]), iterations=2)
+    pixels = np.pad(np.kron(np.where(blob, 0.1, 0.93), np.ones((6, 6))), 15, constant_values=0.93)
+    assert (pixels < 0.5).mean() > 0.25
+    pre = preprocess(encode(pixels, "JPEG", quality=90))
+    # Whole, not hollowed out: the bitmap's ink is a solid share of the digit's box.
+    rows = np.flatnonzero(pre.bitmap.max(axis=1) > 0.5)
+    cols = np.flatnonzero(pre.bitmap.max(axis=0) > 0.5)
+    box = pre.bitmap[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    assert (box > 0.5).mean() > 0.4

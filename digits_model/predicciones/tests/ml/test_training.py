@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predicciones.ml.augment import reconstruct_bitmap
+from predicciones.ml.augment import reconstruct_bitmap, training_features
 from predicciones.ml.classifier import dump_classifier, predict
 from predicciones.ml.training import (
     N_AUGMENT_FAST,
@@ -92,3 +92,22 @@ def test_validation_set_is_fixed_and_held_out():
     assert X.shape[1] == 64 and len(X) == len(y) > 300
     X2, _ = base_validation_set()
     assert X2 is X  # cached: every model is judged on the same rows
+
+
+def test_a_few_hundred_feedback_rows_teach_a_new_style(base_digits):
+    # A "style" the base digits lack: every digit mirrored left-right, as an upload would
+    # log it (rendered and preprocessed). 300 labelled rows of it must be learnt.
+    X, y = base_digits
+    mirrored = X.reshape(-1, 8, 8)[:, :, ::-1].reshape(-1, 64)
+    feedback = np.arange(1, 1797, 6)[:300]
+    unseen = np.arange(4, 1797, 6)[:300]
+    rows, source, _ = training_features(mirrored[feedback], n_augment=0, seed=5)
+    test_rows, test_source, _ = training_features(mirrored[unseen], n_augment=0, seed=6)
+    test_y = y[unseen][test_source]
+    plain, _ = train_classifier(seed=0, quick=True, base_indices=SLICE)
+    taught, _ = train_classifier(
+        seed=0, quick=True, base_indices=SLICE, extra_X=rows, extra_y=y[feedback][source]
+    )
+    before = (predict(plain, test_rows)[0] == test_y).mean()
+    after = (predict(taught, test_rows)[0] == test_y).mean()
+    assert after >= before + 0.2 and after >= 0.8, (before, after)
