@@ -340,9 +340,7 @@ def train_baseline(*, seed: int = 0, n_augment: int = N_AUGMENT, n_jobs: int = 1
     half = len(load_base_data()[1]) // 2
     first = groups < half
     test = ~first & (variant == 0)
-    split_clf = fit_classifier(
-        X[first], y[first], groups[first], seed=seed, calibrate=False
-    )
+    split_clf = fit_classifier(X[first], y[first], groups[first], seed=seed, calibrate=False)
     split = evaluate(split_clf, X[test], y[test])
     # The shipped model: the same rows as train_classifier(seed=seed) would render.
     train = groups % HOLDOUT_MODULUS != HOLDOUT_REMAINDER
