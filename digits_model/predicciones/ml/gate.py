@@ -5,6 +5,13 @@ precisión y estabilidad"): the candidate's accuracy must exceed the live model'
 ``min_improvement``, and no class may lose more than ``max_class_drop`` of recall. Classes
 with fewer than ``min_class_count`` validation rows are reported but not gated (a recall
 from three rows is noise).
+
+Both models answer the same rows, so a class's loss is judged on the paired answers: the
+rows of that class the live model read and the candidate does not (``lost``), and the
+reverse (``won``). A drop beyond ``max_class_drop`` refuses the candidate only when it is
+also more than noise, ``lost - won > CLASS_DROP_Z * sqrt(lost + won)`` (a one-sided sign
+test at about 5 %): with 70 rows of a class, two rows read differently are a 3-point drop
+but not evidence that the candidate is worse at that digit.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ N_CLASSES = 10
 MIN_IMPROVEMENT = 0.005
 MAX_CLASS_DROP = 0.02
 MIN_CLASS_COUNT = 10
+#: z of the one-sided sign test a class's paired loss must pass to count (5 %: 1.645).
+CLASS_DROP_Z = 1.645
 
 
 @dataclass(frozen=True)
@@ -75,11 +84,13 @@ def evaluate_gate(
     min_improvement : float
         Accuracy the candidate must gain over the live model (0.005 = half a point).
     max_class_drop : float
-        Largest recall any class may lose.
+        Largest recall any class may lose (beyond it, a loss must also pass the sign test).
     min_class_count : int
         Classes with fewer validation rows are not gated.
     """
     y_true = np.asarray(y_true, dtype=int)
+    live_pred = np.asarray(live_pred, dtype=int)
+    candidate_pred = np.asarray(candidate_pred, dtype=int)
     if len(y_true) == 0:
         raise ValueError("the validation set is empty")
     live = Scores.of(y_true, live_pred)
@@ -96,10 +107,14 @@ def evaluate_gate(
         if counts[c] < min_class_count:
             continue
         drop = live.recall[c] - candidate.recall[c]
-        if drop > max_class_drop:
+        rows = y_true == c
+        live_right, candidate_right = live_pred[rows] == c, candidate_pred[rows] == c
+        lost = int((live_right & ~candidate_right).sum())
+        won = int((candidate_right & ~live_right).sum())
+        if drop > max_class_drop and lost - won > CLASS_DROP_Z * np.sqrt(lost + won):
             reasons.append(
                 f"class {c} recall falls {live.recall[c]:.3f} -> {candidate.recall[c]:.3f} "
-                f"(more than {max_class_drop:.3f})"
+                f"(more than {max_class_drop:.3f}; {lost} rows lost, {won} won)"
             )
     return GateResult(
         passed=not reasons,

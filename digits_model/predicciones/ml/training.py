@@ -6,10 +6,10 @@ uploads (:mod:`~predicciones.ml.augment`). The classifier is ten one-vs-rest RBF
 their confidence is calibrated by temperature scaling on out-of-fold scores where each
 half of the digits (different writers) is scored by SVCs trained on the other half. The
 holdout (index % 10 == 9) is never trained on: it is the fixed validation set.
-Preprocessing variants, distortions, the number of copies and the classifier were chosen on
-a writer-disjoint proxy (``bench/proxy.py``: one half of ``load_digits`` trains, the other
-half is sent as uploads in five styles, and the other way round); the SVC's
-hyper-parameters by grouped cross-validation on the first half (``bench/select_model.py``).
+The SVC's hyper-parameters were chosen by grouped cross-validation on the first half of the
+training data only (``bench/select_model.py``); preprocessing and augmentation variants are
+compared on a writer-disjoint proxy (``bench/proxy.py``: one half of ``load_digits`` trains,
+the other half is sent as uploads in five styles, and the other way round).
 The pickle holds only scikit-learn and NumPy objects. Semeion is never used here.
 """
 
@@ -223,8 +223,10 @@ def train_classifier(
         Seeds the distortions and the classifier: same inputs and seed, same pickle bytes.
     extra_X : ndarray of shape (n_extra, 64), values 0..16, optional
         Rows already in the model's format (for example logged features of uploads with
-        feedback). Each is used as it is and, like a base digit, re-rendered with
-        ``n_augment`` distortions (:func:`extra_rows`), so each weighs as much as a base digit.
+        feedback). They are used as they are, each repeated ``1 + n_augment`` times so that
+        it weighs as much as a base digit with its distorted copies. (Re-rendering them with
+        the base digits' distortions instead, tried in ML round 2, made the retrained
+        model's gain on marker feedback smaller: the redraw normalises away the style.)
     extra_y : ndarray of shape (n_extra,), int, optional
     quick : bool
         Use :data:`N_AUGMENT_FAST` distortions per digit (tests) instead of :data:`N_AUGMENT`.
@@ -250,52 +252,20 @@ def train_classifier(
         seed=seed, n_augment=n_augment, n_jobs=n_jobs, indices=base_indices
     )
     if extra_X is not None and len(extra_X):
-        extra_X, extra_y, extra_groups = extra_rows(
-            extra_X, extra_y, n_augment=n_augment, seed=seed, n_jobs=n_jobs
-        )
-        X = np.vstack([X, extra_X])
-        y = np.concatenate([y, extra_y])
-        groups = np.concatenate([groups, extra_groups])
+        extra_X = _check_rows(extra_X)
+        extra_y = np.asarray(extra_y, dtype=int).ravel()
+        if len(extra_y) != len(extra_X):
+            raise ValueError(f"extra_y has {len(extra_y)} labels for {len(extra_X)} rows")
+        if extra_y.min() < 0 or extra_y.max() >= N_CLASSES:
+            raise ValueError("extra_y labels must be digits 0..9")
+        # Each extra row weighs as much as one base digit (its row plus n_augment distorted
+        # copies): repeated 1 + n_augment times, its copies in one calibration fold.
+        copies = 1 + n_augment
+        X = np.vstack([X, np.repeat(extra_X, copies, axis=0)])
+        y = np.concatenate([y, np.repeat(extra_y, copies)])
+        groups = np.concatenate([groups, np.repeat(N_BASE + np.arange(len(extra_X)), copies)])
     clf = fit_classifier(X, y, groups, seed=seed)
     return clf, training_statistics(X, y)
-
-
-def extra_rows(
-    extra_X: np.ndarray, extra_y, *, n_augment: int, seed: int = 0, n_jobs: int = 1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Extra labelled rows (feedback), each as it is plus ``n_augment`` distorted re-renderings.
-
-    A logged row is the 8x8 grid an upload became, in the same format as a ``load_digits``
-    row, so it can be rebuilt as a picture and distorted exactly like the base digits
-    (:func:`~predicciones.ml.augment.training_features`). Each extra row thus weighs as much
-    as one base digit (its own row plus ``n_augment`` variations): a few hundred rows of a
-    style the base digits lack (about one extra digit for every five base digits) move the
-    decision boundary, and the variations teach the style rather than the exact rows.
-
-    Returns
-    -------
-    X : ndarray of shape (n_rows, 64), float64
-    y : ndarray of shape (n_rows,), int
-    groups : ndarray of shape (n_rows,), int
-        ``N_BASE + i`` for every row made from extra row ``i`` (one calibration fold each).
-    """
-    extra_X = _check_rows(extra_X)
-    extra_y = np.asarray(extra_y, dtype=int).ravel()
-    if len(extra_y) != len(extra_X):
-        raise ValueError(f"extra_y has {len(extra_y)} labels for {len(extra_X)} rows")
-    if extra_y.min() < 0 or extra_y.max() >= N_CLASSES:
-        raise ValueError("extra_y labels must be digits 0..9")
-    ids = N_BASE + np.arange(len(extra_X))
-    X, y, groups = [extra_X], [extra_y], [ids]
-    if n_augment > 0:
-        F, source, variant = training_features(
-            extra_X, n_augment=n_augment, seed=seed, n_jobs=n_jobs, ids=ids
-        )
-        distorted = variant > 0
-        X.append(F[distorted].astype(np.float64))
-        y.append(extra_y[source[distorted]])
-        groups.append(ids[source[distorted]])
-    return np.vstack(X), np.concatenate(y), np.concatenate(groups)
 
 
 def base_training_indices() -> np.ndarray:

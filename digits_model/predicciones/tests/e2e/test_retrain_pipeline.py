@@ -94,7 +94,7 @@ def test_marker_feedback_retrains_a_better_model_rolled_out_as_a_canary(server_w
     assert doc["drift"]["status"] == "drift", doc["drift"]
     assert doc["decision"]["retrain"] and doc["decision"]["trigger"] == "drift"
     retrain = doc["retrain"]
-    assert retrain["status"] == "registered", retrain["reasons"]
+    assert retrain["status"] == "registered", json.dumps(retrain["gate"])
     gate = retrain["gate"]
     assert gate["passed"] and gate["improvement"] >= 0.005
     assert gate["feedback_part"]["candidate_accuracy"] > gate["feedback_part"]["live_accuracy"]
@@ -104,7 +104,10 @@ def test_marker_feedback_retrains_a_better_model_rolled_out_as_a_canary(server_w
 
     unseen = uploads(UNSEEN_ROWS, "marker", seed=2)
     old, new = accuracy(server, unseen, f"{MODEL}:2"), accuracy(server, unseen, f"{MODEL}:3")
-    assert new >= old + 0.08, f"unseen marker digits: v2 {old:.3f}, v3 {new:.3f}"
+    # Clearly better: at least a quarter of the old version's errors gone, and 4 points.
+    assert 1 - new <= 0.75 * (1 - old) and new >= old + 0.04, (
+        f"unseen marker digits: v2 {old:.3f}, v3 {new:.3f}"
+    )
 
     listing = {m["version"]: m for m in json.loads(server.manage("models", "--json").stdout)}
     assert listing[2]["live"] and listing[3]["stage"] == "candidate"

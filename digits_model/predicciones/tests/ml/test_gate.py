@@ -45,6 +45,17 @@ def test_a_class_that_regresses_is_refused_even_if_overall_is_better():
     assert any(reason.startswith("class 9 recall falls") for reason in result.reasons)
 
 
+def test_a_class_drop_within_noise_is_not_a_regression():
+    y = np.repeat(np.arange(10), 70)
+    live = with_errors(y, [6] * 10)
+    two_lost = with_errors(y, [0] * 9 + [8])  # class 9: 2 more of 70 wrong, a 2.9-point drop
+    result = evaluate_gate(y, live, two_lost, max_class_drop=0.02)
+    assert result.passed, result.reasons
+    four_lost = with_errors(y, [0] * 9 + [10])  # 4 more wrong: lost 4, won 0, beyond noise
+    result = evaluate_gate(y, live, four_lost, max_class_drop=0.02)
+    assert [r.split(" recall")[0] for r in result.reasons] == ["class 9"]
+
+
 def test_small_classes_are_not_gated():
     y = np.concatenate([np.repeat(np.arange(9), 20), [9, 9]])
     live = y.copy()
