@@ -48,7 +48,7 @@ bench: setup  ## model side and HTTP vs a FastAPI peer under wrk; table in var/b
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 2; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-train: setup  ## retrain the shipped model/clf.pickle (deterministic)
+train: setup var/secret_key  ## retrain the shipped model/clf.pickle (deterministic)
 	$(MANAGE) train_model --seed 0
 
 clean:

@@ -3,8 +3,12 @@ default; README "Security" says how to turn them on and what each one does not d
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
+import threading
+from contextlib import contextmanager
+from pathlib import Path
 
 from django.conf import settings
 from rest_framework import status
@@ -48,12 +52,19 @@ class PredictRateThrottle(SimpleRateThrottle):
     """``DIGITS_PREDICT_RATE`` requests per API key (when keys are on) or per client address.
 
     Counters live in Django's default cache (``DIGITS_CACHE``), so every worker sees the same
-    count when that cache is shared. The count is read, then written: under heavy
-    concurrency a few requests beyond the limit can get through, so treat it as abuse
-    protection, not as an exact quota.
+    count when that cache is shared. DRF reads the count, then writes it: with the file
+    cache (the default, one host) that step holds a lock shared by the host's workers, so
+    the limit is exact; with the database cache, concurrent requests on several hosts can
+    still let a few through beyond it.
     """
 
     scope = "predict"
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        with _counter_lock():
+            return super().allow_request(request, view)
 
     def get_rate(self) -> str | None:
         # Read at request time (DRF's THROTTLE_RATES is frozen when DRF is imported).
@@ -66,6 +77,26 @@ class PredictRateThrottle(SimpleRateThrottle):
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+_THREAD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _counter_lock():
+    """Serialise the throttle's read-then-write: across this worker's threads always, and
+    across the host's workers when the counters are files (an ``flock`` on a file beside
+    them, which the file cache ignores: it only lists ``*.djcache``)."""
+    cache = settings.CACHES["default"]
+    with _THREAD_LOCK:
+        if not cache["BACKEND"].endswith("FileBasedCache"):
+            yield
+            return
+        folder = Path(cache["LOCATION"])
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "throttle.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file is closed
+            yield
 
 
 def csp_allowing_inline_styles() -> str:
