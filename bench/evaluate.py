@@ -150,6 +150,19 @@ def score(answers: list[dict], labels: np.ndarray) -> dict:
     }
 
 
+def reliability(conf: np.ndarray, correct: np.ndarray) -> list[str]:
+    """The reliability table's lines: per confidence bin, count, mean confidence, accuracy."""
+    lines = [f"{'confidence':<16}{'count':>8}{'mean conf':>11}{'accuracy':>10}"]
+    for lo, hi in itertools.pairwise(BINS):
+        inside = (conf >= lo) & (conf < hi)
+        if inside.any():
+            lines.append(
+                f"[{lo:.2f}, {min(hi, 1.0):.2f}{')' if hi < 1 else ']'}  "
+                f"{int(inside.sum()):>8}{conf[inside].mean():>11.3f}{correct[inside].mean():>10.3f}"
+            )
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=0, help="semeion digits to use (0: all)")
@@ -218,14 +231,7 @@ def main(argv=None) -> int:
         f"{'':>9}{'':>11}{'':>12}  (from the manifest; same normalisation as uploads)"
     )
     lines += ["", "Confidence reliability (semeion, all styles):"]
-    lines.append(f"{'confidence':<16}{'count':>8}{'mean conf':>11}{'accuracy':>10}")
-    for lo, hi in itertools.pairwise(BINS):
-        inside = (conf >= lo) & (conf < hi)
-        if inside.any():
-            lines.append(
-                f"[{lo:.2f}, {min(hi, 1.0):.2f}{')' if hi < 1 else ']'}  "
-                f"{int(inside.sum()):>8}{conf[inside].mean():>11.3f}{correct[inside].mean():>10.3f}"
-            )
+    lines += reliability(conf, correct)
     gap = abs(conf.mean() - correct.mean())
     lines.append(
         f"mean confidence - accuracy: {conf.mean() - correct.mean():+.4f} (|gap| {gap:.4f})"

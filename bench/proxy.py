@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import pickle
 import sys
 import time
@@ -34,6 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "digits_model"))
 
+from evaluate import reliability  # noqa: E402  (bench/evaluate.py, beside this script)
+
 from predicciones.ml import training  # noqa: E402
 from predicciones.ml.augment import DEFAULT_DISTORTION, Distortion  # noqa: E402
 from predicciones.ml.classifier import predict  # noqa: E402
@@ -42,10 +43,9 @@ from predicciones.ml.errors import ImageError  # noqa: E402
 from predicciones.ml.preprocessing import preprocess  # noqa: E402
 from predicciones.ml.synth import STYLES, render  # noqa: E402
 
-CACHE = Path("/tmp/ml2-cache")
+CACHE = REPO / "var" / "proxy-cache"
 #: Seed of the proxy's upload renderings (style k uses default_rng([SEED, k, half])).
 SEED = 777
-BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
 
 
 def halves() -> tuple[np.ndarray, np.ndarray]:
@@ -202,18 +202,6 @@ def fit(model: str, X, y, groups, seed: int):
         clf = CalibratedClassifierCV(pipe, method="temperature", cv=folds, ensemble=False)
         return clf.fit(X, y)
     raise ValueError(model)
-
-
-def reliability(conf: np.ndarray, correct: np.ndarray) -> list[str]:
-    lines = [f"{'confidence':<16}{'count':>8}{'mean conf':>11}{'accuracy':>10}"]
-    for lo, hi in itertools.pairwise(BINS):
-        inside = (conf >= lo) & (conf < hi)
-        if inside.any():
-            lines.append(
-                f"[{lo:.2f}, {min(hi, 1.0):.2f}{')' if hi < 1 else ']'}  "
-                f"{int(inside.sum()):>8}{conf[inside].mean():>11.3f}{correct[inside].mean():>10.3f}"
-            )
-    return lines
 
 
 def main(argv=None) -> int:
