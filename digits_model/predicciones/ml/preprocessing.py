@@ -233,10 +233,11 @@ def _normalise(
     # reach a good share of the darkest ink (the 99.9th percentile ignores lone hot pixels).
     top = _hist_quantile(hist[1023:], 0.999, below=int(hist[:1023].sum()))
     floor = max(floor, 0.3 * top)
-    strokes = hist[1023 + int(floor * 1023.0) + 1 :]
+    first = int(floor * 1023.0) + 1  # the first bin above the floor
+    strokes = hist[1023 + first :]
     if strokes.sum() < 3:
         raise NoDigitError()
-    peak = 1.0 - (len(strokes) - 1 - _hist_index(strokes, 0.9)) / 1023.0
+    peak = (first + _hist_index(strokes, 0.9)) / 1023.0
     if peak < MIN_CONTRAST:
         raise NoDigitError()
     ink = ink * np.float32(1.0 / peak)
@@ -269,8 +270,8 @@ def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
 def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """Approximate quantiles of values in [0, 1] from a 1024-bin histogram (fast, no sort)."""
     idx = np.clip((x.ravel() * 1023.0 + 0.5).astype(np.intp), 0, 1023)
-    cdf = np.cumsum(np.bincount(idx, minlength=1024))
-    return [float(np.searchsorted(cdf, q * (cdf[-1] - 1) + 1) / 1023.0) for q in qs]
+    hist = np.bincount(idx, minlength=1024)
+    return [_hist_quantile(hist, q) for q in qs]
 
 
 def _background(x: np.ndarray) -> np.ndarray:
