@@ -17,7 +17,6 @@ but not evidence that the candidate is worse at that digit.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -130,13 +129,15 @@ def evaluate_gate(
     )
 
 
-def in_feedback_holdout(query_id: uuid.UUID, percent: int) -> bool:
+def in_feedback_holdout(image_sha256: str, percent: int) -> bool:
     """Whether a labelled prediction belongs to the validation slice (never trained on).
 
-    Decided by a hash of the query id, so membership never changes as feedback grows, and
-    it is independent of the canary split (which uses the id's own bits).
+    Decided by a hash of the uploaded image's sha256: membership never changes as feedback
+    grows, the same picture sent twice lands on one side only (no copy of a validation
+    image among the training rows), and the split does not depend on the random query ids
+    (so the canary split, which uses the ids' bits, is independent of it).
     """
-    digest = hashlib.sha256(b"feedback-holdout:" + query_id.bytes).digest()
+    digest = hashlib.sha256(b"feedback-holdout:" + image_sha256.encode()).digest()
     return int.from_bytes(digest[:4], "big") % 100 < percent
 
 

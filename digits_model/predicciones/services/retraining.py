@@ -114,12 +114,12 @@ def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
     rows = (
         Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
         .order_by("created_at")
-        .values_list("query_id", "features", "label")
+        .values_list("query_id", "image_sha256", "features", "label")
     )
     train_X, train_y, val_X, val_y, val_ids = [], [], [], [], []
-    for query_id, features, label in rows.iterator(chunk_size=5000):
+    for query_id, image_sha256, features, label in rows.iterator(chunk_size=5000):
         vector = np.frombuffer(bytes(features), dtype=np.uint8)
-        if gate_rules.in_feedback_holdout(query_id, holdout_percent):
+        if gate_rules.in_feedback_holdout(image_sha256, holdout_percent):
             val_X.append(vector)
             val_y.append(label)
             val_ids.append(str(query_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 
 import numpy as np
@@ -27,16 +28,17 @@ def predictions_log(
         start = timezone.now() - step * n
     predictions = np.zeros(n, dtype=int) if predictions is None else np.asarray(predictions)
     confidences = np.full(n, 0.9) if confidences is None else np.broadcast_to(confidences, (n,))
+    query_ids = [uuid.uuid4() for _ in range(n)]
     rows = [
         Prediction(
-            query_id=uuid.uuid4(),
+            query_id=query_ids[i],
             created_at=start + step * i,
             model_version=version,
             features=features[i].tobytes(),
             prediction=int(predictions[i]),
             confidence=float(confidences[i]),
             latency_ms=1.0,
-            image_sha256="0" * 64,
+            image_sha256=hashlib.sha256(query_ids[i].bytes).hexdigest(),  # one upload each
         )
         for i in range(n)
     ]
