@@ -1,0 +1,143 @@
+"""The training handwriting carried in ``digits_model/data/``: MNIST, optdigits, load_digits.
+
+Each loader checks the sha256 of the files it reads (a corrupted or substituted file stops
+training with a clear error) and returns the digits in their own form, unrendered:
+MNIST as 28x28 grey images, optdigits as 8x8 counts (plus the 32x32 bitmaps of the first
+1,934), ``load_digits`` as 8x8 counts. :mod:`~predicciones.ml.augment` renders them.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+#: The data folder in the repository (``digits_model/data``).
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+#: sha256 of each file as committed (also listed in ``data/README.md``).
+CHECKSUMS = {
+    "mnist/train-images-idx3-ubyte.gz": (
+        "db8f937d487057fb14a9f0fbe97f0bc8d311ab41b750d41e1ff37c43b9e55e19"
+    ),
+    "mnist/train-labels-idx1-ubyte.gz": (
+        "51fc562b6747b666fbf6e84ce29d43c3cb5f9c388c664d43b33f02095313405a"
+    ),
+    "optdigits/optdigits-orig.tra": (
+        "b0649058daf39b41da11827b6f9d784333e85e7362539fe7afd26fef517b4a3f"
+    ),
+    "optdigits/optdigits.tra": "e1b683cc211604fe8fd8c4417e6a69f31380e0c61d4af22e93cc21e9257ffedd",
+}
+
+#: Digits in each source.
+N_MNIST, N_OPTDIGITS, N_SKLEARN = 60_000, 3_823, 1_797
+
+
+class DataFileError(RuntimeError):
+    """A training data file is missing or does not match its recorded checksum."""
+
+
+def _read_checked(name: str, data_dir: Path | None = None) -> bytes:
+    path = (data_dir or DATA_DIR) / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"training data file {path} cannot be read: {exc.strerror}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != CHECKSUMS[name]:
+        raise DataFileError(
+            f"training data file {path} has sha256 {digest[:12]}..., expected "
+            f"{CHECKSUMS[name][:12]}... (see data/README.md)"
+        )
+    return data
+
+
+@functools.lru_cache(maxsize=1)
+def load_mnist() -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's 60,000 training digits.
+
+    Returns
+    -------
+    images : ndarray of shape (60000, 28, 28), uint8
+        0 = paper, 255 = ink (read-only, cached).
+    labels : ndarray of shape (60000,), int64
+    """
+    raw = gzip.decompress(_read_checked("mnist/train-images-idx3-ubyte.gz"))
+    magic, n, rows, cols = np.frombuffer(raw[:16], dtype=">u4")
+    if magic != 2051 or (rows, cols) != (28, 28):
+        raise DataFileError("MNIST images: unexpected IDX header")
+    images = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(int(n), 28, 28)
+    raw = gzip.decompress(_read_checked("mnist/train-labels-idx1-ubyte.gz"))
+    magic, n_labels = np.frombuffer(raw[:8], dtype=">u4")
+    if magic != 2049 or n_labels != n:
+        raise DataFileError("MNIST labels: unexpected IDX header")
+    labels = np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
+    labels.setflags(write=False)
+    return images, labels
+
+
+@functools.lru_cache(maxsize=1)
+def load_optdigits() -> tuple[np.ndarray, np.ndarray]:
+    """optdigits' training part: 3,823 digits by 30 writers, as 8x8 counts.
+
+    Returns
+    -------
+    X : ndarray of shape (3823, 64), float64, values 0..16 (read-only, cached)
+    y : ndarray of shape (3823,), int64
+    """
+    text = _read_checked("optdigits/optdigits.tra").decode("ascii")
+    table = np.array(
+        [[int(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
+    )
+    if table.shape[1] != 65:
+        raise DataFileError(f"optdigits.tra: expected 65 columns, got {table.shape[1]}")
+    X, y = table[:, :64].astype(np.float64), table[:, 64].astype(np.int64)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
+
+
+@functools.lru_cache(maxsize=1)
+def load_optdigits_bitmaps() -> tuple[np.ndarray, np.ndarray]:
+    """The 32x32 bitmaps of the first 1,934 digits of :func:`load_optdigits`.
+
+    Returns
+    -------
+    bitmaps : ndarray of shape (1934, 32, 32), bool (read-only, cached)
+    labels : ndarray of shape (1934,), int64
+    """
+    lines = _read_checked("optdigits/optdigits-orig.tra").decode("ascii").splitlines()[21:]
+    lines = [line.strip() for line in lines if line.strip()]
+    if len(lines) % 33:
+        raise DataFileError("optdigits-orig.tra: expected 32 bitmap lines and a label per digit")
+    n = len(lines) // 33
+    bitmaps = np.zeros((n, 32, 32), dtype=bool)
+    labels = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        block = lines[33 * i : 33 * i + 33]
+        bitmaps[i] = np.array([[c == "1" for c in row] for row in block[:32]])
+        labels[i] = int(block[32])
+    bitmaps.setflags(write=False)
+    labels.setflags(write=False)
+    return bitmaps, labels
+
+
+@functools.lru_cache(maxsize=1)
+def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 digits (UCI optdigits' test part, 13 writers), as 8x8 counts.
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 64), float64, values 0..16 (read-only, cached)
+    y : ndarray of shape (1797,), int64
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X, y = digits.data.astype(np.float64), digits.target.astype(np.int64)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
