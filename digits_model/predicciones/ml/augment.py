@@ -91,8 +91,9 @@ def digit_shape(digit: np.ndarray, size: int = 128) -> np.ndarray:
 
     Parameters
     ----------
-    digit : ndarray of shape (8, 8) or (64,) with counts 0..16 (``load_digits``), or a square
-        binary bitmap such as (16, 16) (semeion) or (32, 32)
+    digit : ndarray of shape (8, 8) or (64,) with counts 0..16 (``load_digits``), a square
+        binary bitmap such as (16, 16) (semeion) or (32, 32) (optdigits), or a square grey
+        image with ink high, on 0..1 or 0..255 (MNIST's (28, 28) uint8)
     size : int
         Side of the returned shape.
 
@@ -104,12 +105,18 @@ def digit_shape(digit: np.ndarray, size: int = 128) -> np.ndarray:
     if digit.size == 64:
         bitmap = reconstruct_bitmap(digit)
     elif digit.ndim == 2 and digit.shape[0] == digit.shape[1]:
-        bitmap = np.asarray(digit) > 0.5
+        bitmap = np.asarray(digit, dtype=np.float32)
+        if bitmap.max() > 1:
+            bitmap = bitmap / np.float32(255)
     else:
         raise ValueError(f"expected an 8x8 grid or a square bitmap, got shape {digit.shape}")
     n = bitmap.shape[0]
     zoomed = ndimage.zoom(
-        bitmap.astype(np.float32), size / n, order=1, grid_mode=True, mode="grid-constant"
+        np.asarray(bitmap, dtype=np.float32),
+        size / n,
+        order=1,
+        grid_mode=True,
+        mode="grid-constant",
     )
     smooth = ndimage.gaussian_filter(zoomed, sigma=0.45 * size / n)
     return smooth > 0.5
