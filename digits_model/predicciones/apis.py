@@ -34,6 +34,11 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.{decimals}f} seg"
 
 
+class AlternativeSerializer(serializers.Serializer):
+    digit = serializers.IntegerField(min_value=0, max_value=9)
+    probability = serializers.FloatField(min_value=0, max_value=1)
+
+
 class PredictApi(APIView):
     """``POST /predict/``: multipart ``image`` (+ optional ``model``) -> the digit."""
 
@@ -67,6 +72,11 @@ class PredictApi(APIView):
         model = serializers.CharField()
         model_version = serializers.IntegerField()
         confidence = serializers.FloatField(min_value=0, max_value=1)
+        alternatives = AlternativeSerializer(
+            many=True,
+            help_text="The next two most likely digits with their probabilities, most likely "
+            "first.",
+        )
         input_8x8 = serializers.ListField(
             child=serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=16)),
             help_text="The 8x8 grid (values 0..16) the model saw.",
@@ -112,6 +122,10 @@ class PredictApi(APIView):
                 "model": result.version.model_name,
                 "model_version": result.version.version,
                 "confidence": round(result.confidence, 4),
+                "alternatives": [
+                    {"digit": digit, "probability": round(probability, 4)}
+                    for digit, probability in result.alternatives
+                ],
                 "input_8x8": result.grid,
             }
         )

@@ -100,6 +100,7 @@ PREDICT_EXAMPLE = OpenApiExample(
         "model": "clf.pickle",
         "model_version": 1,
         "confidence": 0.97,
+        "alternatives": [{"digit": 3, "probability": 0.02}, {"digit": 7, "probability": 0.01}],
         "input_8x8": [
             [0, 0, 0, 4, 15, 12, 0, 0],
             [0, 0, 3, 16, 15, 14, 0, 0],

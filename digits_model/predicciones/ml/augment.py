@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from .errors import NoDigitError
@@ -41,6 +42,8 @@ class Distortion:
         (how a ball-point, a marker or a drawing on the page makes a digit), at a width
         drawn uniformly in ``trace_width`` (shares of the digit's height).
     trace_width : tuple of float
+    blur : float
+        Largest Gaussian blur sigma, in pixels of the rendered picture (drawn uniformly).
     """
 
     rotation: float = 12.0
@@ -52,6 +55,7 @@ class Distortion:
     max_height: int = 72
     trace: float = 0.0
     trace_width: tuple[float, float] = (0.04, 0.2)
+    blur: float = 0.8
 
 
 #: The distortions used to train the shipped model. Pen-traced copies (``trace``), wider
@@ -153,10 +157,8 @@ def distort(shape: np.ndarray, rng: np.random.Generator, d: Distortion) -> np.nd
         amp = d.elastic * n
         for axis in range(2):
             # A smooth random field: a 5x5 grid of random offsets, interpolated.
-            coarse = rng.standard_normal((5, 5)) * amp
-            src[axis] += ndimage.zoom(
-                coarse, m / 5, order=3, grid_mode=True, mode="nearest"
-            ).ravel()
+            coarse = Image.fromarray((rng.standard_normal((5, 5)) * amp).astype(np.float32), "F")
+            src[axis] += np.asarray(coarse.resize((m, m), Image.Resampling.BICUBIC)).ravel()
     warped = ndimage.map_coordinates(canvas, src, order=1, cval=0.0).reshape(m, m) > 0.5
     change = rng.uniform(-d.width, d.width) * n
     if change > 0.5:
@@ -207,6 +209,31 @@ def render_gray(
     return np.clip(gray, 0, 1).astype(np.float32)
 
 
+def clean_gray(digit: np.ndarray, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The undistorted picture of a digit: a grey image as it is, anything else drawn.
+
+    A grey image (MNIST's 28x28, ink high) is already a picture: it is inverted to dark ink
+    on white and used as it is, the way such a crop is uploaded. A bitmap or a grid of
+    counts is drawn from its smooth shape with its ink 32 px tall.
+
+    Parameters
+    ----------
+    digit : ndarray
+        As :func:`digit_shape` accepts it.
+    shape : ndarray of shape (n, n), bool
+        ``digit_shape(digit)``.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    gray : ndarray of shape (h, w), float32, values in [0, 1] (0 black, 1 white)
+    """
+    digit = np.asarray(digit)
+    if digit.ndim == 2 and digit.shape[0] == digit.shape[1] and digit.max() > 1:
+        return (1.0 - digit.astype(np.float32) / np.float32(255)).astype(np.float32)
+    return render_gray(shape, 32, rng)
+
+
 def training_features(
     X: np.ndarray,
     *,
@@ -223,7 +250,9 @@ def training_features(
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, 64), values 0..16
+    X : ndarray of shape (n_samples, 64) with counts 0..16, or (n_samples, s, s)
+        Digits in any form :func:`digit_shape` accepts (grids of counts, binary bitmaps,
+        grey images with ink high), all of one form.
     n_augment : int
         Distorted copies per digit (0 gives only the clean rendering).
     seed : int
@@ -231,7 +260,7 @@ def training_features(
     n_jobs : int
         Worker processes (joblib); 1 runs in this process.
     ids : ndarray of shape (n_samples,), int, optional
-        A stable id per digit (its ``load_digits`` index); default ``0..n_samples - 1``.
+        A stable id per digit, unique across sources; default ``0..n_samples - 1``.
 
     Returns
     -------
@@ -243,7 +272,7 @@ def training_features(
     """
     X = np.asarray(X)
     ids = np.arange(len(X)) if ids is None else np.asarray(ids)
-    chunks = np.array_split(np.arange(len(X)), max(1, n_jobs * 4))
+    chunks = np.array_split(np.arange(len(X)), max(1, n_jobs * 8))
     args = [(X[idx], idx, ids[idx], n_augment, seed, distortion) for idx in chunks if len(idx)]
     if n_jobs > 1:
         from joblib import Parallel, delayed
@@ -251,6 +280,9 @@ def training_features(
         parts = Parallel(n_jobs=n_jobs)(delayed(_features_chunk)(*a) for a in args)
     else:
         parts = [_features_chunk(*a) for a in args]
+    if not parts:
+        empty = np.zeros((0, 64), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return empty
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
@@ -261,11 +293,14 @@ def _features_chunk(X, indices, ids, n_augment, seed, distortion):
         shape = digit_shape(x, size=64)
         for k in range(n_augment + 1):
             if k == 0:
-                gray = render_gray(shape, 32, rng)
+                gray = clean_gray(x, shape, rng)
             else:
                 height = int(rng.integers(distortion.min_height, distortion.max_height + 1))
                 gray = render_gray(
-                    distort(shape, rng, distortion), height, rng, blur=rng.uniform(0, 0.8)
+                    distort(shape, rng, distortion),
+                    height,
+                    rng,
+                    blur=rng.uniform(0, distortion.blur),
                 )
             try:
                 features = preprocess(gray).features

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 N_FEATURES = 64
+N_CLASSES = 10
 
 
 class ArtifactIntegrityError(RuntimeError):
@@ -58,6 +59,32 @@ def dump_classifier(clf) -> bytes:
     return pickle.dumps(clf, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def predict_proba(clf, X: np.ndarray) -> np.ndarray:
+    """Calibrated probability of each digit.
+
+    Parameters
+    ----------
+    clf : fitted estimator with ``predict_proba`` and ``classes_`` (digits 0..9)
+    X : ndarray of shape (n_samples, 64) or (64,), values 0..16
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, 10), float
+        Column ``d`` is the probability of digit ``d`` (0 for a digit the model never saw);
+        each row sums to 1.
+    """
+    X = np.asarray(X, dtype=np.float64).reshape(-1, N_FEATURES)
+    proba = _fast_proba(clf, X)
+    if proba is None:
+        proba = clf.predict_proba(X)
+    classes = np.asarray(clf.classes_, dtype=int)
+    if classes.tolist() == list(range(N_CLASSES)):
+        return proba
+    full = np.zeros((len(X), N_CLASSES))
+    full[:, classes] = proba
+    return full
+
+
 def predict(clf, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Predict digits and their confidence.
 
@@ -72,12 +99,20 @@ def predict(clf, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     confidences : ndarray of shape (n_samples,), float in [0, 1]
         The predicted class's calibrated probability.
     """
-    X = np.asarray(X, dtype=np.float64).reshape(-1, N_FEATURES)
-    proba = _fast_proba(clf, X)
-    if proba is None:
-        proba = clf.predict_proba(X)
+    proba = predict_proba(clf, X)
     best = proba.argmax(axis=1)
-    return np.asarray(clf.classes_)[best].astype(int), proba[np.arange(len(best)), best]
+    return best.astype(int), proba[np.arange(len(best)), best]
+
+
+def ranked(proba: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+    """The ``k`` most likely digits of one row of :func:`predict_proba`, most likely first.
+
+    Returns
+    -------
+    list of (digit, probability)
+    """
+    order = np.argsort(-np.asarray(proba), kind="stable")[:k]
+    return [(int(d), float(proba[d])) for d in order]
 
 
 # --- A faster predict_proba for the shipped model's shape -----------------------------------

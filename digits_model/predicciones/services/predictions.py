@@ -12,12 +12,16 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from ..exceptions import PredictionLogError, UnknownQueryError
-from ..ml.classifier import predict, sha256_bytes
+from ..ml.classifier import predict_proba, ranked, sha256_bytes
 from ..ml.preprocessing import preprocess
 from ..models import Prediction, PredictionFailure
 from ..serving import LoadedVersion, get_router
 
 logger = logging.getLogger(__name__)
+
+#: Digits offered besides the prediction, most likely first (the page shows them when the
+#: model is unsure, so the person can tap the right one: that is labelled feedback).
+N_ALTERNATIVES = 2
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class PredictionResult:
     seconds: float
     version: LoadedVersion
     grid: list[list[int]]
+    #: The next most likely digits after ``prediction``, as (digit, probability).
+    alternatives: list[tuple[int, float]]
 
 
 def prediction_create(
@@ -51,7 +57,7 @@ def prediction_create(
     started = time.perf_counter()
     pre = preprocess(image, max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS)
     try:
-        labels, confidences = predict(version.clf, pre.features)
+        top = ranked(predict_proba(version.clf, pre.features)[0], k=1 + N_ALTERNATIVES)
     except Exception as exc:
         # A failure inside a model version counts against it (canary error rate).
         _record_failure(query_id, version, exc)
@@ -59,11 +65,12 @@ def prediction_create(
     seconds = time.perf_counter() - started
     result = PredictionResult(
         query_id=query_id,
-        prediction=int(labels[0]),
-        confidence=float(confidences[0]),
+        prediction=top[0][0],
+        confidence=top[0][1],
         seconds=seconds,
         version=version,
         grid=pre.grid,
+        alternatives=top[1:],
     )
     try:
         prediction_log_insert(

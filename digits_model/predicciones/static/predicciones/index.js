@@ -5,6 +5,8 @@
   const $ = (id) => document.getElementById(id);
   const output = $("output");
   let lastQuery = null;
+  // Below this confidence the page offers the alternatives the API returns.
+  const UNSURE_BELOW = 0.8;
 
   // --- model list -------------------------------------------------------------------------
   fetch("/models/").then((r) => r.ok ? r.json() : null).then((data) => {
@@ -55,6 +57,22 @@
       dl.append(dt, dd);
     }
     output.appendChild(dl);
+    // Unsure: offer the next most likely digits, one tap away (a tap is labelled feedback).
+    if (data.confidence < UNSURE_BELOW && data.alternatives && data.alternatives.length) {
+      const maybe = document.createElement("p");
+      maybe.className = "maybe"; maybe.id = "alternatives";
+      maybe.append("Or maybe ");
+      data.alternatives.forEach((alt, i) => {
+        if (i > 0) maybe.append(" or ");
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "alternative"; b.textContent = alt.digit;
+        b.title = (100 * alt.probability).toFixed(1) + " %";
+        b.addEventListener("click", () => sendFeedback(alt.digit, maybe));
+        maybe.appendChild(b);
+      });
+      maybe.append("?");
+      output.appendChild(maybe);
+    }
     const caption = document.createElement("p");
     caption.className = "muted"; caption.textContent = "What the model saw (8×8, 0–16):";
     output.appendChild(caption);

@@ -46,6 +46,13 @@ def test_seed_request_answers_the_contract(client, png_seven):
     assert body["model"] == "clf.pickle"
     assert body["model_version"] == 1
     assert 0.0 <= body["confidence"] <= 1.0
+    alternatives = body["alternatives"]
+    assert [set(a) for a in alternatives] == [{"digit", "probability"}] * 2
+    digits = [body["prediction"]] + [a["digit"] for a in alternatives]
+    assert len(set(digits)) == 3 and all(0 <= d <= 9 for d in digits)
+    probabilities = [body["confidence"]] + [a["probability"] for a in alternatives]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) <= 1.0 + 1e-3
     grid = body["input_8x8"]
     assert len(grid) == 8 and all(len(row) == 8 for row in grid)
     assert all(0 <= v <= 16 for row in grid for v in row)

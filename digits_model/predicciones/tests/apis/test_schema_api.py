@@ -86,6 +86,7 @@ def test_predict_documents_the_multipart_upload_and_every_field(spec):
         "model",
         "model_version",
         "confidence",
+        "alternatives",
         "input_8x8",
     }
     assert output["properties"]["query_id"]["format"] == "uuid"

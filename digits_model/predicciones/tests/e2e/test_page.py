@@ -100,3 +100,66 @@ def test_feedback_buttons_record_a_label(browser, server, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 10).until(lambda b: "recorded 0" in b.page_source)
+
+
+def _blend(first: str, second: str, share: float, size: int = 240) -> bytes:
+    """A drawing halfway between two digits: ``share`` of ``second``'s ink over ``first``."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(io.BytesIO(draw_digit_image(first, size))).convert("L"), float)
+    b = np.asarray(Image.open(io.BytesIO(draw_digit_image(second, size))).convert("L"), float)
+    mixed = np.minimum(a, 240 - share * (240 - b))
+    buffer = io.BytesIO()
+    Image.fromarray(mixed.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_unsure_answer_offers_alternatives_and_a_tap_labels_it(browser, server, tmp_path):
+    import requests
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # Find a drawing the model is unsure about (between a 1, a 7 and a 0), through the API.
+    unsure = None
+    for first, second in (("1", "7"), ("7", "1"), ("0", "7"), ("7", "0"), ("1", "0")):
+        for share in (0.3, 0.4, 0.5, 0.6, 0.7):
+            image = _blend(first, second, share)
+            body = requests.post(
+                server.url("/predict/"), files={"image": ("x.png", image)}, timeout=30
+            ).json()
+            if body["confidence"] < 0.8:
+                unsure = image, body
+                break
+        if unsure:
+            break
+    assert unsure, "no blended drawing gave a confidence below 0.8"
+    image, body = unsure
+    path = tmp_path / "unsure.png"
+    path.write_bytes(image)
+    browser.get(server.url("/"))
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    assert wait_for_prediction(browser) == str(body["prediction"])
+    offered = browser.find_elements(By.CSS_SELECTOR, "#alternatives button.alternative")
+    assert [b.text for b in offered] == [str(a["digit"]) for a in body["alternatives"]]
+    assert "Or maybe" in browser.find_element(By.ID, "alternatives").text
+    offered[0].click()
+    label = body["alternatives"][0]["digit"]
+    WebDriverWait(browser, 10).until(lambda b: f"recorded {label}" in b.page_source)
+
+
+def test_a_sure_answer_offers_no_alternatives(browser, server, tmp_path):
+    import requests
+    from selenium.webdriver.common.by import By
+
+    image = draw_digit_image("7", size=240)
+    body = requests.post(server.url("/predict/"), files={"image": ("7.png", image)}, timeout=30)
+    assert body.json()["confidence"] >= 0.8
+    path = tmp_path / "seven.png"
+    path.write_bytes(image)
+    browser.get(server.url("/"))
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    assert wait_for_prediction(browser) == "7"
+    assert not browser.find_elements(By.ID, "alternatives")
