@@ -11,6 +11,7 @@ format. It is the one preprocessing path: the API, ``app.py``, the notebook and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -31,6 +32,10 @@ MIN_CONTRAST = 0.1
 #: Hysteresis thresholds on the peak-normalised ink: strokes are grown from pixels above
 #: STRONG into connected pixels above WEAK (faint parts of a stroke survive, noise does not).
 STRONG, WEAK = 0.5, 0.25
+#: The same thresholds, at least, as standard deviations of the paper's noise above its
+#: level: faint pencil on grainy paper keeps its strokes without its grain. Stroke cores
+#: below NOISE_FLOOR deviations do not count, and an image without them has no digit.
+NOISE_STRONG, NOISE_WEAK, NOISE_FLOOR = 5.0, 2.5, 6.0
 #: Threshold that decides the digit's shape once it is resampled to the normalisation frame.
 SHAPE_THRESHOLD = 0.4
 #: Components whose ink is below this share of the largest one are specks.
@@ -39,6 +44,9 @@ SPECK_RATIO = 0.04
 EDGE_CONTACT = 0.35
 #: Pieces farther than this share of the digit's height from the digit are not part of it.
 MAX_GAP = 0.4
+#: An interior piece smaller than this share of a border piece's size does not make that
+#: piece a page edge (a dot beside a digit cropped tight is not the digit).
+EDGE_SPECK = 0.1
 #: Largest slant (horizontal shift per unit of height) that deskewing removes.
 MAX_SLANT = 0.6
 #: Long side, in pixels, of the reduced copy the digit is searched on.
@@ -53,6 +61,17 @@ BACKGROUND_SLACK = 0.2
 #: Range of stroke widths (frame pixels: area / skeleton length) that the normalisation
 #: brings strokes into, about the 10th and 90th percentiles of scikit-learn's digits.
 MIN_STROKE, MAX_STROKE = 7.0, 12.5
+
+
+class Paper(NamedTuple):
+    """The paper's level and noise (standard deviation) on the normalised ink scale."""
+
+    level: float
+    noise: float
+
+    def threshold(self, share: float, deviations: float) -> float:
+        """``share`` of the stroke cores' level, or more when the paper's noise reaches it."""
+        return max(share, self.level + deviations * self.noise)
 
 
 @dataclass(frozen=True)
@@ -141,8 +160,9 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         The image is blank or holds no stroke.
     """
     factor = max(1, -(-max(gray.shape) // FIND_SIZE))
-    ink, inverted, background, peak = _ink(_block_mean(gray, factor))
-    mask = digit_mask(ink)
+    ink, inverted, background, peak, paper = _ink(_block_mean(gray, factor))
+    weak = paper.threshold(WEAK, NOISE_WEAK)
+    mask = digit_mask(ink, weak=weak, strong=paper.threshold(STRONG, NOISE_STRONG))
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     # Read the digit at the coarsest level where it still spans the frame's height.
@@ -161,8 +181,8 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     bg = np.asarray(bg.resize(size, Image.Resampling.BILINEAR))
     x = fine if inverted else 1.0 - fine
     # Stroke cores are at least as dark at full resolution as on the reduced copy.
-    ink, _ = _normalise(x - bg, within=region, floor=peak / 2)
-    return ink, (ink > WEAK) & region, inverted
+    ink, _, _ = _normalise(x - bg, within=region, floor=peak / 2)
+    return ink, (ink > weak) & region, inverted
 
 
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -187,17 +207,18 @@ def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
     NoDigitError
         The image is (nearly) uniform.
     """
-    ink, inverted, _, _ = _ink(gray)
+    ink, inverted, _, _, _ = _ink(gray)
     return ink, inverted
 
 
-def _ink(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, float]:
-    """:func:`ink_map`, plus the background it subtracted and the stroke level it divided by."""
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, float, Paper]:
+    """:func:`ink_map`, plus the background it subtracted, the stroke level it divided by
+    and the paper's level and noise."""
     inverted = _polarity(gray)
     x = gray if inverted else 1.0 - gray
     background = _background(x)
-    ink, peak = _normalise(x - background)
-    return ink, inverted, background, peak
+    ink, peak, paper = _normalise(x - background)
+    return ink, inverted, background, peak, paper
 
 
 def _polarity(gray: np.ndarray) -> bool:
@@ -207,28 +228,39 @@ def _polarity(gray: np.ndarray) -> bool:
     lo, med, hi = _quantiles(gray, (1e-4, 0.5, 1 - 1e-4))
     if hi - lo < MIN_CONTRAST:
         raise NoDigitError()
-    return (hi - med) > (med - lo)
+    if (hi - med) <= (med - lo):
+        return False
+    # The median is the paper's level unless the ink covers most of the picture, as a fat
+    # marker cropped to the digit does. Light ink is then confirmed by the picture's border,
+    # which is mostly paper even in a tight crop: a dark digit filling a light crop is not
+    # taken for light ink. (Dark ink stays the default when the two disagree.)
+    border = np.concatenate((gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]))
+    return float(np.median(border)) < (lo + hi) / 2
 
 
 def _normalise(
     ink: np.ndarray, within: np.ndarray | None = None, floor: float | None = None
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, float, Paper]:
     """Divide background-free ink by the level of its stroke cores; clip to 0..1.
 
-    Stroke pixels are those above ``floor`` (by default well above the paper's noise level,
-    measured by the median absolute deviation: most pixels are paper) and above 30 % of the
-    darkest ink; their 90th percentile is the peak. Returns the normalised ink and the peak.
+    Stroke pixels are those above ``floor`` (by default :data:`NOISE_FLOOR` standard
+    deviations above the paper's level) and above 30 % of the darkest ink; their 90th
+    percentile is the peak. Returns the normalised ink, the peak and the paper's level and
+    noise on the normalised scale.
     """
     values = ink[within] if within is not None else ink
     # One histogram of the signed values (bins of 1/1023 on [-1, 1]) answers every quantile.
     idx = np.rint(values.ravel() * 1023.0).astype(np.intp)
     np.clip(idx, -1023, 1023, out=idx)
     hist = np.bincount(idx + 1023, minlength=2047)
+    # The paper's level and noise from the 5th and 30th percentiles, which are paper's even
+    # when strokes cover most of a tight crop (for Gaussian noise they lie 1.645 and 0.524
+    # standard deviations below its centre).
+    q05, q30 = ((_hist_index(hist, q) - 1023) / 1023.0 for q in (0.05, 0.3))
+    sigma = max((q30 - q05) / 1.121, 1 / 1023)
+    paper = q30 + 0.524 * sigma
     if floor is None:
-        folded = hist[1023:].copy()
-        folded[1:] += hist[1022::-1]
-        a_med = _hist_quantile(folded, 0.5)
-        floor = max(6.0 * 1.4826 * a_med, 0.5 * MIN_CONTRAST)
+        floor = max(paper + NOISE_FLOOR * sigma, 0.5 * MIN_CONTRAST)
     # Residues of shadows and gradients can outnumber thin strokes: candidates must also
     # reach a good share of the darkest ink (the 99.9th percentile ignores lone hot pixels).
     top = _hist_quantile(hist[1023:], 0.999, below=int(hist[:1023].sum()))
@@ -242,7 +274,7 @@ def _normalise(
         raise NoDigitError()
     ink = ink * np.float32(1.0 / peak)
     np.clip(ink, 0.0, 1.0, out=ink)
-    return ink.astype(np.float32, copy=False), peak
+    return ink.astype(np.float32, copy=False), peak, Paper(paper / peak, sigma / peak)
 
 
 def _hist_index(hist: np.ndarray, q: float, below: int = 0) -> int:
@@ -301,7 +333,7 @@ def _background(x: np.ndarray) -> np.ndarray:
 # --- 2. Which ink is the digit? ---------------------------------------------------------------
 
 
-def digit_mask(ink: np.ndarray) -> np.ndarray:
+def digit_mask(ink: np.ndarray, *, weak: float = WEAK, strong: float = STRONG) -> np.ndarray:
     """Pixels of the digit: strokes found by hysteresis, without specks and page edges.
 
     Disconnected parts of one digit (the bar of a 5, the two strokes of a 4) are kept when
@@ -310,6 +342,9 @@ def digit_mask(ink: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     ink : ndarray of shape (height, width), float, values in [0, 1]
+    weak, strong : float
+        Hysteresis thresholds: strokes grow from pixels above ``strong`` into the connected
+        pixels above ``weak``.
 
     Returns
     -------
@@ -320,25 +355,20 @@ def digit_mask(ink: np.ndarray) -> np.ndarray:
     NoDigitError
         No stroke is left.
     """
-    weak = ink > WEAK
-    labels, n = ndimage.label(weak, structure=np.ones((3, 3), dtype=bool))
+    labels, n = ndimage.label(ink > weak, structure=np.ones((3, 3), dtype=bool))
     if n == 0:
         raise NoDigitError()
     flat = labels.ravel()
     ink_mass = np.bincount(flat, weights=ink.ravel(), minlength=n + 1)[1:]
-    strong = np.bincount(flat, weights=(ink.ravel() > STRONG), minlength=n + 1)[1:]
+    cores = np.bincount(flat, weights=(ink.ravel() > strong), minlength=n + 1)[1:]
     boxes = ndimage.find_objects(labels)
-    ink_mass[strong == 0] = 0.0  # faint on its own: not a stroke
+    ink_mass[cores == 0] = 0.0  # faint on its own: not a stroke
     if not ink_mass.any():
         raise NoDigitError()
     # Specks are dropped relative to the largest piece; tiny ones first, cheaply.
     big = np.flatnonzero(ink_mass >= 0.25 * SPECK_RATIO * ink_mass.max())
     candidates = [(float(ink_mass[i]), i + 1, boxes[i]) for i in big]
-    # Page edges and shadows: ink lying along a good part of the image border.
-    contact = _border_contact(labels, n)
-    interior = [c for c in candidates if contact[c[1]] < EDGE_CONTACT]
-    if interior and max(c[0] for c in interior) >= SPECK_RATIO * max(c[0] for c in candidates):
-        candidates = interior
+    candidates = _drop_page_edges(labels, n, candidates)
     candidates.sort(key=lambda c: -c[0])
     biggest = candidates[0][0]
     candidates = [c for c in candidates if c[0] >= SPECK_RATIO * biggest]
@@ -364,6 +394,42 @@ def digit_mask(ink: np.ndarray) -> np.ndarray:
     lut = np.zeros(n + 1, dtype=bool)
     lut[keep] = True
     return lut[labels]
+
+
+def _drop_page_edges(labels: np.ndarray, n: int, candidates: list) -> list:
+    """Drop the pieces that are page edges, shadows or the table, not part of the digit.
+
+    A piece lying along a good part of the image border (:data:`EDGE_CONTACT`) is such an
+    edge when a digit stands apart from it: the largest interior piece is not a speck
+    beside it (:data:`SPECK_RATIO` of its ink, :data:`EDGE_SPECK` of its size) and lies
+    farther from it than :data:`MAX_GAP` of its own size. A piece that touches that digit
+    is the digit's own stroke cut by a tight crop, and stays.
+    """
+    contact = _border_contact(labels, n)
+    edges = [c for c in candidates if contact[c[1]] >= EDGE_CONTACT]
+    interior = [c for c in candidates if contact[c[1]] < EDGE_CONTACT]
+    if not edges or not interior:
+        return candidates
+    best = max(interior, key=lambda c: c[0])
+    if best[0] < SPECK_RATIO * max(c[0] for c in edges):
+        return candidates
+    size = _piece_size(best[2])
+    # Chessboard distance of every pixel to the interior piece: how far each edge lies.
+    dist = ndimage.distance_transform_cdt(labels != best[1], metric="chessboard")
+    gaps = ndimage.minimum(dist, labels, [c[1] for c in edges])
+    dropped = {
+        c[1]
+        for c, gap in zip(edges, np.atleast_1d(gaps), strict=True)
+        if gap > MAX_GAP * size
+        and size >= EDGE_SPECK * _piece_size(c[2])
+        and best[0] >= SPECK_RATIO * c[0]
+    }
+    return [c for c in candidates if c[1] not in dropped]
+
+
+def _piece_size(box: tuple[slice, slice]) -> float:
+    """A piece's size for the gap rules: its height, or 3/4 of its width if larger."""
+    return max(box[0].stop - box[0].start, (box[1].stop - box[1].start) * 0.75)
 
 
 def _border_contact(labels: np.ndarray, n: int) -> np.ndarray:
