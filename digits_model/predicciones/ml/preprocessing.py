@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from skimage.morphology import skeletonize
+from skimage.morphology import convex_hull_image, skeletonize
 
 from .decoding import MAX_PIXELS, WORK_SIZE, decode_image
 from .errors import NoDigitError
@@ -40,13 +40,13 @@ NOISE_STRONG, NOISE_WEAK, NOISE_FLOOR = 5.0, 2.5, 6.0
 SHAPE_THRESHOLD = 0.4
 #: Components whose ink is below this share of the largest one are specks.
 SPECK_RATIO = 0.04
-#: A component touching the image border along this share of a side is a page edge or shadow.
-EDGE_CONTACT = 0.35
+#: A component touching the image border along this share of a side may be the table, a page
+#: edge or a page's corner; it is one when it lies outside the page (:func:`_drop_page_edges`).
+EDGE_CONTACT = 0.05
 #: Pieces farther than this share of the digit's height from the digit are not part of it.
 MAX_GAP = 0.4
-#: An interior piece smaller than this share of a border piece's size does not make that
-#: piece a page edge (a dot beside a digit cropped tight is not the digit).
-EDGE_SPECK = 0.1
+#: Blank regions at least this share of the image are paper (:func:`_drop_page_edges`).
+PAPER_SHARE = 0.02
 #: Largest slant (horizontal shift per unit of height) that deskewing removes.
 MAX_SLANT = 0.6
 #: Long side, in pixels, of the reduced copy the digit is searched on.
@@ -368,7 +368,7 @@ def digit_mask(ink: np.ndarray, *, weak: float = WEAK, strong: float = STRONG) -
     # Specks are dropped relative to the largest piece; tiny ones first, cheaply.
     big = np.flatnonzero(ink_mass >= 0.25 * SPECK_RATIO * ink_mass.max())
     candidates = [(float(ink_mass[i]), i + 1, boxes[i]) for i in big]
-    candidates = _drop_page_edges(labels, n, candidates)
+    candidates = _drop_page_edges(labels, n, candidates, ink <= weak)
     candidates.sort(key=lambda c: -c[0])
     biggest = candidates[0][0]
     candidates = [c for c in candidates if c[0] >= SPECK_RATIO * biggest]
@@ -396,40 +396,29 @@ def digit_mask(ink: np.ndarray, *, weak: float = WEAK, strong: float = STRONG) -
     return lut[labels]
 
 
-def _drop_page_edges(labels: np.ndarray, n: int, candidates: list) -> list:
-    """Drop the pieces that are page edges, shadows or the table, not part of the digit.
+def _drop_page_edges(labels: np.ndarray, n: int, candidates: list, paper: np.ndarray) -> list:
+    """Drop the pieces that lie beyond the page: the table, a page's edge or its corners.
 
-    A piece lying along a good part of the image border (:data:`EDGE_CONTACT`) is such an
-    edge when a digit stands apart from it: the largest interior piece is not a speck
-    beside it (:data:`SPECK_RATIO` of its ink, :data:`EDGE_SPECK` of its size) and lies
-    farther from it than :data:`MAX_GAP` of its own size. A piece that touches that digit
-    is the digit's own stroke cut by a tight crop, and stays.
+    The page is the convex hull of the paper (the large blank regions, ``paper``): a
+    photographed sheet is convex, so whatever dark lies outside that hull along the image
+    border (:data:`EDGE_CONTACT`) is not written on it. A digit cropped tight, whose strokes
+    touch the border, is surrounded by paper and stays. ``paper`` is a boolean image.
     """
     contact = _border_contact(labels, n)
     edges = [c for c in candidates if contact[c[1]] >= EDGE_CONTACT]
-    interior = [c for c in candidates if contact[c[1]] < EDGE_CONTACT]
-    if not edges or not interior:
+    if not edges or len(edges) == len(candidates):
         return candidates
-    best = max(interior, key=lambda c: c[0])
-    if best[0] < SPECK_RATIO * max(c[0] for c in edges):
+    blank, n_blank = ndimage.label(paper)
+    sizes = np.bincount(blank.ravel(), minlength=n_blank + 1)
+    sizes[0] = 0
+    large = sizes >= PAPER_SHARE * paper.size
+    if not large.any():
         return candidates
-    size = _piece_size(best[2])
-    # Chessboard distance of every pixel to the interior piece: how far each edge lies.
-    dist = ndimage.distance_transform_cdt(labels != best[1], metric="chessboard")
-    gaps = ndimage.minimum(dist, labels, [c[1] for c in edges])
-    dropped = {
-        c[1]
-        for c, gap in zip(edges, np.atleast_1d(gaps), strict=True)
-        if gap > MAX_GAP * size
-        and size >= EDGE_SPECK * _piece_size(c[2])
-        and best[0] >= SPECK_RATIO * c[0]
-    }
-    return [c for c in candidates if c[1] not in dropped]
-
-
-def _piece_size(box: tuple[slice, slice]) -> float:
-    """A piece's size for the gap rules: its height, or 3/4 of its width if larger."""
-    return max(box[0].stop - box[0].start, (box[1].stop - box[1].start) * 0.75)
+    hull = convex_hull_image(large[blank])
+    inside = ndimage.mean(hull, labels, [c[1] for c in edges])
+    dropped = {c[1] for c, share in zip(edges, np.atleast_1d(inside), strict=True) if share < 0.5}
+    kept = [c for c in candidates if c[1] not in dropped]
+    return kept or candidates
 
 
 def _border_contact(labels: np.ndarray, n: int) -> np.ndarray:
