@@ -45,6 +45,14 @@ SPECK_RATIO = 0.04
 EDGE_CONTACT = 0.05
 #: Pieces farther than this share of the digit's height from the digit are not part of it.
 MAX_GAP = 0.4
+#: Printed lines of ruled or squared paper (:func:`find_lines`): straight runs of ink
+#: across at least LINE_COVER of the picture, within LINE_TILT degrees of its axes, whose
+#: median ink is below LINE_LEVEL of the stroke cores' level.
+LINE_COVER, LINE_TILT, LINE_LEVEL = 0.6, 5.0, 0.75
+#: Lines are looked for when one row or column of the digit holds ink across this share of
+#: the picture (the digit's bar, or a line that joined it).
+LINE_JOINED = 0.3
+LINE_SLOPES = np.tan(np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 0.01, 0.5)))
 #: Blank regions at least this share of the image are paper (:func:`_drop_page_edges`).
 PAPER_SHARE = 0.02
 #: Largest slant (horizontal shift per unit of height) that deskewing removes.
@@ -162,9 +170,22 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     factor = max(1, -(-max(gray.shape) // FIND_SIZE))
     ink, inverted, background, peak, paper = _ink(_block_mean(gray, factor))
     weak = paper.threshold(WEAK, NOISE_WEAK)
-    mask = digit_mask(ink, weak=weak, strong=paper.threshold(STRONG, NOISE_STRONG))
+    strong = paper.threshold(STRONG, NOISE_STRONG)
+    mask = digit_mask(ink, weak=weak, strong=strong)
+    lines = []
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    if mask.sum(axis=1).max() >= LINE_JOINED * width or mask.sum(axis=0).max() >= (
+        LINE_JOINED * height
+    ):
+        # A long straight run in the digit: perhaps printed lines joined it.
+        lines = find_lines(ink, weak)
+        if lines:
+            ink = subtract_lines(ink, lines)
+            mask = digit_mask(ink, weak=weak, strong=strong)
+            rows = np.flatnonzero(mask.any(axis=1))
+            cols = np.flatnonzero(mask.any(axis=0))
     # Read the digit at the coarsest level where it still spans the frame's height.
     extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
     step = max(1, min(factor, int(extent * factor // FRAME_HEIGHT)))
@@ -182,6 +203,10 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     x = fine if inverted else 1.0 - fine
     # Stroke cores are at least as dark at full resolution as on the reduced copy.
     ink, _, _ = _normalise(x - bg, within=region, floor=peak / 2)
+    if lines:
+        # Fine pixel (i, j) is centred at coarse (r0 - 1/2 + (i + 1/2) * step / factor, ...).
+        half = 0.5 * step / factor - 0.5
+        ink = subtract_lines(ink, lines, scale=step / factor, origin=(r0 + half, c0 + half))
     return ink, (ink > weak) & region, inverted
 
 
@@ -419,6 +444,110 @@ def _drop_page_edges(labels: np.ndarray, n: int, candidates: list, paper: np.nda
     dropped = {c[1] for c, share in zip(edges, np.atleast_1d(inside), strict=True) if share < 0.5}
     kept = [c for c in candidates if c[1] not in dropped]
     return kept or candidates
+
+
+class Line(NamedTuple):
+    """A printed line: ``y = slope * x + offset`` (``x = slope * y + offset`` if vertical)."""
+
+    vertical: bool
+    slope: float
+    offset: float
+    level: float
+
+
+def find_lines(ink: np.ndarray, weak: float = WEAK) -> list[Line]:
+    """The printed lines of ruled or squared paper in an ink map.
+
+    A line is a thin straight run of ink above ``weak`` across at least :data:`LINE_COVER`
+    of the picture, nearly horizontal or vertical (within :data:`LINE_TILT` degrees), with
+    paper either side, fainter than the stroke cores (its median ink below
+    :data:`LINE_LEVEL`): a digit's bar, as dark as its other strokes, is not one, nor is
+    the table beyond a page's edge.
+
+    Parameters
+    ----------
+    ink : ndarray of shape (height, width), float, values in [0, 1]
+    weak : float
+        The level above which a pixel is ink.
+
+    Returns
+    -------
+    list of Line
+        In pixel coordinates of ``ink``, each with its median ink level.
+    """
+    found = []
+    for vertical in (False, True):
+        img = ink.T if vertical else ink
+        w = img.shape[1]
+        ys, xs = np.nonzero(img > weak)
+        if xs.size < LINE_COVER * w:
+            continue
+        # Project the ink along each tilt: a line falls in one or two bins at its own tilt.
+        best_count, best = -1, None
+        for slope in LINE_SLOPES:
+            bins = np.rint(ys - slope * xs).astype(np.intp) + w
+            counts = np.bincount(bins, minlength=bins.max() + 2)
+            pairs = counts[:-1] + counts[1:]
+            if pairs.max() > best_count:
+                best_count, best = int(pairs.max()), (slope, bins, pairs)
+        if best_count < LINE_COVER * w:
+            continue
+        slope, bins, pairs = best
+        values = img[ys, xs]
+        peaks = (pairs >= LINE_COVER * w) & (
+            pairs >= np.maximum(np.roll(pairs, 1), np.roll(pairs, -1))
+        )
+        for index in np.flatnonzero(peaks):
+            # Thin, with paper either side: the table beyond a page's edge is no line.
+            beside = max(pairs[max(0, index - 3)], pairs[min(len(pairs) - 1, index + 3)])
+            if beside > 0.5 * pairs[index]:
+                continue
+            on = (bins == index) | (bins == index + 1)
+            # Across the picture, not a thick stroke filling both bins over a shorter run.
+            if np.unique(xs[on]).size < LINE_COVER * w:
+                continue
+            # Its median tells a printed line from a stroke; its 80th percentile (its core
+            # pixels, strokes crossing it aside) is what is subtracted.
+            median, level = np.quantile(values[on], (0.5, 0.8))
+            if median < LINE_LEVEL:
+                found.append(Line(vertical, float(slope), index + 0.5 - w, float(level)))
+    return found
+
+
+def subtract_lines(
+    ink: np.ndarray,
+    lines: list[Line],
+    *,
+    scale: float = 1.0,
+    origin: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """Subtract each line's level from the pixels on it: a stroke crossing it keeps its ink.
+
+    Parameters
+    ----------
+    ink : ndarray of shape (height, width), float, values in [0, 1]
+    lines : list of Line
+        From :func:`find_lines` on a grid where this image's pixel ``(i, j)`` lies at
+        ``origin + scale * (i, j)``.
+    scale : float
+    origin : (float, float)
+
+    Returns
+    -------
+    ink : ndarray of shape (height, width), float32
+    """
+    out = np.array(ink, dtype=np.float32)
+    if not lines:
+        return out
+    h, w = out.shape
+    yy = origin[0] + scale * np.arange(h, dtype=np.float32)[:, None]
+    xx = origin[1] + scale * np.arange(w, dtype=np.float32)[None, :]
+    for line in lines:
+        along, across = (xx, yy) if line.vertical else (yy, xx)
+        # The line's two bins and a pixel either side (its anti-aliased edges).
+        on = np.abs(along - line.slope * across - line.offset) <= 1.5
+        out[on] = np.maximum(out[on] - np.float32(line.level), 0.0)
+    return out
 
 
 def _border_contact(labels: np.ndarray, n: int) -> np.ndarray:
