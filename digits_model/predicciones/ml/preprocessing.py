@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage.morphology import convex_hull_image, skeletonize
 
-from .decoding import MAX_PIXELS, WORK_SIZE, decode_image
+from .decoding import MAX_PIXELS, WORK_SIZE, Decoded, decode_upload
 from .errors import NoDigitError
 
 #: Side of the bitmap the 8x8 grid is counted from, as in scikit-learn's digits.
@@ -59,6 +59,12 @@ PAPER_SHARE = 0.02
 MAX_SLANT = 0.6
 #: Long side, in pixels, of the reduced copy the digit is searched on.
 FIND_SIZE = 128
+#: A digit spanning fewer pixels than this in the decoded picture is read again from the
+#: finer copy that decoding keeps of a large picture (a small digit in a 12 MP photo).
+DETAIL_MIN = 48
+#: Long side of the reduced copy on which a digit too small to be found in the working
+#: picture is searched for in the finer copy.
+DETAIL_FIND_SIZE = 512
 #: Height, in pixels, of the digit in the frame where strokes are redrawn (1.5x the bitmap).
 FRAME_HEIGHT = 48
 #: Margin around the digit in that frame, room for redrawn strokes.
@@ -131,14 +137,49 @@ def preprocess(
         gray = np.asarray(data, dtype=np.float32)
         if gray.ndim != 2:
             raise ValueError(f"expected a 2-D greyscale array, got shape {gray.shape}")
+        ink, mask, inverted, _ = _find_digit(gray)
     else:
-        gray = decode_image(data, max_pixels=max_pixels, work_size=work_size)
-    ink, mask, inverted = find_digit(gray)
+        decoded = decode_upload(data, max_pixels=max_pixels, work_size=work_size)
+        ink, mask, inverted = _find_in_upload(decoded)
     bitmap = normalize_digit(ink, mask)
     return Preprocessed(features=bitmap_to_features(bitmap), inverted=inverted, bitmap=bitmap)
 
 
 # --- 1. Where is the ink? ---------------------------------------------------------------------
+
+
+def _find_in_upload(decoded: Decoded) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`find_digit` on a decoded upload, reading a small digit again from the finer copy.
+
+    A digit spanning fewer than :data:`DETAIL_MIN` px of the working picture is read again
+    from its surroundings in ``decoded.detail``; one too small to be found at all is
+    searched for in the whole finer copy, on a reduced copy of :data:`DETAIL_FIND_SIZE` px.
+    """
+    try:
+        ink, mask, inverted, box = _find_digit(decoded.gray)
+    except NoDigitError:
+        if decoded.detail is None:
+            raise
+        whole = decoded.detail_gray((0, 0, *decoded.detail.size))
+        ink, mask, inverted, _ = _find_digit(whole, find_size=DETAIL_FIND_SIZE)
+        return ink, mask, inverted
+    top, bottom, left, right = box
+    extent = max(bottom - top, right - left)
+    if decoded.detail is None or extent >= DETAIL_MIN:
+        return ink, mask, inverted
+    margin = max(extent, 4)  # paper around the digit, for its level and noise
+    scale, (width, height) = decoded.scale, decoded.detail.size
+    region = (
+        max(0, int((left - margin) * scale)),
+        max(0, int((top - margin) * scale)),
+        min(width, int((right + margin) * scale) + 1),
+        min(height, int((bottom + margin) * scale) + 1),
+    )
+    # About FRAME_HEIGHT px tall, so that thin strokes are averaged before the ink is
+    # normalised, not after.
+    reduce = max(1, round(extent * scale / FRAME_HEIGHT))
+    ink, mask, inverted, _ = _find_digit(decoded.detail_gray(region, reduce))
+    return ink, mask, inverted
 
 
 def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -167,7 +208,15 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     NoDigitError
         The image is blank or holds no stroke.
     """
-    factor = max(1, -(-max(gray.shape) // FIND_SIZE))
+    ink, mask, inverted, _ = _find_digit(gray)
+    return ink, mask, inverted
+
+
+def _find_digit(
+    gray: np.ndarray, find_size: int = FIND_SIZE
+) -> tuple[np.ndarray, np.ndarray, bool, tuple]:
+    """:func:`find_digit`, plus the digit's box (top, bottom, left, right) in ``gray``."""
+    factor = max(1, -(-max(gray.shape) // find_size))
     ink, inverted, background, peak, paper = _ink(_block_mean(gray, factor))
     weak = paper.threshold(WEAK, NOISE_WEAK)
     strong = paper.threshold(STRONG, NOISE_STRONG)
@@ -189,8 +238,9 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     # Read the digit at the coarsest level where it still spans the frame's height.
     extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
     step = max(1, min(factor, int(extent * factor // FRAME_HEIGHT)))
+    box = (rows[0] * factor, (rows[-1] + 1) * factor, cols[0] * factor, (cols[-1] + 1) * factor)
     if step == factor:
-        return ink, mask, inverted
+        return ink, mask, inverted, box
     # The digit's box on the coarse grid, one coarse pixel wider, read at that level.
     r0, r1 = max(0, rows[0] - 1), min(mask.shape[0], rows[-1] + 2)
     c0, c1 = max(0, cols[0] - 1), min(mask.shape[1], cols[-1] + 2)
@@ -207,7 +257,7 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         # Fine pixel (i, j) is centred at coarse (r0 - 1/2 + (i + 1/2) * step / factor, ...).
         half = 0.5 * step / factor - 0.5
         ink = subtract_lines(ink, lines, scale=step / factor, origin=(r0 + half, c0 + half))
-    return ink, (ink > weak) & region, inverted
+    return ink, (ink > weak) & region, inverted, box
 
 
 def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
