@@ -399,8 +399,11 @@ def _background(x: np.ndarray) -> np.ndarray:
     small = _block_mean(x, max(1, min(height, width) // 24))
     size = max(3, min(small.shape) // 3)
     opened = ndimage.grey_opening(small, size=(size, size), mode="nearest")
-    wide = ndimage.grey_opening(small, size=(2 * size, 2 * size), mode="nearest")
-    np.minimum(opened, wide + np.float32(BACKGROUND_SLACK), out=opened)
+    # The wide opening is never below the picture's minimum: when the first one stays within
+    # the slack of that minimum everywhere (even paper), the bound cannot act.
+    if opened.max() > small.min() + BACKGROUND_SLACK:
+        wide = ndimage.grey_opening(small, size=(2 * size, 2 * size), mode="nearest")
+        np.minimum(opened, wide + np.float32(BACKGROUND_SLACK), out=opened)
     opened = ndimage.uniform_filter(opened, size=size, mode="nearest")
     if opened.shape != x.shape:
         img = Image.fromarray(opened.astype(np.float32), mode="F")
