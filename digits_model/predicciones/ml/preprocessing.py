@@ -334,37 +334,31 @@ def _normalise(
     # The paper's level and noise from the 5th and 30th percentiles, which are paper's even
     # when strokes cover most of a tight crop (for Gaussian noise they lie 1.645 and 0.524
     # standard deviations below its centre).
-    q05, q30 = ((_hist_index(hist, q) - 1023) / 1023.0 for q in (0.05, 0.3))
+    # Every quantile below is read from one cumulative histogram.
+    cdf = np.cumsum(hist)
+    n = int(cdf[-1])
+    q05, q30, q999 = np.searchsorted(cdf, np.array([0.05, 0.3, 0.999]) * (n - 1) + 1)
+    q05, q30 = (q05 - 1023) / 1023.0, (q30 - 1023) / 1023.0
     sigma = max((q30 - q05) / 1.121, 1 / 1023)
     paper = q30 + 0.524 * sigma
     if floor is None:
         floor = max(paper + NOISE_FLOOR * sigma, 0.5 * MIN_CONTRAST)
     # Residues of shadows and gradients can outnumber thin strokes: candidates must also
     # reach a good share of the darkest ink (the 99.9th percentile ignores lone hot pixels).
-    top = _hist_quantile(hist[1023:], 0.999, below=int(hist[:1023].sum()))
+    top = min(max(0, int(q999) - 1023), 1023) / 1023.0
     floor = max(floor, 0.3 * top)
     first = int(floor * 1023.0) + 1  # the first bin above the floor
-    strokes = hist[1023 + first :]
-    if strokes.sum() < 3:
+    below = int(cdf[1023 + first - 1])
+    if n - below < 3:
         raise NoDigitError()
-    peak = (first + _hist_index(strokes, 0.9)) / 1023.0
+    # The 90th percentile of the stroke pixels, those in the bins from `first` on.
+    index = np.searchsorted(cdf[1023 + first :], 0.9 * (n - below - 1) + 1 + below)
+    peak = (first + int(index)) / 1023.0
     if peak < MIN_CONTRAST:
         raise NoDigitError()
     ink = ink * np.float32(1.0 / peak)
     np.clip(ink, 0.0, 1.0, out=ink)
     return ink.astype(np.float32, copy=False), peak, Paper(paper / peak, sigma / peak)
-
-
-def _hist_index(hist: np.ndarray, q: float, below: int = 0) -> int:
-    """Bin holding the q-quantile of a histogram (``below`` values lie under its first bin)."""
-    cdf = np.cumsum(hist)
-    total = cdf[-1] + below
-    return max(0, int(np.searchsorted(cdf, q * (total - 1) + 1 - below)))
-
-
-def _hist_quantile(hist: np.ndarray, q: float, below: int = 0) -> float:
-    """q-quantile of values on [0, 1] counted in 1/1023 bins (see :func:`_normalise`)."""
-    return min(_hist_index(hist, q, below), len(hist) - 1) / 1023.0
 
 
 def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
@@ -380,8 +374,9 @@ def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
 def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """Approximate quantiles of values in [0, 1] from a 1024-bin histogram (fast, no sort)."""
     idx = np.clip((x.ravel() * 1023.0 + 0.5).astype(np.intp), 0, 1023)
-    hist = np.bincount(idx, minlength=1024)
-    return [_hist_quantile(hist, q) for q in qs]
+    cdf = np.cumsum(np.bincount(idx, minlength=1024))
+    index = np.searchsorted(cdf, np.asarray(qs) * (cdf[-1] - 1) + 1)
+    return [min(int(i), 1023) / 1023.0 for i in index]
 
 
 def _background(x: np.ndarray) -> np.ndarray:
