@@ -444,7 +444,8 @@ def digit_mask(ink: np.ndarray, *, weak: float = WEAK, strong: float = STRONG) -
     # Specks are dropped relative to the largest piece; tiny ones first, cheaply.
     big = np.flatnonzero(ink_mass >= 0.25 * SPECK_RATIO * ink_mass.max())
     candidates = [(float(ink_mass[i]), i + 1, boxes[i]) for i in big]
-    candidates = _drop_page_edges(labels, n, candidates, ink <= weak)
+    if len(candidates) > 1:
+        candidates = _drop_page_edges(labels, n, candidates, ink <= weak)
     candidates.sort(key=lambda c: -c[0])
     biggest = candidates[0][0]
     candidates = [c for c in candidates if c[0] >= SPECK_RATIO * biggest]
