@@ -393,17 +393,28 @@ def _background(x: np.ndarray) -> np.ndarray:
     height, width = x.shape
     small = _block_mean(x, max(1, min(height, width) // 24))
     size = max(3, min(small.shape) // 3)
-    opened = ndimage.grey_opening(small, size=(size, size), mode="nearest")
+    opened = _opening(small, size)
     # The wide opening is never below the picture's minimum: when the first one stays within
     # the slack of that minimum everywhere (even paper), the bound cannot act.
     if opened.max() > small.min() + BACKGROUND_SLACK:
-        wide = ndimage.grey_opening(small, size=(2 * size, 2 * size), mode="nearest")
+        wide = _opening(small, 2 * size)
         np.minimum(opened, wide + np.float32(BACKGROUND_SLACK), out=opened)
     opened = ndimage.uniform_filter(opened, size=size, mode="nearest")
     if opened.shape != x.shape:
         img = Image.fromarray(opened.astype(np.float32), mode="F")
         opened = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR))
     return opened
+
+
+def _opening(x: np.ndarray, size: int) -> np.ndarray:
+    """``ndimage.grey_opening(x, size=(size, size), mode="nearest")``, in four 1-D passes."""
+    # grey_dilation shifts an even window by one pixel (origin -1) relative to the erosion's.
+    origin = 0 if size % 2 else -1
+    out = ndimage.minimum_filter1d(x, size, axis=0, mode="nearest")
+    ndimage.minimum_filter1d(out, size, axis=1, mode="nearest", output=out)
+    ndimage.maximum_filter1d(out, size, axis=0, mode="nearest", origin=origin, output=out)
+    ndimage.maximum_filter1d(out, size, axis=1, mode="nearest", origin=origin, output=out)
+    return out
 
 
 # --- 2. Which ink is the digit? ---------------------------------------------------------------
