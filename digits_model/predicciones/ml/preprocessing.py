@@ -450,12 +450,18 @@ def digit_mask(ink: np.ndarray, *, weak: float = WEAK, strong: float = STRONG) -
     NoDigitError
         No stroke is left.
     """
-    labels, n = ndimage.label(ink > weak, structure=np.ones((3, 3), dtype=bool))
+    above = ink > weak
+    labels, n = ndimage.label(above, structure=np.ones((3, 3), dtype=bool))
     if n == 0:
         raise NoDigitError()
+    core = ink > strong
+    if n == 1:  # one piece (a clean scan): the digit, if it has a core
+        if not core.any():
+            raise NoDigitError()
+        return above
     flat = labels.ravel()
     ink_mass = np.bincount(flat, weights=ink.ravel(), minlength=n + 1)[1:]
-    cores = np.bincount(flat, weights=(ink.ravel() > strong), minlength=n + 1)[1:]
+    cores = np.bincount(flat[core.ravel()], minlength=n + 1)[1:]
     boxes = ndimage.find_objects(labels)
     ink_mass[cores == 0] = 0.0  # faint on its own: not a stroke
     if not ink_mass.any():
