@@ -2,9 +2,10 @@
 
 scikit-learn's digits are 32x32 binary bitmaps counted in 4x4 blocks: 8x8 integers 0..16,
 the digit filling the box's height, keeping its aspect ratio, centred. This module finds
-the ink in a real picture (polarity, uneven light, noise, specks, page edges), keeps the
-digit's strokes, removes its slant, redraws its strokes at one width and rebuilds that
-format. It is the one preprocessing path: the API, ``app.py``, the notebook and training
+the ink in a real picture (polarity, uneven light, noise, specks, printed lines, the table
+around a page, a small digit in a large photo), keeps the digit's strokes, removes its
+slant, redraws its strokes at one width and rebuilds that format. It is the one
+preprocessing path: the API, ``app.py``, the notebook and training
 (:mod:`~predicciones.ml.augment`) all call :func:`preprocess`.
 """
 
@@ -52,6 +53,7 @@ LINE_COVER, LINE_TILT, LINE_LEVEL = 0.6, 5.0, 0.75
 #: Lines are looked for when ink reaches two opposite borders and one of the digit's rows or
 #: columns holds ink across this share of the picture (its bar, or a line that joined it).
 LINE_JOINED = 0.3
+#: The tilts (as slopes) at which lines are looked for: every half degree.
 LINE_SLOPES = np.tan(np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 0.01, 0.5)))
 #: Blank regions at least this share of the image are paper (:func:`_drop_page_edges`).
 PAPER_SHARE = 0.02
@@ -331,13 +333,13 @@ def _normalise(
     idx = np.rint(values.ravel() * 1023.0).astype(np.intp)
     np.clip(idx, -1023, 1023, out=idx)
     hist = np.bincount(idx + 1023, minlength=2047)
-    # The paper's level and noise from the 5th and 30th percentiles, which are paper's even
-    # when strokes cover most of a tight crop (for Gaussian noise they lie 1.645 and 0.524
-    # standard deviations below its centre).
     # Every quantile below is read from one cumulative histogram.
     cdf = np.cumsum(hist)
     n = int(cdf[-1])
     q05, q30, q999 = np.searchsorted(cdf, np.array([0.05, 0.3, 0.999]) * (n - 1) + 1)
+    # The paper's level and noise from the 5th and 30th percentiles, which are paper's even
+    # when strokes cover most of a tight crop (for Gaussian noise they lie 1.645 and 0.524
+    # standard deviations below its centre).
     q05, q30 = (q05 - 1023) / 1023.0, (q30 - 1023) / 1023.0
     sigma = max((q30 - q05) / 1.121, 1 / 1023)
     paper = q30 + 0.524 * sigma
