@@ -53,6 +53,8 @@ LINE_COVER, LINE_TILT, LINE_LEVEL = 0.6, 5.0, 0.75
 #: Lines are looked for when ink reaches two opposite borders and one of the digit's rows or
 #: columns holds ink across this share of the picture (its bar, or a line that joined it).
 LINE_JOINED = 0.3
+#: Thickest printed line, in pixels of the reduced copy the digit is searched on.
+LINE_THICK = 4
 #: The tilts (as slopes) at which lines are looked for: every half degree.
 LINE_SLOPES = np.tan(np.deg2rad(np.arange(-LINE_TILT, LINE_TILT + 0.01, 0.5)))
 #: Blank regions at least this share of the image are paper (:func:`_drop_page_edges`).
@@ -558,7 +560,14 @@ def find_lines(ink: np.ndarray, weak: float = WEAK) -> list[Line]:
     for vertical in (False, True):
         img = ink.T if vertical else ink
         w = img.shape[1]
-        ys, xs = np.nonzero(img > weak)
+        # Only thin ink can be a line: pixels with paper LINE_THICK rows above and below.
+        # Thick strokes and the table beyond a page's edge are left out of the search, and
+        # a printed line's faint stretches (down to half the weak level) count.
+        above = img > weak / 2
+        thin = above.copy()
+        thin[LINE_THICK:] &= ~above[:-LINE_THICK]
+        thin[:-LINE_THICK] &= ~above[LINE_THICK:]
+        ys, xs = np.nonzero(thin)
         if xs.size < LINE_COVER * w:
             continue
         # Project the ink along every tilt at once (one histogram per tilt, side by side):
@@ -578,9 +587,15 @@ def find_lines(ink: np.ndarray, weak: float = WEAK) -> list[Line]:
         peaks = (pairs >= LINE_COVER * w) & (
             pairs >= np.maximum(np.roll(pairs, 1), np.roll(pairs, -1))
         )
+        if not peaks.any():
+            continue
+        # All the ink at that tilt, thick or thin, for the test of what lies beside a line.
+        ya, xa = np.nonzero(above)
+        every = np.bincount(np.rint(ya - slope * xa).astype(np.intp) + w, minlength=n_bins)
         for index in np.flatnonzero(peaks):
-            # Thin, with paper either side: the table beyond a page's edge is no line.
-            beside = max(pairs[max(0, index - 3)], pairs[min(len(pairs) - 1, index + 3)])
+            # Paper either side: a strip of the table beyond a page's edge is no line.
+            lo, hi = max(0, index - 3), min(n_bins - 2, index + 3)
+            beside = max(every[lo] + every[lo + 1], every[hi] + every[hi + 1])
             if beside > 0.5 * pairs[index]:
                 continue
             on = (bins == index) | (bins == index + 1)
