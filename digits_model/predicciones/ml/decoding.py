@@ -212,10 +212,11 @@ def decode_upload(
 def _load(img: Image.Image, work_size: int, reopen) -> Image.Image:
     """Decode the pixels; a colour JPEG as its luminance unless the ink needs its colours.
 
-    A large JPEG is decoded at 1/2 or 1/4 scale (draft mode). A colour JPEG is decoded as
-    luminance first, which spares the decoder its colour planes; when the luminance shows
-    less ink contrast than :data:`COLOUR_CONTRAST` (red ink on pink paper, faint pencil), it
-    is decoded again in colour (``reopen`` opens it anew) for :func:`best_contrast_channel`.
+    A large JPEG is decoded at 1/2 or 1/4 scale (draft mode). A colour JPEG of moderate size
+    (:data:`LUMINANCE_FIRST`) is decoded as luminance first, which spares the decoder its
+    colour planes; when the luminance shows less ink contrast than :data:`COLOUR_CONTRAST`
+    (red ink on pink paper, faint pencil), it is decoded again in colour (``reopen`` opens
+    it anew) for :func:`best_contrast_channel`.
     """
     if img.format != "JPEG":
         img.seek(0)  # first frame of an animated GIF, WebP or multi-page TIFF
@@ -224,7 +225,9 @@ def _load(img: Image.Image, work_size: int, reopen) -> Image.Image:
     width, height = img.size
     scale = min(1.0, max(work_size / max(width, height), 1 / DETAIL_DRAFT))
     size = (max(1, int(width * scale)), max(1, int(height * scale)))
-    if img.mode not in ("RGB", "YCbCr") or min(size) < 64:
+    # A large photo is decoded in colour at once: its ink may be too small a share of it for
+    # the luminance's contrast to show, and at reduced scale colour costs little more.
+    if img.mode not in ("RGB", "YCbCr") or min(size) < 64 or max(size) > LUMINANCE_FIRST:
         if scale < 1:
             img.draft(img.mode, size)
         img.load()
@@ -297,6 +300,9 @@ CHANNEL_ADVANTAGE = 1.25
 #: Ink contrast (grey levels of 255, see :func:`best_contrast_channel`) at which a colour
 #: JPEG's luminance is read as it is: a colour channel could add little to it.
 COLOUR_CONTRAST = 96
+
+#: Colour JPEGs decoded to a long side up to this many pixels are tried as luminance first.
+LUMINANCE_FIRST = 512
 
 
 def best_contrast_channel(img: Image.Image) -> Image.Image:
