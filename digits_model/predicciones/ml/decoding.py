@@ -108,9 +108,9 @@ class Decoded:
     gray : ndarray of shape (height, width), float32, values in [0, 1]
         Long side at most about ``work_size``; 0 is black, 1 is white.
     detail : PIL.Image.Image or None
-        The same picture in its own colours, with a long side of about
-        :data:`DETAIL_SIZE` px (or its own, if smaller); None when ``gray`` is the picture
-        at its own size.
+        The same picture as decoded (colour, or a JPEG's luminance), with a long side of
+        about :data:`DETAIL_SIZE` px (or its own, if smaller); None when ``gray`` is the
+        picture at its own size.
     scale : float
         Pixels of ``detail`` per pixel of ``gray``, along each axis.
     """
