@@ -352,6 +352,8 @@ def _normalise(
     top = min(max(0, int(q999) - 1023), 1023) / 1023.0
     floor = max(floor, 0.3 * top)
     first = int(floor * 1023.0) + 1  # the first bin above the floor
+    if first > 1023:  # a floor above any ink (paper noisier than the darkest stroke)
+        raise NoDigitError()
     below = int(cdf[1023 + first - 1])
     if n - below < 3:
         raise NoDigitError()
