@@ -2,13 +2,16 @@
 
 The format is recognised from the file's own magic bytes (never from a name or a
 client-sent content type), the pixel count is checked from the header before any
-pixel is decoded, and large JPEGs are decoded at reduced scale (draft mode).
+pixel is decoded, and large JPEGs are decoded at reduced scale (draft mode). A finer copy
+of a large picture is kept beside the small one (:class:`Decoded`), so that a small digit
+in a large photo can be read again at the resolution it needs.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -26,6 +29,14 @@ MAX_PIXELS = 40_000_000
 #: in it keeps 30 px; a ball-point digit 300 px tall with 5 px strokes in a 4000x3000 photo
 #: still reads (tests pin both). 192 would be ~15 % faster but costs small photo digits.
 WORK_SIZE = 256
+
+#: Long side, in pixels, of the finer copy kept for re-reading a small digit (to within a
+#: factor 1.5): a digit 100 px tall in a 4000x3000 photo keeps about 25 px in it.
+DETAIL_SIZE = 1024
+
+#: JPEGs are decoded at no less than 1/DETAIL_DRAFT scale: below 1/4 the entropy decoding,
+#: which every scale pays in full, dominates, so 1/8 saves almost nothing.
+DETAIL_DRAFT = 4
 
 # Pillow's own bomb guard is a module global: set it deliberately so that a declared size
 # beyond our ceiling is refused by Pillow too (it raises above twice this value).
@@ -88,6 +99,45 @@ def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     return img
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded upload: the picture at working size, and a finer copy of a large one.
+
+    Attributes
+    ----------
+    gray : ndarray of shape (height, width), float32, values in [0, 1]
+        Long side at most about ``work_size``; 0 is black, 1 is white.
+    detail : PIL.Image.Image or None
+        The same picture as decoded (colour, or a JPEG's luminance), with a long side of
+        about :data:`DETAIL_SIZE` px (or its own, if smaller); None when ``gray`` is the
+        picture at its own size.
+    scale : float
+        Pixels of ``detail`` per pixel of ``gray``, along each axis.
+    """
+
+    gray: np.ndarray
+    detail: Image.Image | None = None
+    scale: float = 1.0
+
+    def detail_gray(self, box: tuple[int, int, int, int], reduce: int = 1) -> np.ndarray:
+        """The greyscale of a region of ``detail``, as :func:`decode_image` makes it.
+
+        Parameters
+        ----------
+        box : (left, top, right, bottom)
+            In pixels of ``detail``.
+        reduce : int
+            Box-filter reduction applied to the region first.
+
+        Returns
+        -------
+        gray : ndarray of shape ((bottom - top) // reduce, (right - left) // reduce), float32
+            Values in [0, 1].
+        """
+        region = self.detail.crop(box)
+        return _gray_array(region.reduce(reduce) if reduce > 1 else region)
+
+
 def decode_image(
     data: bytes, *, max_pixels: int = MAX_PIXELS, work_size: int = WORK_SIZE
 ) -> np.ndarray:
@@ -112,12 +162,41 @@ def decode_image(
     gray : ndarray of shape (height, width), float32, values in [0, 1]
         0 is black, 1 is white.
     """
+    return decode_upload(data, max_pixels=max_pixels, work_size=work_size).gray
+
+
+def decode_upload(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, work_size: int = WORK_SIZE
+) -> Decoded:
+    """Decode an upload as :func:`decode_image` does, keeping a finer copy of large pictures.
+
+    Parameters
+    ----------
+    data : bytes
+        The uploaded file's bytes.
+    max_pixels : int
+        Ceiling on the declared width x height.
+    work_size : int
+        Long side of ``gray``, at most (within a factor 1.5).
+
+    Returns
+    -------
+    Decoded
+        ``detail`` has a long side of about :data:`DETAIL_SIZE` px, or the picture's own
+        when that is smaller.
+
+    Raises
+    ------
+    UnreadableImageError, UnsupportedImageError, ImageTooLargeError
+        As :func:`open_image`, and for pixel data that cannot be decoded.
+    """
     img = open_image(data, max_pixels=max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _to_gray(img, work_size)
+            img = _load(img, work_size, lambda: open_image(data, max_pixels=max_pixels))
+            return _decode(img, work_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(_too_large_message(max_pixels)) from exc
     except MemoryError:
@@ -130,26 +209,56 @@ def decode_image(
         img.close()
 
 
-def _to_gray(img: Image.Image, work_size: int) -> np.ndarray:
-    if img.format == "JPEG":
-        # Decode at 1/2, 1/4 or 1/8 scale when the image is much larger than we need.
-        width, height = img.size
-        scale = work_size / max(width, height)
+def _load(img: Image.Image, work_size: int, reopen) -> Image.Image:
+    """Decode the pixels; a colour JPEG as its luminance unless the ink needs its colours.
+
+    A large JPEG is decoded at 1/2 or 1/4 scale (draft mode). A colour JPEG of moderate size
+    (:data:`LUMINANCE_FIRST`) is decoded as luminance first, which spares the decoder its
+    colour planes; when the luminance shows less ink contrast than :data:`COLOUR_CONTRAST`
+    (red ink on pink paper, faint pencil), it is decoded again in colour (``reopen`` opens
+    it anew) for :func:`best_contrast_channel`.
+    """
+    if img.format != "JPEG":
+        img.seek(0)  # first frame of an animated GIF, WebP or multi-page TIFF
+        img.load()
+        return img
+    width, height = img.size
+    scale = min(1.0, max(work_size / max(width, height), 1 / DETAIL_DRAFT))
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))
+    # A large photo is decoded in colour at once: its ink may be too small a share of it for
+    # the luminance's contrast to show, and at reduced scale colour costs little more.
+    if img.mode not in ("RGB", "YCbCr") or min(size) < 64 or max(size) > LUMINANCE_FIRST:
         if scale < 1:
-            # Colour stays colour: the ink may stand out only in one channel.
-            img.draft(img.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
-    img.seek(0)  # first frame of an animated GIF, WebP or multi-page TIFF
+            img.draft(img.mode, size)
+        img.load()
+        return img
+    img.draft("L", size)
     img.load()
+    width, height = img.size
+    sample = img.resize((width // 2, height // 2), Image.Resampling.NEAREST)
+    if _tail_contrast(np.asarray(sample.histogram())) < COLOUR_CONTRAST:
+        img.close()
+        img = reopen()
+        img.draft(img.mode, size)  # colour stays colour: the ink may stand out in one channel
+        img.load()
+    return img
+
+
+def _decode(img: Image.Image, work_size: int) -> Decoded:
     if img.getexif().get(0x0112, 1) != 1:  # EXIF orientation: turn the picture upright
         img = ImageOps.exif_transpose(img)
     # Reduce by a whole factor (a fast box filter): the exact size does not matter, only
     # that the long side ends between work_size / 1.5 and 1.5 * work_size.
     factor = int(max(img.size) / work_size + 1 / 3)
-    if factor > 1:
-        if img.mode not in ("1", "L", "RGB", "RGBA", "I", "F", "CMYK", "LA", "RGBX"):
-            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-        img = img.reduce(factor)
-    return _gray_array(img)
+    if factor <= 1:
+        return Decoded(_gray_array(img))
+    if img.mode not in ("1", "L", "RGB", "RGBA", "I", "F", "CMYK", "LA", "RGBX"):
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    gray = _gray_array(img.reduce(factor))
+    # The finer copy stays undecoded to grey until a small digit needs it.
+    detail_factor = int(max(img.size) / DETAIL_SIZE + 1 / 3)
+    detail = img.reduce(detail_factor) if detail_factor > 1 else img.copy()
+    return Decoded(gray, detail, factor / max(1, detail_factor))
 
 
 def _gray_array(img: Image.Image) -> np.ndarray:
@@ -182,11 +291,18 @@ def _gray_array(img: Image.Image) -> np.ndarray:
         return np.asarray(img.convert("L"), dtype=np.float32) * np.float32(1 / 255)
     if mode != "RGB":
         img = img.convert("RGB")
-    return np.asarray(best_contrast_channel(img), dtype=np.float32) * np.float32(1 / 255)
+    return np.asarray(best_contrast_channel(img)).astype(np.float32) * np.float32(1 / 255)
 
 
 #: A colour channel replaces luminance only when its ink contrast is this much larger.
 CHANNEL_ADVANTAGE = 1.25
+
+#: Ink contrast (grey levels of 255, see :func:`best_contrast_channel`) at which a colour
+#: JPEG's luminance is read as it is: a colour channel could add little to it.
+COLOUR_CONTRAST = 96
+
+#: Colour JPEGs decoded to a long side up to this many pixels are tried as luminance first.
+LUMINANCE_FIRST = 512
 
 
 def best_contrast_channel(img: Image.Image) -> Image.Image:
@@ -205,10 +321,13 @@ def best_contrast_channel(img: Image.Image) -> Image.Image:
     PIL.Image.Image in mode L
         Luminance, or the R, G or B channel when it is clearly more contrasted.
     """
-    # Statistics from a 1/2-scale copy (a box filter keeps thin strokes' contrast halved at
-    # worst, alike in every view), which is four times cheaper than the full picture.
-    small = img.reduce(2) if min(img.size) >= 64 else img
-    hists = [small.convert("L").histogram(), *np.reshape(small.histogram(), (3, 256))]
+    # Statistics from every other pixel of every other row (a stroke keeps its full contrast
+    # in every view), a quarter of the work of the full picture and no averaging pass.
+    width, height = img.size
+    sample = img
+    if min(width, height) >= 64:
+        sample = img.resize((width // 2, height // 2), Image.Resampling.NEAREST)
+    hists = [sample.convert("L").histogram(), *np.reshape(sample.histogram(), (3, 256))]
     scores = [_tail_contrast(np.asarray(h)) for h in hists]
     best = int(np.argmax(scores))
     if best == 0 or scores[best] < CHANNEL_ADVANTAGE * scores[0]:

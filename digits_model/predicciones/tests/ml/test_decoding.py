@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from predicciones.ml.decoding import decode_image, sniff_format
+from predicciones.ml.decoding import decode_image, decode_upload, sniff_format
 from predicciones.ml.errors import (
     ImageTooLargeError,
     NoDigitError,
@@ -93,3 +93,30 @@ def test_large_images_are_decoded_small():
     gray = decode_image(data)
     assert max(gray.shape) <= 400
     assert gray.dtype == np.float32 and 0.0 <= gray.min() <= gray.max() <= 1.0
+
+
+def test_large_jpeg_keeps_a_finer_copy_for_a_small_digit():
+    data = encode(paint(digit_coverage(2, canvas=(3000, 4000), height=100)), "JPEG")
+    decoded = decode_upload(data)
+    assert max(decoded.gray.shape) <= 400
+    assert 700 <= max(decoded.detail.size) <= 1536
+    assert decoded.scale * decoded.gray.shape[1] == pytest.approx(decoded.detail.size[0], rel=0.02)
+    region = decoded.detail_gray((0, 0, 100, 80), reduce=2)
+    assert region.shape == (40, 50) and region.dtype == np.float32
+
+
+def test_small_picture_has_no_finer_copy():
+    decoded = decode_upload(encode(paint(digit_coverage(2)), "JPEG"))
+    assert decoded.detail is None and decoded.scale == 1.0
+
+
+def test_colour_jpeg_whose_luminance_hides_the_ink_is_read_in_colour():
+    # Green ink on mauve paper of the same luminance: invisible in grey, plain in red.
+    rgb = paint(digit_coverage(3), ink=(0.2, 0.7, 0.2), paper=(0.75, 0.45, 0.6))
+    data = encode(rgb, "JPEG", quality=92)
+    luminance = decode_image(encode(rgb, "JPEG", quality=92, mode="L"))
+    with pytest.raises(NoDigitError):
+        preprocess(luminance)
+    gray = decode_image(data)
+    assert np.ptp(gray) > 3 * np.ptp(luminance)
+    assert preprocess(data).features.sum() > 100
