@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Avg, Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
-from .exceptions import DriftCheckError
+from .exceptions import DriftCheckError, UnknownModelError
 from .ml import drift
 from .models import Deployment, DriftReport, ModelVersion, Prediction, RegisteredModel
 
@@ -20,6 +20,17 @@ logger = logging.getLogger(__name__)
 
 #: Logged predictions fetched per round trip when aggregating a drift window.
 WINDOW_CHUNK_ROWS = 20_000
+
+
+def model_get(*, name: str) -> RegisteredModel:
+    """The registered model called ``name``; UnknownModelError (exit 2, 404) if there is none."""
+    model = RegisteredModel.objects.filter(name=name).first()
+    if model is None:
+        known = ", ".join(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
+        raise UnknownModelError(
+            f"no model named {name!r} is registered; registered models: {known or 'none'}"
+        )
+    return model
 
 
 def model_version_list(*, name: str | None = None) -> list[dict]:

@@ -1,7 +1,7 @@
 """List registered model versions, which one is live, and the traffic split."""
 
 from predicciones.management.base import OperatorCommand
-from predicciones.selectors import model_version_list
+from predicciones.selectors import model_get, model_version_list
 
 
 class Command(OperatorCommand):
@@ -12,6 +12,8 @@ class Command(OperatorCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON document.")
 
     def handle(self, *args, model, json, **options):
+        if model is not None:
+            model_get(name=model)
         rows = model_version_list(name=model)
         if json:
             self.write_json(rows)
