@@ -11,6 +11,8 @@ from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from .models import Stage
+
 
 class AutoSchema(openapi.AutoSchema):
     """Names nested serializers after their view: ``PredictApi.InputSerializer`` becomes the
@@ -122,10 +124,37 @@ class ModelVersionSerializer(serializers.Serializer):
     model = serializers.CharField()
     version = serializers.IntegerField()
     live = serializers.BooleanField(help_text="Answers routed traffic.")
-    stage = serializers.ChoiceField(choices=["live", "candidate", "previous", "archived"])
+    stage = serializers.ChoiceField(
+        choices=Stage.choices,
+        help_text="live; candidate; previous (one rollback away); archived (was live, "
+        "replaced); registered (never live).",
+    )
     candidate_percent = serializers.IntegerField(help_text="Canary share (0 for others).")
     traffic_percent = serializers.IntegerField(help_text="Share of routed requests it answers.")
     sha256 = serializers.CharField()
+    holdout = inline_serializer(
+        "HoldoutScore",
+        fields={
+            "accuracy": serializers.FloatField(),
+            "n": serializers.IntegerField(allow_null=True),
+        },
+        allow_null=True,
+        help_text="Accuracy on the fixed validation holdout: the same rows for every version, "
+        "so these figures compare. Null when the version was not scored there.",
+    )
+    gate = inline_serializer(
+        "GateScore",
+        fields={
+            "set": serializers.CharField(),
+            "n": serializers.IntegerField(allow_null=True),
+            "accuracy": serializers.FloatField(),
+            "against_version": serializers.IntegerField(allow_null=True),
+            "against_accuracy": serializers.FloatField(),
+        },
+        allow_null=True,
+        help_text="For a retrained version: its accuracy and the then-live version's, on the "
+        "same validation rows (holdout plus held-out feedback). Null otherwise.",
+    )
     metrics = serializers.DictField(help_text="Validation metrics recorded at registration.")
     sklearn_version = serializers.CharField()
     training_data = serializers.DictField()

@@ -233,6 +233,12 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
             "n": result.candidate.n,
             "live_accuracy": result.live.accuracy,
         },
+        # The same rows for every version (the shipped model's "validation"), so that
+        # listings compare versions on equal terms.
+        "base_holdout": {
+            "accuracy": run.gate["base_part"]["candidate_accuracy"],
+            "n": run.gate["base_part"]["n"],
+        },
         "seed": opts.seed,
         "sklearn_version": sklearn.__version__,
     }
