@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import math
 
 from django.conf import settings
@@ -14,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import schema, selectors, storage
-from .exceptions import AdminAuthError, AdminDisabledError, PrediccionesError
+from .exceptions import PrediccionesError
 from .middleware import annotate_request
-from .security import ApiKeyPermission, PredictRateThrottle
+from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
 from .services import registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
@@ -38,7 +37,7 @@ class PredictApi(APIView):
     """``POST /predict/``: multipart ``image`` (+ optional ``model``) -> the digit."""
 
     parser_classes = [MultiPartParser, FormParser]
-    permission_classes = [ApiKeyPermission]
+    authentication_classes = [ApiKeyAuthentication]
     throttle_classes = [PredictRateThrottle]
 
     class InputSerializer(serializers.Serializer):
@@ -121,7 +120,7 @@ class FeedbackApi(APIView):
     """``POST /feedback/``: the true label for a logged prediction (a second one replaces it)."""
 
     parser_classes = [JSONParser, FormParser, MultiPartParser]
-    permission_classes = [ApiKeyPermission]
+    authentication_classes = [ApiKeyAuthentication]
 
     class InputSerializer(serializers.Serializer):
         query_id = serializers.UUIDField(help_text="The query_id a /predict/ answer gave.")
@@ -220,17 +219,7 @@ class AdminApi(APIView):
     """Base for operator actions: ``Authorization: Bearer $DIGITS_ADMIN_TOKEN``."""
 
     parser_classes = [JSONParser, FormParser, MultiPartParser]
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        expected = settings.DIGITS_ADMIN_TOKEN
-        if not expected:
-            raise AdminDisabledError()
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise AdminAuthError()
-        if not hmac.compare_digest(token.strip().encode(), expected.encode()):
-            raise AdminAuthError("Wrong admin token.")
+    authentication_classes = [AdminTokenAuthentication]
 
     def respond(self, name: str):
         get_router().invalidate()

@@ -70,6 +70,11 @@ def api_exception_handler(exc, context):
         code, message = exc.status_code, _validation_message(exc.detail)
     elif isinstance(exc, drf_exceptions.ParseError):
         code, message = exc.status_code, "Malformed request body: it could not be parsed."
+    elif isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        code, message = exc.status_code, str(exc.detail)
+        auth_header = getattr(exc, "auth_header", None)  # set by DRF from authenticate_header
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
     elif isinstance(exc, drf_exceptions.Throttled):
         code, message = exc.status_code, GENERIC_MESSAGES[status.HTTP_429_TOO_MANY_REQUESTS]
         if exc.wait:

@@ -58,11 +58,6 @@ class AdminDisabledError(PrediccionesError):
     default_message = "The admin API is disabled: set DIGITS_ADMIN_TOKEN to enable it."
 
 
-class AdminAuthError(PrediccionesError):
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_message = "Missing or wrong admin token: send 'Authorization: Bearer <token>'."
-
-
 class DriftCheckError(PrediccionesError):
     """A drift check cannot run: no live version, bad window, malformed log rows."""
 

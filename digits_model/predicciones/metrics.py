@@ -11,7 +11,6 @@ the collectors below instead of being kept per process.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Iterable
 
@@ -32,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework import status
 
 from .errors import error_response
+from .security import bearer_challenge, bearer_token_valid
 
 logger = logging.getLogger(__name__)
 
@@ -280,14 +280,12 @@ def scrape_registry() -> CollectorRegistry:
 def metrics_view(request):
     """``GET /metrics``: Prometheus text format; ``Authorization: Bearer`` when a token is set."""
     expected = settings.DIGITS_METRICS_TOKEN
-    if expected:
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), expected.encode()
-        ):
-            return error_response(
-                request,
-                status.HTTP_401_UNAUTHORIZED,
-                "Send 'Authorization: Bearer <DIGITS_METRICS_TOKEN>' to read the metrics.",
-            )
+    if expected and not bearer_token_valid(request, expected):
+        response = error_response(
+            request,
+            status.HTTP_401_UNAUTHORIZED,
+            "Send 'Authorization: Bearer <DIGITS_METRICS_TOKEN>' to read the metrics.",
+        )
+        response["WWW-Authenticate"] = bearer_challenge("metrics")
+        return response
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ output with them.
 from __future__ import annotations
 
 from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -211,6 +212,31 @@ FEEDBACK_RESPONSE = inline_serializer(
         "model_version": serializers.IntegerField(),
     },
 )
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "predicciones.security.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "Only when the server sets DIGITS_API_KEYS.",
+        }
+
+
+class AdminTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "predicciones.security.AdminTokenAuthentication"
+    name = "adminToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
+        }
 
 
 #: Operations that take the optional API key, and those behind the admin token.
