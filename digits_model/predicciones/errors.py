@@ -7,6 +7,7 @@ service's errors, image errors from ``ml``, and Django's 400/403/404/500 handler
 
 import logging
 
+from django.db import DatabaseError
 from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -35,6 +36,14 @@ GENERIC_MESSAGES = {
     status.HTTP_500_INTERNAL_SERVER_ERROR: "Internal error; it has been logged.",
     status.HTTP_503_SERVICE_UNAVAILABLE: "Service unavailable; try again shortly.",
 }
+
+#: The answer to any request that needed the database while it was down.
+DATABASE_DOWN = "The database is unavailable; try again shortly."
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def query_id_of(request) -> str:
@@ -79,6 +88,9 @@ def api_exception_handler(exc, context):
         code, message = exc.status_code, GENERIC_MESSAGES[status.HTTP_429_TOO_MANY_REQUESTS]
         if exc.wait:
             headers["Retry-After"] = str(int(exc.wait) + 1)
+    elif isinstance(exc, DatabaseError):
+        logger.warning("database unavailable: %s", first_line(exc))
+        code, message = status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_DOWN
     elif isinstance(exc, drf_exceptions.APIException):
         code = exc.status_code
         message = GENERIC_MESSAGES.get(code) or str(exc.detail)

@@ -258,6 +258,23 @@ class DriftGauges(_Source):
         return [score, level, info, share, samples, created, features]
 
 
+class StoreGauges(_Source):
+    """Whether the artifact store answers (probed at most every few seconds, see
+    ``services.health``). It does not fail readiness, so it is watched here."""
+
+    name = "artifact_store"
+
+    def families(self):
+        from .services.health import store_state
+
+        up = GaugeMetricFamily(
+            "digits_artifact_store_up",
+            "1 when the artifact store answered its last probe, 0 when it did not.",
+        )
+        up.add_metric([], 1 if store_state() == "ok" else 0)
+        return [up]
+
+
 class _ProcessRegistryCollector:
     """Single-process mode (runserver, tests): this process's own metrics."""
 
@@ -272,7 +289,9 @@ def scrape_registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessRegistryCollector())
-    registry.register(ScrapeTimeCollector([FeedbackGauges(), DeploymentGauges(), DriftGauges()]))
+    registry.register(
+        ScrapeTimeCollector([FeedbackGauges(), DeploymentGauges(), DriftGauges(), StoreGauges()])
+    )
     return registry
 
 

@@ -176,7 +176,11 @@ HEALTH_RESPONSE = inline_serializer(
     "Health",
     fields={
         "status_code": serializers.IntegerField(),
-        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+        "status": serializers.ChoiceField(
+            choices=["ok", "degraded", "unavailable"],
+            help_text="ok; degraded (ready, but the artifact store is unreachable); "
+            "unavailable (503: no model loaded, or the database takes no writes).",
+        ),
         "model_loaded": serializers.BooleanField(),
         "models": serializers.DictField(
             child=inline_serializer(
@@ -190,7 +194,7 @@ HEALTH_RESPONSE = inline_serializer(
         ),
         "checks": serializers.DictField(
             child=serializers.CharField(),
-            help_text='"ok" or "error: ..." per dependency (database, artifact_store).',
+            help_text='database: "ok" or "error: ..."; artifact_store: "ok" or "unreachable: ...".',
         ),
     },
 )
