@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import schema, selectors
+from .errors import upload_too_large_message
 from .exceptions import PrediccionesError
 from .middleware import annotate_request
 from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
@@ -85,9 +86,7 @@ class PredictApi(APIView):
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["image"]
         if upload.size > settings.DIGITS_MAX_UPLOAD_BYTES:
-            raise UploadTooLargeError(
-                f"Image too large: the limit is {settings.DIGITS_MAX_UPLOAD_BYTES} bytes."
-            )
+            raise UploadTooLargeError(upload_too_large_message())
         result = prediction_create(
             image=upload.read(),
             model_ref=serializer.validated_data.get("model") or None,

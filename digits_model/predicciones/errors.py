@@ -30,7 +30,6 @@ GENERIC_MESSAGES = {
     status.HTTP_403_FORBIDDEN: "Forbidden.",
     status.HTTP_404_NOT_FOUND: "Not found: see the README or /api/docs/ for the endpoints.",
     status.HTTP_405_METHOD_NOT_ALLOWED: "Method not allowed on this endpoint.",
-    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: "Request body too large.",
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "Unsupported media type.",
     status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests; slow down.",
     status.HTTP_500_INTERNAL_SERVER_ERROR: "Internal error; it has been logged.",
@@ -54,7 +53,17 @@ def error_body(status_code: int, message: str, query_id: str) -> dict:
     return {"status_code": status_code, "query_id": query_id, "error": message}
 
 
+def upload_too_large_message() -> str:
+    """The one 413 wording for a body or image file above DIGITS_MAX_UPLOAD_BYTES, in MiB."""
+    from django.conf import settings
+
+    limit = settings.DIGITS_MAX_UPLOAD_BYTES / (1024 * 1024)
+    return f"The upload is too large: the limit is {limit:.3g} MiB."
+
+
 def error_response(request, status_code: int, message: str | None = None) -> JsonResponse:
+    if message is None and status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        message = upload_too_large_message()
     message = message or GENERIC_MESSAGES.get(status_code, "Request failed.")
     return JsonResponse(error_body(status_code, message, query_id_of(request)), status=status_code)
 

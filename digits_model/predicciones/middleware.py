@@ -11,7 +11,7 @@ from django.urls import Resolver404, resolve
 from rest_framework import status
 
 from . import metrics
-from .errors import DATABASE_DOWN, error_response, first_line
+from .errors import DATABASE_DOWN, error_response, first_line, upload_too_large_message
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("predicciones.access")
@@ -92,11 +92,8 @@ class RequestContextMiddleware:
         if length < 0:
             return error_response(request, status.HTTP_400_BAD_REQUEST, "Invalid Content-Length.")
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            limit_mb = settings.DIGITS_MAX_UPLOAD_BYTES / (1024 * 1024)
             return error_response(
-                request,
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                f"Upload too large: the limit is {limit_mb:g} MiB.",
+                request, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, upload_too_large_message()
             )
         return None
 
