@@ -7,7 +7,9 @@ posts them to POST /predict/ as multipart forms, and scores the answers. Also sc
 model's manifest (computed through the same normalisation as uploads). Prints one table and
 writes it to var/eval.txt.
 
-Usage: python bench/evaluate.py [--sample N] [--workers N] [--out var/eval.txt]
+Usage: python bench/evaluate.py [--semeion PATH] [--sample N] [--workers N] [--out var/eval.txt]
+(``make eval SEMEION=PATH`` passes --semeion.) semeion is not in the repo: by default it is read
+from ``../shared/data/semeion/`` beside the clone.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "digits_model"))
 
-from predicciones.ml.datasets import load_semeion  # noqa: E402
+from predicciones.ml.datasets import DEFAULT_SEMEION_DIR, load_semeion  # noqa: E402
 from predicciones.ml.synth import STYLES, render  # noqa: E402
 
 MODEL_DIR = REPO / "digits_model" / "model"
@@ -165,13 +167,27 @@ def reliability(conf: np.ndarray, correct: np.ndarray) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--semeion",
+        default=str(DEFAULT_SEMEION_DIR),
+        metavar="PATH",
+        help="semeion.csv or its folder (default: ../shared/data/semeion beside the clone)",
+    )
     parser.add_argument("--sample", type=int, default=0, help="semeion digits to use (0: all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", default=str(REPO / "var" / "eval.txt"))
     args = parser.parse_args(argv)
 
-    images, labels = load_semeion()
+    try:
+        images, labels = load_semeion(args.semeion)
+    except FileNotFoundError as exc:
+        print(
+            f"evaluate: {exc} (the semeion digits are not in the repo): pass --semeion PATH "
+            "(make eval SEMEION=PATH) with semeion.csv or its folder",
+            file=sys.stderr,
+        )
+        return 2
     if args.sample:
         pick = np.random.default_rng(args.seed).choice(len(labels), args.sample, replace=False)
         images, labels = images[np.sort(pick)], labels[np.sort(pick)]

@@ -7,6 +7,7 @@ service's errors, image errors from ``ml``, and Django's 400/403/404/500 handler
 
 import logging
 
+from django.db import DatabaseError
 from django.http import JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -29,12 +30,19 @@ GENERIC_MESSAGES = {
     status.HTTP_403_FORBIDDEN: "Forbidden.",
     status.HTTP_404_NOT_FOUND: "Not found: see the README or /api/docs/ for the endpoints.",
     status.HTTP_405_METHOD_NOT_ALLOWED: "Method not allowed on this endpoint.",
-    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: "Request body too large.",
     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "Unsupported media type.",
     status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests; slow down.",
     status.HTTP_500_INTERNAL_SERVER_ERROR: "Internal error; it has been logged.",
     status.HTTP_503_SERVICE_UNAVAILABLE: "Service unavailable; try again shortly.",
 }
+
+#: The answer to any request that needed the database while it was down.
+DATABASE_DOWN = "The database is unavailable; try again shortly."
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def query_id_of(request) -> str:
@@ -45,7 +53,17 @@ def error_body(status_code: int, message: str, query_id: str) -> dict:
     return {"status_code": status_code, "query_id": query_id, "error": message}
 
 
+def upload_too_large_message() -> str:
+    """The one 413 wording for a body or image file above DIGITS_MAX_UPLOAD_BYTES, in MiB."""
+    from django.conf import settings
+
+    limit = settings.DIGITS_MAX_UPLOAD_BYTES / (1024 * 1024)
+    return f"The upload is too large: the limit is {limit:.3g} MiB."
+
+
 def error_response(request, status_code: int, message: str | None = None) -> JsonResponse:
+    if message is None and status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        message = upload_too_large_message()
     message = message or GENERIC_MESSAGES.get(status_code, "Request failed.")
     return JsonResponse(error_body(status_code, message, query_id_of(request)), status=status_code)
 
@@ -70,10 +88,18 @@ def api_exception_handler(exc, context):
         code, message = exc.status_code, _validation_message(exc.detail)
     elif isinstance(exc, drf_exceptions.ParseError):
         code, message = exc.status_code, "Malformed request body: it could not be parsed."
+    elif isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        code, message = exc.status_code, str(exc.detail)
+        auth_header = getattr(exc, "auth_header", None)  # set by DRF from authenticate_header
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
     elif isinstance(exc, drf_exceptions.Throttled):
         code, message = exc.status_code, GENERIC_MESSAGES[status.HTTP_429_TOO_MANY_REQUESTS]
         if exc.wait:
             headers["Retry-After"] = str(int(exc.wait) + 1)
+    elif isinstance(exc, DatabaseError):
+        logger.warning("database unavailable: %s", first_line(exc))
+        code, message = status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_DOWN
     elif isinstance(exc, drf_exceptions.APIException):
         code = exc.status_code
         message = GENERIC_MESSAGES.get(code) or str(exc.detail)

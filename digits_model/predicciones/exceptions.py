@@ -47,14 +47,15 @@ class RegistryError(PrediccionesError):
     default_message = "That registry action is not possible now."
 
 
+class DeploymentChangedError(RegistryError):
+    """A rollout decision no longer applies: the deployment changed after it was made."""
+
+    default_message = "The deployment changed since the decision was made; nothing done."
+
+
 class AdminDisabledError(PrediccionesError):
     status_code = status.HTTP_403_FORBIDDEN
     default_message = "The admin API is disabled: set DIGITS_ADMIN_TOKEN to enable it."
-
-
-class AdminAuthError(PrediccionesError):
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_message = "Missing or wrong admin token: send 'Authorization: Bearer <token>'."
 
 
 class DriftCheckError(PrediccionesError):

@@ -11,7 +11,6 @@ the collectors below instead of being kept per process.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Iterable
 
@@ -32,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework import status
 
 from .errors import error_response
+from .security import bearer_challenge, bearer_token_valid
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +258,23 @@ class DriftGauges(_Source):
         return [score, level, info, share, samples, created, features]
 
 
+class StoreGauges(_Source):
+    """Whether the artifact store answers (probed at most every few seconds, see
+    ``services.health``). It does not fail readiness, so it is watched here."""
+
+    name = "artifact_store"
+
+    def families(self):
+        from .services.health import store_state
+
+        up = GaugeMetricFamily(
+            "digits_artifact_store_up",
+            "1 when the artifact store answered its last probe, 0 when it did not.",
+        )
+        up.add_metric([], 1 if store_state() == "ok" else 0)
+        return [up]
+
+
 class _ProcessRegistryCollector:
     """Single-process mode (runserver, tests): this process's own metrics."""
 
@@ -272,7 +289,9 @@ def scrape_registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessRegistryCollector())
-    registry.register(ScrapeTimeCollector([FeedbackGauges(), DeploymentGauges(), DriftGauges()]))
+    registry.register(
+        ScrapeTimeCollector([FeedbackGauges(), DeploymentGauges(), DriftGauges(), StoreGauges()])
+    )
     return registry
 
 
@@ -280,14 +299,12 @@ def scrape_registry() -> CollectorRegistry:
 def metrics_view(request):
     """``GET /metrics``: Prometheus text format; ``Authorization: Bearer`` when a token is set."""
     expected = settings.DIGITS_METRICS_TOKEN
-    if expected:
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), expected.encode()
-        ):
-            return error_response(
-                request,
-                status.HTTP_401_UNAUTHORIZED,
-                "Send 'Authorization: Bearer <DIGITS_METRICS_TOKEN>' to read the metrics.",
-            )
+    if expected and not bearer_token_valid(request, expected):
+        response = error_response(
+            request,
+            status.HTTP_401_UNAUTHORIZED,
+            "Send 'Authorization: Bearer <DIGITS_METRICS_TOKEN>' to read the metrics.",
+        )
+        response["WWW-Authenticate"] = bearer_challenge("metrics")
+        return response
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -6,12 +6,14 @@ import time
 import uuid
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.urls import Resolver404, resolve
 from rest_framework import status
 
 from . import metrics
-from .errors import error_response
+from .errors import DATABASE_DOWN, error_response, first_line, upload_too_large_message
 
+logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("predicciones.access")
 
 #: Longest path written to the access log (paths are client text).
@@ -52,8 +54,10 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request.query_id = uuid.uuid4()
         response = self._check_length(request) or self.get_response(request)
-        if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
-            "application/json"
+        if (
+            response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+            and not getattr(response, "is_page", False)
         ):
             response = error_response(request, response.status_code)
         response["X-Query-Id"] = str(request.query_id)
@@ -62,6 +66,13 @@ class RequestContextMiddleware:
             response["Content-Length"] = str(len(response.content))
         self._observe(request, response, time.perf_counter() - started)
         return response
+
+    def process_exception(self, request, exception):
+        """A view outside DRF that needed the database while it was down: 503, not 500."""
+        if isinstance(exception, DatabaseError):
+            logger.warning("database unavailable: %s", first_line(exception))
+            return error_response(request, status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_DOWN)
+        return None
 
     @staticmethod
     def _check_length(request):
@@ -81,11 +92,8 @@ class RequestContextMiddleware:
         if length < 0:
             return error_response(request, status.HTTP_400_BAD_REQUEST, "Invalid Content-Length.")
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            limit_mb = settings.DIGITS_MAX_UPLOAD_BYTES / (1024 * 1024)
             return error_response(
-                request,
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                f"Upload too large: the limit is {limit_mb:g} MiB.",
+                request, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, upload_too_large_message()
             )
         return None
 

@@ -24,6 +24,16 @@ class ModelVersionQuerySet(models.QuerySet):
         return self.filter(model__name=name)
 
 
+class Stage(models.TextChoices):
+    """Where a version stands in its model's rollout (derived, never stored)."""
+
+    LIVE = "live", "answers the routed traffic"
+    CANDIDATE = "candidate", "gets a canary share, or is warm at 0 % (blue/green)"
+    PREVIOUS = "previous", "was live just before the live one: one rollback away"
+    ARCHIVED = "archived", "was live once and has been replaced"
+    REGISTERED = "registered", "has never been live and is not routed"
+
+
 class ModelVersion(models.Model):
     """One immutable, numbered version: an artifact with its digest and what it was made from."""
 

@@ -8,8 +8,11 @@ output with them.
 from __future__ import annotations
 
 from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+from .models import Stage
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -123,10 +126,37 @@ class ModelVersionSerializer(serializers.Serializer):
     model = serializers.CharField()
     version = serializers.IntegerField()
     live = serializers.BooleanField(help_text="Answers routed traffic.")
-    stage = serializers.ChoiceField(choices=["live", "candidate", "previous", "archived"])
+    stage = serializers.ChoiceField(
+        choices=Stage.choices,
+        help_text="live; candidate; previous (one rollback away); archived (was live, "
+        "replaced); registered (never live).",
+    )
     candidate_percent = serializers.IntegerField(help_text="Canary share (0 for others).")
     traffic_percent = serializers.IntegerField(help_text="Share of routed requests it answers.")
     sha256 = serializers.CharField()
+    holdout = inline_serializer(
+        "HoldoutScore",
+        fields={
+            "accuracy": serializers.FloatField(),
+            "n": serializers.IntegerField(allow_null=True),
+        },
+        allow_null=True,
+        help_text="Accuracy on the fixed validation holdout: the same rows for every version, "
+        "so these figures compare. Null when the version was not scored there.",
+    )
+    gate = inline_serializer(
+        "GateScore",
+        fields={
+            "set": serializers.CharField(),
+            "n": serializers.IntegerField(allow_null=True),
+            "accuracy": serializers.FloatField(),
+            "against_version": serializers.IntegerField(allow_null=True),
+            "against_accuracy": serializers.FloatField(),
+        },
+        allow_null=True,
+        help_text="For a retrained version: its accuracy and the then-live version's, on the "
+        "same validation rows (holdout plus held-out feedback). Null otherwise.",
+    )
     metrics = serializers.DictField(help_text="Validation metrics recorded at registration.")
     sklearn_version = serializers.CharField()
     training_data = serializers.DictField()
@@ -147,7 +177,11 @@ HEALTH_RESPONSE = inline_serializer(
     "Health",
     fields={
         "status_code": serializers.IntegerField(),
-        "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+        "status": serializers.ChoiceField(
+            choices=["ok", "degraded", "unavailable"],
+            help_text="ok; degraded (ready, but the artifact store is unreachable); "
+            "unavailable (503: no model loaded, or the database takes no writes).",
+        ),
         "model_loaded": serializers.BooleanField(),
         "models": serializers.DictField(
             child=inline_serializer(
@@ -161,7 +195,7 @@ HEALTH_RESPONSE = inline_serializer(
         ),
         "checks": serializers.DictField(
             child=serializers.CharField(),
-            help_text='"ok" or "error: ..." per dependency (database, artifact_store).',
+            help_text='database: "ok" or "error: ..."; artifact_store: "ok" or "unreachable: ...".',
         ),
     },
 )
@@ -183,6 +217,31 @@ FEEDBACK_RESPONSE = inline_serializer(
         "model_version": serializers.IntegerField(),
     },
 )
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "predicciones.security.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "Only when the server sets DIGITS_API_KEYS.",
+        }
+
+
+class AdminTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "predicciones.security.AdminTokenAuthentication"
+    name = "adminToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
+        }
 
 
 #: Operations that take the optional API key, and those behind the admin token.

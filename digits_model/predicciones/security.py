@@ -1,5 +1,7 @@
-"""Optional access control for the public endpoints: API keys and a rate limit (both off by
-default; README "Security" says how to turn them on and what each one does not do)."""
+"""Access control: optional API keys and rate limit for the public endpoints (both off by
+default; README "Security" says how to turn them on and what each one does not do), and the
+one bearer-token check the admin API and ``/metrics`` share. Every 401 carries a
+``WWW-Authenticate`` challenge."""
 
 from __future__ import annotations
 
@@ -11,18 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from rest_framework import status
-from rest_framework.permissions import BasePermission
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.throttling import SimpleRateThrottle
 
-from .exceptions import PrediccionesError
+from .exceptions import AdminDisabledError
 
 API_KEY_HEADER = "X-API-Key"
-
-
-class ApiKeyError(PrediccionesError):
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_message = f"Missing or wrong API key: send the header '{API_KEY_HEADER}: <key>'."
+API_KEY_MESSAGE = f"Missing or wrong API key: send the header '{API_KEY_HEADER}: <key>'."
+ADMIN_AUTH_MESSAGE = "Missing or wrong admin token: send 'Authorization: Bearer <token>'."
 
 
 def api_key_of(request) -> str:
@@ -38,14 +37,54 @@ def api_key_valid(key: str, keys: list[str]) -> bool:
     return matched and bool(key)
 
 
-class ApiKeyPermission(BasePermission):
-    """When ``DIGITS_API_KEYS`` is set, require one of them in ``X-API-Key``; else allow all."""
+def bearer_token_valid(request, expected: str) -> bool:
+    """``Authorization: Bearer <expected>``, compared in constant time (admin API, /metrics)."""
+    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    return (
+        scheme.lower() == "bearer"
+        and bool(token)
+        and hmac.compare_digest(token.encode(), expected.encode())
+    )
 
-    def has_permission(self, request, view) -> bool:
+
+def bearer_challenge(realm: str) -> str:
+    """The ``WWW-Authenticate`` value a 401 for a bearer token carries (RFC 6750)."""
+    return f'Bearer realm="{realm}"'
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """When ``DIGITS_API_KEYS`` is set, require one of them in ``X-API-Key``; else let all in.
+
+    A missing or wrong key is a 401 whose ``WWW-Authenticate`` names the scheme and header.
+    """
+
+    def authenticate(self, request):
         keys = settings.DIGITS_API_KEYS
-        if keys and not api_key_valid(api_key_of(request), keys):
-            raise ApiKeyError()
-        return True
+        if not keys:
+            return None
+        key = api_key_of(request)
+        if not api_key_valid(key, keys):
+            raise AuthenticationFailed(API_KEY_MESSAGE)
+        return (None, key)
+
+    def authenticate_header(self, request) -> str:
+        return f'ApiKey realm="predicciones", header="{API_KEY_HEADER}"'
+
+
+class AdminTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer $DIGITS_ADMIN_TOKEN`` for the admin API; 403 when it is off."""
+
+    def authenticate(self, request):
+        expected = settings.DIGITS_ADMIN_TOKEN
+        if not expected:
+            raise AdminDisabledError()
+        if not bearer_token_valid(request, expected):
+            raise AuthenticationFailed(ADMIN_AUTH_MESSAGE)
+        return (None, "admin")
+
+    def authenticate_header(self, request) -> str:
+        return bearer_challenge("admin")
 
 
 class PredictRateThrottle(SimpleRateThrottle):

@@ -9,12 +9,20 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Max, Min, OuterRef, Subquery
+from django.db.models import Avg, Count, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from .exceptions import DriftCheckError
+from .exceptions import DriftCheckError, UnknownModelError
 from .ml import drift
-from .models import Deployment, DriftReport, ModelVersion, Prediction, RegisteredModel
+from .models import (
+    Deployment,
+    DeploymentEvent,
+    DriftReport,
+    ModelVersion,
+    Prediction,
+    RegisteredModel,
+    Stage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +30,30 @@ logger = logging.getLogger(__name__)
 WINDOW_CHUNK_ROWS = 20_000
 
 
+def model_get(*, name: str) -> RegisteredModel:
+    """The registered model called ``name``; UnknownModelError (exit 2, 404) if there is none."""
+    model = RegisteredModel.objects.filter(name=name).first()
+    if model is None:
+        known = ", ".join(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
+        raise UnknownModelError(
+            f"no model named {name!r} is registered; registered models: {known or 'none'}"
+        )
+    return model
+
+
 def model_version_list(*, name: str | None = None) -> list[dict]:
     """Every registered version with its rollout state, ordered by model and version.
 
-    ``live`` is true for the version answering routed traffic; ``candidate_percent`` is the
-    share a candidate gets (0 for everything else, and for a blue/green standby);
+    ``live`` is true for the version answering routed traffic; ``stage`` is one of
+    :class:`~predicciones.models.Stage` (``archived`` only for a version that was live and
+    was replaced, ``registered`` for one never live); ``candidate_percent`` is the share a
+    candidate gets (0 for everything else, and for a blue/green standby);
     ``traffic_percent`` is the share of routed requests each version answers.
+
+    ``holdout`` is the version's accuracy on the fixed validation holdout (the base digits
+    no model trains on: the same rows for every version, so these figures compare), or None
+    when it was not measured there. ``gate`` is, for a retrained version, what the
+    validation gate measured: its accuracy and its parent's on the same rows.
     """
     deployments = {d.model_id: d for d in Deployment.objects.all()}
     versions = ModelVersion.objects.select_related("model", "parent").order_by(
@@ -35,30 +61,36 @@ def model_version_list(*, name: str | None = None) -> list[dict]:
     )
     if name is not None:
         versions = versions.filter(model__name=name)
+    ever_live = _versions_ever_live()
     rows = []
     for v in versions:
         dep = deployments.get(v.model_id)
         live = dep is not None and dep.live_id == v.pk
         candidate = dep is not None and dep.candidate_id == v.pk
         candidate_percent = dep.candidate_percent if candidate else 0
+        traffic = 0
         if live:
-            stage = "live"
+            stage = Stage.LIVE
             traffic = 100 - (dep.candidate_percent if dep.candidate_id else 0)
         elif candidate:
-            stage, traffic = "candidate", candidate_percent
+            stage, traffic = Stage.CANDIDATE, candidate_percent
         elif dep is not None and dep.previous_live_id == v.pk:
-            stage, traffic = "previous", 0
+            stage = Stage.PREVIOUS
+        elif v.pk in ever_live:
+            stage = Stage.ARCHIVED
         else:
-            stage, traffic = "archived", 0
+            stage = Stage.REGISTERED
         rows.append(
             {
                 "model": v.model.name,
                 "version": v.version,
                 "live": live,
-                "stage": stage,
+                "stage": str(stage),
                 "candidate_percent": candidate_percent,
                 "traffic_percent": traffic,
                 "sha256": v.sha256,
+                "holdout": holdout_score(v.metrics),
+                "gate": gate_score(v.metrics, v.parent),
                 "metrics": v.metrics,
                 "sklearn_version": v.sklearn_version,
                 "training_data": v.training_data,
@@ -68,6 +100,52 @@ def model_version_list(*, name: str | None = None) -> list[dict]:
             }
         )
     return rows
+
+
+def _versions_ever_live() -> set[int]:
+    """Ids of versions that were live at some point: every promote names the version made
+    live and the one it replaced; a rollback to the previous version (no ``percent``, unlike
+    stopping a candidate) names two versions that were both live."""
+    events = DeploymentEvent.objects.filter(
+        Q(action=DeploymentEvent.Action.PROMOTE)
+        | Q(action=DeploymentEvent.Action.ROLLBACK, percent__isnull=True)
+    ).values_list("version_id", "previous_version_id")
+    ids = {pk for pair in events for pk in pair if pk is not None}
+    for dep in Deployment.objects.values_list("live_id", "previous_live_id"):
+        ids.update(pk for pk in dep if pk is not None)
+    return ids
+
+
+def holdout_score(metrics: dict) -> dict | None:
+    """``{"accuracy", "n"}`` on the fixed validation holdout, if the version was scored there.
+
+    Retrained versions record it as ``base_holdout`` (their ``validation`` figure also
+    counts the feedback rows held out when they were trained, a set that grows from one
+    retrain to the next); versions trained by ``train_model`` were validated on the holdout
+    alone, and their ``validation`` figure is that one.
+    """
+    score = metrics.get("base_holdout")
+    if score is None:
+        validation = metrics.get("validation") or {}
+        score = validation if "set" not in validation else None
+    if not score or score.get("accuracy") is None:
+        return None
+    return {"accuracy": score["accuracy"], "n": score.get("n")}
+
+
+def gate_score(metrics: dict, parent: ModelVersion | None) -> dict | None:
+    """For a version the validation gate let through: its accuracy and the live version's,
+    measured on the same rows (``n``, validation set ``set``)."""
+    validation = metrics.get("validation") or {}
+    if "set" not in validation or validation.get("live_accuracy") is None:
+        return None
+    return {
+        "set": validation["set"],
+        "n": validation.get("n"),
+        "accuracy": validation["accuracy"],
+        "against_version": parent.version if parent else None,
+        "against_accuracy": validation["live_accuracy"],
+    }
 
 
 # --- Drift ---------------------------------------------------------------------------------------

@@ -107,6 +107,16 @@ class S3Store:
         )
         return boto3.client("s3", config=config)
 
+    @functools.cached_property
+    def _probe_client(self):
+        """A client for reachability probes: one attempt, short timeouts, so a health check
+        answers within seconds even when the endpoint drops packets."""
+        import boto3
+        from botocore.config import Config
+
+        config = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
+        return boto3.client("s3", config=config)
+
     def _key(self, key: str) -> str:
         _check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -151,7 +161,7 @@ class S3Store:
 
     def ping(self) -> None:
         try:
-            self._client.head_bucket(Bucket=self.bucket)
+            self._probe_client.head_bucket(Bucket=self.bucket)
         except self._errors() as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
             if code in {"404", "NoSuchBucket"}:

@@ -1,8 +1,10 @@
 """HTML pages."""
 
 import datetime as dt
+import logging
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
@@ -11,8 +13,11 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from . import selectors
 from .dashboard import dashboard_context
+from .errors import first_line
 from .models import RegisteredModel
 from .security import csp_allowing_inline_styles
+
+logger = logging.getLogger(__name__)
 
 #: How far back the dashboard counts traffic per version.
 TRAFFIC_PERIOD = dt.timedelta(hours=24)
@@ -28,7 +33,21 @@ def index(request):
 
 @require_safe
 def dashboard(request):
-    """Drift and traffic at a glance for one model (``?model=``, default the default model)."""
+    """Drift and traffic at a glance for one model (``?model=``, default the default model).
+
+    With the database down: a short page saying so, status 503.
+    """
+    try:
+        return _dashboard(request)
+    except DatabaseError as exc:
+        logger.warning("dashboard: database unavailable: %s", first_line(exc))
+        response = render(request, "unavailable.html", {"what": "the database"}, status=503)
+        response["Retry-After"] = "30"
+        response.is_page = True  # the middleware keeps this page (it makes API errors JSON)
+        return response
+
+
+def _dashboard(request):
     models = list(RegisteredModel.objects.values_list("name", flat=True))
     name = request.GET.get("model") or settings.DIGITS_DEFAULT_MODEL
     if models and name not in models:

@@ -1,10 +1,14 @@
 """Shared behaviour of the operator commands (their conventions are in the README).
 
 ``--json`` puts exactly one JSON document on stdout. Exit 0 when the command did its job;
-exit 2, with one clear line on stderr and no traceback, when it could not run.
+exit 2, with one clear line on stderr and no traceback, when it could not run. Log lines stay
+out of a command's output unless asked for with ``-v 2`` (or ``-v 3`` for debug lines).
 """
 
+import argparse
 import json
+import logging
+import math
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
@@ -19,11 +23,21 @@ class OperatorCommand(BaseCommand):
     """A command whose expected failures exit 2 with one line on stderr."""
 
     def execute(self, *args, **options):
+        verbosity = int(options.get("verbosity", 1))
+        if verbosity < 2:
+            # The command's own output is its result; INFO lines from the services below it
+            # (model loaded, report recorded...) would be noise on stderr, before the one line
+            # a failure prints. -v 2 shows them, -v 3 adds debug lines.
+            logging.disable(logging.ERROR)
+        elif verbosity >= 3:
+            logging.getLogger().setLevel(logging.DEBUG)
         try:
             return super().execute(*args, **options)
         except (PrediccionesError, StoreError, DatabaseError, ValueError) as exc:
-            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            raise CommandError(message.splitlines()[0], returncode=EXIT_COULD_NOT_RUN) from exc
+            raise CommandError(one_line(exc), returncode=EXIT_COULD_NOT_RUN) from exc
+        finally:
+            if verbosity < 2:
+                logging.disable(logging.NOTSET)
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         """A parser whose usage errors are one stderr line and exit 2, like other failures."""
@@ -39,6 +53,59 @@ class OperatorCommand(BaseCommand):
 
     def write_json(self, document) -> None:
         self.stdout.write(json.dumps(document, indent=2, default=str))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line an operator reads."""
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return message.splitlines()[0]
+
+
+# --- Numeric option types: argparse names the option in its error ("argument --seed: ...") ----
+def _number(kind, text: str, what: str, ok) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if (isinstance(value, float) and not math.isfinite(value)) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    return _number(int, text, "an integer >= 0", lambda v: v >= 0)
+
+
+def random_seed(text: str) -> int:
+    """A random seed, in the range every generator used in training accepts."""
+    return _number(int, text, "an integer from 0 to 4294967295", lambda v: 0 <= v < 2**32)
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, "an integer >= 1", lambda v: v >= 1)
+
+
+def canary_percent(text: str) -> int:
+    return _number(int, text, "a percentage from 0 to 99", lambda v: 0 <= v <= 99)
+
+
+def non_negative_float(text: str) -> float:
+    return _number(float, text, "a number >= 0", lambda v: v >= 0)
+
+
+def fraction(text: str) -> float:
+    """A share or accuracy difference: 0..1 (0.005 is half a point)."""
+    return _number(
+        float, text, "a fraction from 0 to 1 (0.005 is half a point)", lambda v: 0 <= v <= 1
+    )
+
+
+def positive_fraction(text: str) -> float:
+    return _number(float, text, "a fraction above 0 and at most 1", lambda v: 0 < v <= 1)
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, "a number above 0", lambda v: v > 0)
 
 
 def parse_since(text: str):

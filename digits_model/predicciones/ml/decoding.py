@@ -39,8 +39,19 @@ DETAIL_SIZE = 1024
 DETAIL_DRAFT = 4
 
 # Pillow's own bomb guard is a module global: set it deliberately so that a declared size
-# beyond our ceiling is refused by Pillow too (it raises above twice this value).
+# beyond our ceiling is refused by Pillow too (it raises above twice this value). A larger
+# ``max_pixels`` raises it (see _pillow_allows), so the configured ceiling is the one that holds.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _pillow_allows(max_pixels: int) -> None:
+    """Make Pillow's global guard at least ``max_pixels``: our own check (the declared size
+    against ``max_pixels``, right after opening) is the limit; Pillow's stays a backstop for
+    the frames it checks while decoding. Only ever raised, so threads never undercut each
+    other."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
 
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -80,6 +91,7 @@ def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     fmt = sniff_format(data)
     if fmt is None:
         raise UnsupportedImageError()
+    _pillow_allows(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like

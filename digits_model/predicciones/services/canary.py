@@ -4,6 +4,10 @@ Over the requests each version answered since the canary started, the candidate 
 promoted when its error rate, median model-side latency and (where feedback exists) live
 accuracy are no worse than the live version's, within set margins; otherwise it is rolled
 back. Fewer than ``min_requests`` candidate requests: no decision yet.
+
+The decision is applied only to the exact live and candidate versions it was made on,
+re-checked once the deployment row is locked: if an operator swapped the candidate in the
+meantime, nothing is done and the next review judges the new one on its own traffic.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
+from .. import selectors
+from ..exceptions import DeploymentChangedError
 from ..models import Deployment, DeploymentEvent, Prediction, PredictionFailure
-from .registry import deployment_promote, deployment_rollback
+from .registry import DeploymentState, deployment_promote, deployment_rollback
 
 #: Latency samples per version used for the median (the most recent ones).
 LATENCY_SAMPLE = 20_000
@@ -45,6 +51,19 @@ class CanaryReview:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def sentence(self) -> str:
+        """The review in words, for people (the JSON document has the numbers)."""
+        why = "; ".join(self.reasons)
+        if self.decision == "none":
+            return f"no canary of {self.model} to review ({why})"
+        candidate = f"{self.model}:{self.candidate.version}"
+        if self.decision == "wait":
+            return f"canary {candidate} not decided yet ({why})"
+        verb = "promoted" if self.decision == "promote" else "rolled back"
+        if not self.applied:
+            verb = f"would be {verb} (dry run)"
+        return f"canary {candidate} {verb}: {why}"
 
 
 def version_traffic(version_id: int, version: int, since) -> VersionTraffic:
@@ -87,6 +106,11 @@ def canary_review(
 ) -> CanaryReview:
     """Review ``model_name``'s running canary and (when ``apply``) act on the decision."""
     min_requests = settings.DIGITS_CANARY_MIN_REQUESTS if min_requests is None else min_requests
+    if min_requests < 1:
+        raise ValueError(
+            f"--min-requests (or DIGITS_CANARY_MIN_REQUESTS) must be >= 1, got {min_requests}"
+        )
+    selectors.model_get(name=model_name)
     dep = (
         Deployment.objects.select_related("live", "candidate")
         .filter(model__name=model_name)
@@ -102,6 +126,7 @@ def canary_review(
         .values_list("created_at", flat=True)
         .first()
     )
+    reviewed = DeploymentState.of(dep)
     candidate = version_traffic(dep.candidate_id, dep.candidate.version, started)
     live = version_traffic(dep.live_id, dep.live.version, started)
     review = CanaryReview(model=model_name, decision="wait", candidate=candidate, live=live)
@@ -142,9 +167,12 @@ def canary_review(
         ]
     if apply:
         reason = "; ".join(review.reasons)
-        if review.decision == "promote":
-            deployment_promote(name=model_name, actor=actor, reason=reason)
-        else:
-            deployment_rollback(name=model_name, actor=actor, reason=reason)
+        act = deployment_promote if review.decision == "promote" else deployment_rollback
+        try:
+            act(name=model_name, actor=actor, reason=reason, expect=reviewed)
+        except DeploymentChangedError as exc:
+            review.decision = "wait"
+            review.reasons = [f"{exc.message}; the next review decides"]
+            return review
         review.applied = True
     return review

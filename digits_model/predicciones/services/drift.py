@@ -73,12 +73,14 @@ def drift_version_resolve(*, name: str | None = None, version: int | None = None
     raise UnknownModelError(f"no model named {name!r} is registered{hint}")
 
 
-def training_reference_get(version: ModelVersion) -> drift.TrainingReference:
+def training_reference_get(
+    version: ModelVersion, *, repair: bool = True
+) -> drift.TrainingReference:
     """Read and validate a version's training statistics from the artifact store.
 
     When they are missing and the version is the shipped pickle (same sha256), they are
     first uploaded from ``model/`` (a registry bootstrapped on the local folder and pointed
-    at S3 later).
+    at S3 later); without ``repair`` they are read from ``model/`` and nothing is written.
 
     Raises
     ------
@@ -98,8 +100,11 @@ def training_reference_get(version: ModelVersion) -> drift.TrainingReference:
                 f"training statistics of {version} are missing from {store.describe()} "
                 f"({version.stats_key}); was it registered against another artifact store?"
             ) from None
-        shipped_model_store_sync()
-        document = storage.get_json(store, version.stats_key)
+        if not repair:
+            document = shipped_model_read().statistics
+        else:
+            shipped_model_store_sync()
+            document = storage.get_json(store, version.stats_key)
     except ValueError as exc:  # not JSON
         raise TrainingStatsUnavailableError(
             f"training statistics of {version} ({version.stats_key}) are not valid JSON"
@@ -126,8 +131,9 @@ def drift_report_create(
     The window is the ``last`` N predictions of the version, or those ``since`` a time
     (``DIGITS_DRIFT_WINDOW`` last ones when neither is given). With ``save`` the report's
     JSON goes to the artifact store and then a row to the database; without, the returned
-    report is unsaved. Raises DriftCheckError (and subclasses), UnknownModelError or
-    StoreError when the check cannot run; nothing is recorded then.
+    report is unsaved and nothing at all is written. Raises DriftCheckError (and
+    subclasses), UnknownModelError or StoreError when the check cannot run; nothing is
+    recorded then.
     """
     if last is not None and since is not None:
         raise DriftCheckError("give either a --last count or a --since time, not both")
@@ -139,7 +145,7 @@ def drift_report_create(
         )
     thresholds = thresholds or drift_thresholds_from_settings()
     model_version = drift_version_resolve(name=name, version=version)
-    reference = training_reference_get(model_version)
+    reference = training_reference_get(model_version, repair=save)
     now = timezone.now()
 
     window = selectors.prediction_window_aggregate(version=model_version, last=last, since=since)

@@ -5,6 +5,8 @@ to gather traffic, in which case nothing else happens); (2) drift is checked on 
 version's recent inputs; (3) a retrain is attempted when there are enough new labels and
 either drift was found or the labels alone are plenty; (4) a candidate that passed the gate
 is rolled out as a canary (or blue/green: warmed at 0 %, then switched whole).
+
+Every option is checked before the first step, and a dry run records nothing anywhere.
 """
 
 from __future__ import annotations
@@ -14,18 +16,26 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
+from .. import selectors
+from ..exceptions import PrediccionesError
 from ..models import Deployment
 from ..serving import load_version
+from ..storage import StoreError
 from . import registry
 from .canary import canary_review
 from .drift import drift_report_create
-from .retraining import RetrainOptions, model_retrain, new_label_count
+from .retraining import RetrainOptions, check_range, model_retrain, new_label_count
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("canary", "bluegreen")
+
+#: Failures a step may end with; the pass then reports what it had done (anything else is a bug
+#: and propagates).
+STEP_ERRORS = (PrediccionesError, StoreError, DatabaseError, ValueError)
 
 
 @dataclass
@@ -38,13 +48,85 @@ class PipelineOptions:
     drift_last: int | None = None
     dry_run: bool = False
 
+    def resolved(self) -> PipelineOptions:
+        """Fill unset values from settings and check them all, before the pass does anything.
+
+        Raises ValueError naming the option (and the setting it falls back to).
+        """
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        resolved = PipelineOptions(
+            retrain=self.retrain.resolved(),
+            min_samples_without_drift=_pick(
+                self.min_samples_without_drift, settings.DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT
+            ),
+            strategy=self.strategy,
+            canary_percent=_pick(self.canary_percent, settings.DIGITS_CANARY_PERCENT),
+            canary_min_requests=_pick(
+                self.canary_min_requests, settings.DIGITS_CANARY_MIN_REQUESTS
+            ),
+            drift_last=_pick(self.drift_last, settings.DIGITS_DRIFT_WINDOW),
+            dry_run=self.dry_run,
+        )
+        resolved.retrain.dry_run = self.dry_run
+        check_range(
+            "--min-samples-without-drift",
+            "DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT",
+            resolved.min_samples_without_drift,
+            0,
+        )
+        if resolved.strategy == "canary":
+            # 0 % would be a standby that no review ever decides: that is --strategy bluegreen.
+            check_range("--canary-percent", "DIGITS_CANARY_PERCENT", resolved.canary_percent, 1, 99)
+        check_range(
+            "--canary-min-requests", "DIGITS_CANARY_MIN_REQUESTS", resolved.canary_min_requests, 1
+        )
+        check_range("--last", "DIGITS_DRIFT_WINDOW", resolved.drift_last, 1)
+        return resolved
+
+
+def _pick(value, default):
+    return default if value is None else value
+
 
 def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
-    """Run one pass and return what it decided and why (the ``--json`` document)."""
-    if options.strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
-    summary: dict = {"model": model_name, "started_at": timezone.now().isoformat()}
+    """Run one pass and return what it decided and why (the ``--json`` document).
 
+    Every option is checked, and the model looked up, before anything is done: ValueError or
+    UnknownModelError then, with nothing changed. A step that fails later does not lose the
+    account of the steps before it: the document comes back with ``status`` "failed", the
+    failing ``step`` and its ``error``, and an ``outcome`` sentence that says what was done
+    (a candidate registered but not rolled out, say). Otherwise ``status`` is "ok".
+    """
+    options = options.resolved()
+    selectors.model_get(name=model_name)
+    summary: dict = {
+        "model": model_name,
+        "started_at": timezone.now().isoformat(),
+        "dry_run": options.dry_run,
+        "status": "ok",
+    }
+    done: list[str] = []
+    try:
+        _pass(model_name, options, summary, done)
+    except STEP_ERRORS as exc:
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        summary["status"] = "failed"
+        summary["error"] = message.splitlines()[0]
+        if summary["step"] == "rollout":
+            done[-1] += ", not rolled out"
+        done.append(f"the {summary['step']} step failed: {summary['error']}")
+    else:
+        del summary["step"]
+    summary["outcome"] = ("dry run, nothing recorded: " if options.dry_run else "") + "; ".join(
+        done
+    )
+    return _done(summary)
+
+
+def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[str]) -> None:
+    """The steps of one pass, filling ``summary`` and ``done`` (phrases) as they go."""
+    summary["step"] = "canary_review"
     review = canary_review(
         model_name=model_name,
         min_requests=options.canary_min_requests,
@@ -52,14 +134,17 @@ def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
         actor="run_pipeline",
     )
     summary["canary_review"] = review.as_dict()
+    if review.decision != "none":
+        done.append(review.sentence())
     if review.decision == "wait":
         summary["decision"] = {
             "retrain": False,
             "reasons": ["a canary is still gathering traffic; no retrain until it is decided"],
         }
-        return _done(summary)
+        return
 
-    report = drift_report_create(name=model_name, last=options.drift_last)
+    summary["step"] = "drift"
+    report = drift_report_create(name=model_name, last=options.drift_last, save=not options.dry_run)
     summary["drift"] = {
         "status": report.status,
         "severity": report.severity,
@@ -70,13 +155,10 @@ def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
         "report_id": report.pk,
     }
 
+    summary["step"] = "decision"
     labels = new_label_count(model_name)
-    retrain_opts = options.retrain.resolved()
-    without_drift = (
-        settings.DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT
-        if options.min_samples_without_drift is None
-        else options.min_samples_without_drift
-    )
+    retrain_opts = options.retrain
+    without_drift = options.min_samples_without_drift
     drifted = report.status == "drift"
     if drifted and labels >= retrain_opts.min_samples:
         trigger = "drift"
@@ -95,22 +177,34 @@ def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
         ]
     summary["decision"] = {"retrain": trigger is not None, "trigger": trigger, "reasons": reasons}
     if trigger is None:
-        return _done(summary)
+        done.append(f"nothing retrained ({reasons[0]})")
+        return
 
+    summary["step"] = "retrain"
     retrain_opts.trigger = trigger
-    retrain_opts.dry_run = options.dry_run
     from ..management.commands.retrain import retrain_summary
 
     run = model_retrain(model_name=model_name, options=retrain_opts)
     summary["retrain"] = retrain_summary(run)
-    if run.candidate_version is not None:
-        summary["rollout"] = rollout_start(
-            model_name=model_name,
-            version=run.candidate_version,
-            strategy=options.strategy,
-            percent=options.canary_percent,
-        )
-    return _done(summary)
+    if run.candidate_version is None:
+        done.append(f"no new version: retrain {run.status} ({'; '.join(run.reasons)})")
+        return
+    candidate = run.candidate_version
+    done.append(f"{candidate} registered")
+
+    summary["step"] = "rollout"
+    summary["rollout"] = rollout_start(
+        model_name=model_name,
+        version=candidate,
+        strategy=options.strategy,
+        percent=options.canary_percent,
+    )
+    rollout = summary["rollout"]
+    done[-1] = (
+        f"{candidate} registered and rolled out as a canary at {rollout['percent']} %"
+        if rollout["strategy"] == "canary"
+        else f"{candidate} registered and switched live (blue/green)"
+    )
 
 
 def rollout_start(*, model_name: str, version, strategy: str, percent: int | None) -> dict:
@@ -128,7 +222,10 @@ def rollout_start(*, model_name: str, version, strategy: str, percent: int | Non
     # Workers load a standby version on their next routing refresh: give them two.
     time.sleep(2 * settings.DIGITS_ROUTING_TTL)
     registry.deployment_promote(
-        name=model_name, actor="run_pipeline", reason="blue/green switch after warm-up"
+        name=model_name,
+        version=version.version,
+        actor="run_pipeline",
+        reason="blue/green switch after warm-up",
     )
     live = Deployment.objects.get(model__name=model_name).live
     return {"strategy": "bluegreen", "version": live.version, "percent": 100}
@@ -136,5 +233,5 @@ def rollout_start(*, model_name: str, version, strategy: str, percent: int | Non
 
 def _done(summary: dict) -> dict:
     summary["finished_at"] = timezone.now().isoformat()
-    logger.info("pipeline for %s: %s", summary["model"], summary.get("decision"))
+    logger.info("pipeline for %s %s: %s", summary["model"], summary["status"], summary["outcome"])
     return summary

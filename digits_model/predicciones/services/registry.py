@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from .. import storage
-from ..exceptions import RegistryError, UnknownModelError
+from ..exceptions import DeploymentChangedError, RegistryError, UnknownModelError
 from ..ml.classifier import sha256_bytes
 from ..models import Deployment, DeploymentEvent, ModelVersion, RegisteredModel
 
@@ -202,13 +202,35 @@ def deployment_set_candidate(
         return deployment
 
 
+@dataclass(frozen=True)
+class DeploymentState:
+    """Which versions (row ids) were live and candidate when a decision was made."""
+
+    live_id: int
+    candidate_id: int | None
+
+    @classmethod
+    def of(cls, deployment: Deployment) -> DeploymentState:
+        return cls(live_id=deployment.live_id, candidate_id=deployment.candidate_id)
+
+
 def deployment_promote(
-    *, name: str, version: int | None = None, actor: str = "", reason: str = ""
+    *,
+    name: str,
+    version: int | None = None,
+    actor: str = "",
+    reason: str = "",
+    expect: DeploymentState | None = None,
 ) -> Deployment:
     """Make the candidate (or the given version) live; the old live version stays one
-    rollback away."""
+    rollback away.
+
+    With ``expect``, nothing is done (DeploymentChangedError) unless the deployment is still
+    in that state once locked: a decision made on one candidate's numbers never applies to
+    another candidate swapped in meanwhile.
+    """
     with transaction.atomic():
-        deployment = _locked_deployment(name)
+        deployment = _locked_deployment(name, expect=expect)
         if version is None:
             if deployment.candidate is None:
                 raise RegistryError(f"{name} has no candidate to promote; name a version")
@@ -235,15 +257,17 @@ def deployment_promote(
         return deployment
 
 
-def deployment_rollback(*, name: str, actor: str = "", reason: str = "") -> Deployment:
+def deployment_rollback(
+    *, name: str, actor: str = "", reason: str = "", expect: DeploymentState | None = None
+) -> Deployment:
     """Undo the last rollout step.
 
     With a candidate running, stop it (live unchanged). Otherwise put the previously live
     version back; the version rolled back from becomes the previous one, so a second
-    rollback undoes the first.
+    rollback undoes the first. ``expect`` as for :func:`deployment_promote`.
     """
     with transaction.atomic():
-        deployment = _locked_deployment(name)
+        deployment = _locked_deployment(name, expect=expect)
         if deployment.candidate is not None:
             stopped = deployment.candidate
             deployment.candidate = None
@@ -275,15 +299,23 @@ def deployment_rollback(*, name: str, actor: str = "", reason: str = "") -> Depl
         return deployment
 
 
-def _locked_deployment(name: str) -> Deployment:
+def _locked_deployment(name: str, *, expect: DeploymentState | None = None) -> Deployment:
     try:
-        return (
+        deployment = (
             Deployment.objects.select_for_update(of=("self",))
             .select_related("model", "live", "candidate", "previous_live")
             .get(model__name=name)
         )
     except Deployment.DoesNotExist:
         raise UnknownModelError(f"No deployed model named {name!r}.") from None
+    if expect is not None and DeploymentState.of(deployment) != expect:
+        now = f"live {deployment.live}" + (
+            f", candidate {deployment.candidate}" if deployment.candidate_id else ", no candidate"
+        )
+        raise DeploymentChangedError(
+            f"the deployment of {name} changed since it was reviewed (now {now}); nothing done"
+        )
+    return deployment
 
 
 def _version(name: str, version: int) -> ModelVersion:

@@ -61,8 +61,12 @@ class RetrainOptions:
     quick: bool = False
 
     def resolved(self) -> RetrainOptions:
-        """Fill unset values from settings."""
-        return RetrainOptions(
+        """Fill unset values from settings, and check every value's range.
+
+        Raises ValueError naming the option and the setting it falls back to, so a bad
+        value is refused before anything is read, trained or recorded.
+        """
+        resolved = RetrainOptions(
             seed=self.seed,
             min_samples=_pick(self.min_samples, settings.DIGITS_RETRAIN_MIN_SAMPLES),
             cooldown_hours=_pick(self.cooldown_hours, settings.DIGITS_RETRAIN_COOLDOWN_HOURS),
@@ -72,10 +76,27 @@ class RetrainOptions:
             trigger=self.trigger,
             quick=self.quick,
         )
+        check_range("--seed", None, resolved.seed, 0, 2**32 - 1)
+        check_range("--min-samples", "DIGITS_RETRAIN_MIN_SAMPLES", resolved.min_samples, 0)
+        check_range("--cooldown-hours", "DIGITS_RETRAIN_COOLDOWN_HOURS", resolved.cooldown_hours, 0)
+        check_range(
+            "--min-improvement", "DIGITS_GATE_MIN_IMPROVEMENT", resolved.min_improvement, 0, 1
+        )
+        check_range("--max-class-drop", "DIGITS_GATE_MAX_CLASS_DROP", resolved.max_class_drop, 0, 1)
+        return resolved
 
 
 def _pick(value, default):
     return default if value is None else value
+
+
+def check_range(option: str, setting: str | None, value, low, high=None) -> None:
+    """Raise ValueError, naming the option (and its setting), when value is outside low..high."""
+    if value is not None and (value >= low and (high is None or value <= high)):
+        return
+    where = f"{option} (or {setting})" if setting else option
+    expected = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
+    raise ValueError(f"{where} must be {expected}, got {value}")
 
 
 def last_retrain(model_name: str) -> RetrainRun | None:
@@ -211,6 +232,12 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
             "recall": result.candidate.recall,
             "n": result.candidate.n,
             "live_accuracy": result.live.accuracy,
+        },
+        # The same rows for every version (the shipped model's "validation"), so that
+        # listings compare versions on equal terms.
+        "base_holdout": {
+            "accuracy": run.gate["base_part"]["candidate_accuracy"],
+            "n": run.gate["base_part"]["n"],
         },
         "seed": opts.seed,
         "sklearn_version": sklearn.__version__,

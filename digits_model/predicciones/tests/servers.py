@@ -114,12 +114,13 @@ class ServerProcess:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def manage(self, *args: str, check: bool = True, timeout: float = 600):
-        """Run ``manage.py`` with this server's configuration; returns the CompletedProcess."""
+    def manage(self, *args: str, check: bool = True, timeout: float = 600, env: dict | None = None):
+        """Run ``manage.py`` with this server's configuration (plus ``env``); returns the
+        CompletedProcess."""
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=PROJECT_DIR,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,

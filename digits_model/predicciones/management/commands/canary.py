@@ -3,7 +3,7 @@
 Atomic; every worker follows within DIGITS_ROUTING_TTL seconds. Undo with `rollback`.
 """
 
-from predicciones.management.base import OperatorCommand
+from predicciones.management.base import OperatorCommand, canary_percent, positive_int
 from predicciones.selectors import model_version_list
 from predicciones.services.registry import deployment_set_candidate
 
@@ -13,8 +13,10 @@ class Command(OperatorCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("model")
-        parser.add_argument("version", type=int)
-        parser.add_argument("--percent", type=int, required=True, help="0..99")
+        parser.add_argument("version", type=positive_int)
+        parser.add_argument(
+            "--percent", type=canary_percent, required=True, help="0..99 (0: warm standby)"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, model, version, percent, json, **options):

@@ -2,12 +2,13 @@
 
 Promotes when, over at least --min-requests candidate requests, the candidate's error rate,
 median latency and (with feedback) live accuracy are no worse than the live version's;
-rolls back otherwise. Does nothing without a canary, or before enough traffic.
+rolls back otherwise. Does nothing without a canary, or before enough traffic. The decision
+applies only to the versions it was made on: a candidate swapped in meanwhile is left alone.
 """
 
 from django.conf import settings
 
-from predicciones.management.base import OperatorCommand
+from predicciones.management.base import OperatorCommand, positive_int
 from predicciones.services.canary import canary_review
 
 
@@ -15,8 +16,12 @@ class Command(OperatorCommand):
     help = "Promote or roll back a running canary based on its live traffic."
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", default=None)
-        parser.add_argument("--min-requests", type=int, help="Candidate requests needed.")
+        parser.add_argument("--model", default=None, help="Model name (default: the default).")
+        parser.add_argument(
+            "--min-requests",
+            type=positive_int,
+            help="Candidate requests needed (default: DIGITS_CANARY_MIN_REQUESTS).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Decide but do not act.")
         parser.add_argument("--json", action="store_true")
 
@@ -29,8 +34,5 @@ class Command(OperatorCommand):
         if opts["json"]:
             self.write_json(review.as_dict())
             return
-        self.stdout.write(
-            f"{review.model}: {review.decision}" + (" (applied)" if review.applied else "")
-        )
-        for reason in review.reasons:
-            self.stdout.write(f"  - {reason}")
+        sentence = review.sentence()
+        self.stdout.write(sentence[0].upper() + sentence[1:] + ".")

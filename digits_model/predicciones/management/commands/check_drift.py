@@ -11,22 +11,18 @@ one line on stderr.
 
 from django.core.management.base import CommandError
 
-from predicciones.management.base import OperatorCommand, parse_since
+from predicciones.management.base import (
+    OperatorCommand,
+    parse_since,
+    positive_float,
+    positive_fraction,
+    positive_int,
+)
 from predicciones.services.drift import drift_report_create, drift_thresholds_from_settings
 
 EXIT_DRIFT_FOUND = 1
 #: Rows of the "worst features" table.
 WORST_FEATURES = 10
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-positive_int.__name__ = "positive integer"  # argparse names the type in its error message
 
 
 class Command(OperatorCommand):
@@ -65,14 +61,18 @@ class Command(OperatorCommand):
         thresholds = parser.add_argument_group("thresholds (default: DIGITS_DRIFT_* settings)")
         thresholds.add_argument(
             "--feature-threshold",
-            type=float,
+            type=positive_float,
             help="Normalised W1 from which a feature counts as drifted.",
         )
         thresholds.add_argument(
-            "--warning-share", type=float, help="Share of drifted features for 'warning'."
+            "--warning-share",
+            type=positive_fraction,
+            help="Share of drifted features for 'warning'.",
         )
         thresholds.add_argument(
-            "--critical-share", type=float, help="Share of drifted features for 'critical'."
+            "--critical-share",
+            type=positive_fraction,
+            help="Share of drifted features for 'critical'.",
         )
         thresholds.add_argument(
             "--min-samples",

@@ -9,6 +9,7 @@ import sys
 
 from predicciones.management.base import OperatorCommand, parse_since
 from predicciones.models import Prediction
+from predicciones.selectors import model_get
 
 
 class Command(OperatorCommand):
@@ -23,6 +24,7 @@ class Command(OperatorCommand):
         if since:
             rows = rows.filter(created_at__gte=parse_since(since))
         if model:
+            model_get(name=model)
             rows = rows.filter(model_version__model__name=model)
         try:
             self._write(rows)

@@ -1,6 +1,6 @@
 """Make the candidate (or a given version) live. The old live version stays one rollback away."""
 
-from predicciones.management.base import OperatorCommand
+from predicciones.management.base import OperatorCommand, positive_int
 from predicciones.selectors import model_version_list
 from predicciones.services.registry import deployment_promote
 
@@ -10,7 +10,7 @@ class Command(OperatorCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("model")
-        parser.add_argument("version", type=int, nargs="?")
+        parser.add_argument("version", type=positive_int, nargs="?")
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, model, version, json, **options):

@@ -13,7 +13,7 @@ import numpy as np
 import sklearn
 from django.conf import settings
 
-from predicciones.management.base import OperatorCommand
+from predicciones.management.base import OperatorCommand, positive_int, random_seed
 from predicciones.ml.classifier import dump_classifier, sha256_bytes
 from predicciones.ml.training import (
     base_validation_set,
@@ -28,10 +28,10 @@ class Command(OperatorCommand):
     help = "Train the classifier; write model/clf.pickle, or --register a new version."
 
     def add_arguments(self, parser):
-        parser.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
+        parser.add_argument("--seed", type=random_seed, default=0, help="Random seed (default 0).")
         parser.add_argument(
             "--jobs",
-            type=int,
+            type=positive_int,
             default=2,
             help="Processes rendering the training images (default 2; the result is the same).",
         )

@@ -1,6 +1,7 @@
 """Security switches in process: API keys, the rate limit, and the response headers."""
 
 import io
+import uuid
 
 import pytest
 from django.core.cache import cache
@@ -124,3 +125,43 @@ def test_debug_is_off_by_default():
     from django.conf import settings
 
     assert settings.DEBUG is False
+
+
+# --- Every 401 carries a WWW-Authenticate challenge (RFC 9110 section 11.6.1) ----------------
+@override_settings(DIGITS_API_KEYS=["key-one"])
+def test_api_key_401_names_the_scheme_and_header(client, png_seven):
+    for extra in ({}, {"HTTP_X_API_KEY": "wrong"}):
+        response = predict(client, png_seven, **extra)
+        assert_error(response, 401)
+        assert response["WWW-Authenticate"] == 'ApiKey realm="predicciones", header="X-API-Key"'
+    feedback = client.post(
+        "/feedback/", {"query_id": str(uuid.uuid4()), "label": 1}, content_type="application/json"
+    )
+    assert_error(feedback, 401)
+    assert feedback["WWW-Authenticate"].startswith("ApiKey ")
+
+
+@override_settings(DIGITS_ADMIN_TOKEN="s3cret")
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic s3cret", "Bearer "])
+def test_admin_401_is_a_bearer_challenge(client, header):
+    extra = {"HTTP_AUTHORIZATION": header} if header is not None else {}
+    response = client.post("/admin/models/clf.pickle/rollback/", **extra)
+    body = assert_error(response, 401)
+    assert response["WWW-Authenticate"] == 'Bearer realm="admin"'
+    assert "Authorization: Bearer" in body["error"]
+
+
+@override_settings(DIGITS_ADMIN_TOKEN="")
+def test_admin_api_off_is_403_without_a_challenge(client):
+    response = client.post("/admin/models/clf.pickle/rollback/", HTTP_AUTHORIZATION="Bearer x")
+    assert_error(response, 403)
+    assert "WWW-Authenticate" not in response
+
+
+@override_settings(DIGITS_METRICS_TOKEN="m3trics")
+def test_metrics_401_is_a_bearer_challenge(client):
+    for extra in ({}, {"HTTP_AUTHORIZATION": "Bearer nope"}):
+        response = client.get("/metrics", **extra)
+        assert_error(response, 401)
+        assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer m3trics").status_code == 200

@@ -128,7 +128,7 @@ def test_since_window(in_distribution):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--last", "0"], "positive integer"),
+        (["--last", "0"], "argument --last: expected an integer >= 1"),
         (["--last", "5", "--since", "2024-01-01"], "not allowed with"),
         (["--since", "yesterday"], "ISO 8601"),
         (["--warning-share", "0.9"], "warning <= critical"),

@@ -161,8 +161,12 @@ def test_missing_statistics_of_a_trained_version_is_a_clear_error(live):
 
 def test_missing_statistics_of_the_shipped_version_are_restored(live):
     storage.get_store().delete(live.stats_key)
+    # A dry run reads them from model/ and writes nothing...
     report = drift_report_create(save=False)
     assert report.status == "insufficient_data"
+    assert not storage.get_store().exists(live.stats_key)
+    # ...a recorded check puts them back in the store.
+    drift_report_create()
     assert storage.get_store().exists(live.stats_key)
 
 

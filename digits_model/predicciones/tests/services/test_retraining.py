@@ -167,3 +167,51 @@ def test_a_canary_that_reads_worse_is_rolled_back(canary):
 
 def test_no_canary_means_nothing_to_review(v1):
     assert canary_review(model_name=MODEL).decision == "none"
+
+
+def test_a_review_acts_only_on_the_candidate_it_judged(canary, monkeypatch):
+    """An operator swaps in another candidate while the review reads the traffic: the
+    promote it decided on v2's numbers must not promote v3."""
+    from sklearn.linear_model import LogisticRegression
+
+    from predicciones.ml.classifier import dump_classifier
+    from predicciones.services import canary as canary_module
+
+    v1, v2 = canary
+    served(v1, load_digits().data[:200])
+    served(v2, load_digits().data[:60])
+    X, y = load_digits(return_X_y=True)
+    registry.model_version_register(
+        name=MODEL,
+        artifact=dump_classifier(LogisticRegression(max_iter=300).fit(X[500:900], y[500:900])),
+        statistics={},
+        metrics={},
+        sklearn_version="test",
+    )
+    real_traffic = canary_module.version_traffic
+    swapped = []
+
+    def traffic_then_swap(*args, **kwargs):
+        if not swapped:  # between the review's read of the deployment and its action
+            registry.deployment_set_candidate(name=MODEL, version=3, percent=20, actor="op")
+            swapped.append(True)
+        return real_traffic(*args, **kwargs)
+
+    monkeypatch.setattr(canary_module, "version_traffic", traffic_then_swap)
+    review = canary_review(model_name=MODEL, min_requests=50)
+    assert swapped
+    assert review.decision == "wait" and not review.applied
+    assert "changed since it was reviewed" in review.reasons[0]
+    dep = Deployment.objects.get()
+    assert (dep.live, dep.candidate.version, dep.candidate_percent) == (v1, 3, 20)
+
+
+def test_the_registry_refuses_a_decision_made_on_another_state(canary):
+    v1, v2 = canary
+    stale = registry.DeploymentState(live_id=v1.pk, candidate_id=v1.pk)
+    with pytest.raises(registry.DeploymentChangedError):
+        registry.deployment_promote(name=MODEL, expect=stale)
+    with pytest.raises(registry.DeploymentChangedError):
+        registry.deployment_rollback(name=MODEL, expect=stale)
+    current = registry.DeploymentState(live_id=v1.pk, candidate_id=v2.pk)
+    assert registry.deployment_promote(name=MODEL, expect=current).live == v2
