@@ -1,13 +1,22 @@
-"""`make eval`: accuracy of the shipped model on handwriting it never saw, through real HTTP.
+"""`make eval`: accuracy of the shipped model on handwriting it never trained on, over HTTP.
 
-Starts a real gunicorn server (free port, temporary DIGITS_VAR_DIR and SECRET_KEY), renders
-every semeion digit (validation only: other writers) as an upload in each synthetic style,
-posts them to POST /predict/ as multipart forms, and scores the answers. Also scores the
-``test/`` images the same way and reports the scikit-learn example split recorded in the
-model's manifest (computed through the same normalisation as uploads). Prints one table and
-writes it to var/eval.txt.
+Starts a real gunicorn server (free port, temporary DIGITS_VAR_DIR and SECRET_KEY), draws
+each validation digit as an upload, posts it to POST /predict/ as a multipart form, and
+scores the answers:
 
-Usage: python bench/evaluate.py [--semeion PATH] [--sample N] [--workers N] [--out var/eval.txt]
+- semeion (about 80 writers nobody here knows; validation only, never trained or tuned
+  on), every digit in each of the five styles of ``predicciones.ml.synth``;
+- MNIST's validation slice (``index % 10 == 9``: 6,000 digits no model trains on) in the
+  same five styles, and a part of it in each real-upload condition (tight crop, ruled and
+  squared paper, pencil, 12 MP photo, JPEG quality 10, tilted, blurred);
+- the ``test/`` images.
+
+It also reports the validation and scikit-learn example-split scores recorded in the
+model's manifest, and, per set, the mean confidence beside the accuracy with a
+reliability table. Prints one table and writes it to var/eval.txt.
+
+Usage: python bench/evaluate.py [--semeion PATH] [--sample N] [--mnist N] [--conditions N]
+                                [--workers N] [--out var/eval.txt]
 (``make eval SEMEION=PATH`` passes --semeion.) semeion is not in the repo: by default it is read
 from ``../shared/data/semeion/`` beside the clone.
 """
@@ -34,10 +43,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "digits_model"))
 
 from predicciones.ml.datasets import DEFAULT_SEMEION_DIR, load_semeion  # noqa: E402
-from predicciones.ml.synth import STYLES, render  # noqa: E402
+from predicciones.ml.sources import load_mnist  # noqa: E402
+from predicciones.ml.synth import CONDITIONS, STYLES, render  # noqa: E402
 
 MODEL_DIR = REPO / "digits_model" / "model"
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
+#: MNIST's validation slice: the digits no model trains on.
+MNIST_SLICE = np.arange(9, 60_000, 10)
 
 
 def free_port() -> int:
@@ -165,6 +177,21 @@ def reliability(conf: np.ndarray, correct: np.ndarray) -> list[str]:
     return lines
 
 
+def _render_chunk(digits, style, seed, ids):
+    pairs = zip(digits, ids, strict=True)
+    return [render(d, style, np.random.default_rng([seed, int(i)])) for d, i in pairs]
+
+
+def render_all(digits, style: str, seed: int, jobs: int) -> list[bytes]:
+    """Each digit drawn in ``style`` (digit i from default_rng([seed, i])), by ``jobs``."""
+    from joblib import Parallel, delayed
+
+    ids = np.arange(len(digits))
+    chunks = [c for c in np.array_split(ids, 4 * jobs) if len(c)]
+    parts = Parallel(n_jobs=jobs)(delayed(_render_chunk)(digits[c], style, seed, c) for c in chunks)
+    return [blob for part in parts for blob in part]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -174,6 +201,12 @@ def main(argv=None) -> int:
         help="semeion.csv or its folder (default: ../shared/data/semeion beside the clone)",
     )
     parser.add_argument("--sample", type=int, default=0, help="semeion digits to use (0: all)")
+    parser.add_argument(
+        "--mnist", type=int, default=len(MNIST_SLICE), help="MNIST slice digits per style"
+    )
+    parser.add_argument(
+        "--conditions", type=int, default=1000, help="MNIST slice digits per condition"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", default=str(REPO / "var" / "eval.txt"))
@@ -191,67 +224,83 @@ def main(argv=None) -> int:
     if args.sample:
         pick = np.random.default_rng(args.seed).choice(len(labels), args.sample, replace=False)
         images, labels = images[np.sort(pick)], labels[np.sort(pick)]
+    mnist_images, mnist_labels = load_mnist()
     manifest = json.loads((MODEL_DIR / "clf.manifest.json").read_text())
 
-    rows = []
-    all_correct, all_conf = [], []
+    # (family, set name, digits, labels, style): every set is drawn, posted and scored alike.
+    plan = [("semeion", f"semeion / {st}", images, labels, st) for st in STYLES]
+    slice_ = MNIST_SLICE[: args.mnist]
+    plan += [
+        ("mnist", f"MNIST slice / {st}", mnist_images[slice_], mnist_labels[slice_], st)
+        for st in STYLES
+    ]
+    part = MNIST_SLICE[: args.conditions]
+    plan += [
+        ("conditions", f"condition / {c}", mnist_images[part], mnist_labels[part], c)
+        for c in CONDITIONS
+    ]
+    results, family = [], {}
     started = time.monotonic()
     with Server(args.workers) as server:
-        for k, style in enumerate(STYLES):
-            rng = np.random.default_rng([args.seed, k])
-            uploads = [(f"s{i}.img", render(img, style, rng)) for i, img in enumerate(images)]
-            result = score(post_all(server.url, uploads, threads=args.workers * 2), labels)
-            rows.append((f"semeion / {style}", result))
-            all_correct.append(result["correct"])
-            all_conf.append(result["confidence"])
+        for k, (fam, name, digits, truth, style) in enumerate(plan):
+            blobs = render_all(digits, style, args.seed + k, args.workers)
+            uploads = [(f"u{i}.img", b) for i, b in enumerate(blobs)]
+            result = score(post_all(server.url, uploads, threads=args.workers * 2), truth)
+            results.append((name, result))
+            family.setdefault(fam, []).append(result)
+            print(line(name, result), flush=True)
         test_dir = REPO / "test"
         with open(test_dir / "labels.csv", newline="") as fh:
             table = list(csv.DictReader(fh))
         uploads = [(t["file"], (test_dir / t["file"]).read_bytes()) for t in table]
         test_labels = np.array([int(t["label"]) for t in table])
         test_result = score(post_all(server.url, uploads, threads=2), test_labels)
-    correct = np.concatenate(all_correct)
-    conf = np.concatenate(all_conf)
-    overall = {
-        "n": len(correct),
-        "accuracy": float(correct.mean()),
-        "refused": sum(r["refused"] for _, r in rows),
-        "mean_confidence": float(conf.mean()),
-        "latency_ms": float("nan"),
-    }
-    split = manifest["metrics"]["sklearn_example_split"]
 
+    def overall(parts: list[dict]) -> dict:
+        correct = np.concatenate([r["correct"] for r in parts])
+        conf = np.concatenate([r["confidence"] for r in parts])
+        return {
+            "n": len(correct),
+            "accuracy": float(correct.mean()),
+            "refused": sum(r["refused"] for r in parts),
+            "mean_confidence": float(conf.mean()),
+            "latency_ms": float("nan"),
+            "correct": correct,
+            "confidence": conf,
+        }
+
+    validation = manifest["metrics"].get("validation", {})
+    split = manifest["metrics"].get("sklearn_example_split", {})
     lines = [
         f"Model: {manifest['artifact']} sha256 {manifest['sha256'][:12]}... "
         f"(scikit-learn {manifest['sklearn_version']})",
-        f"Semeion: {len(labels)} digits x {len(STYLES)} styles, posted over HTTP to gunicorn "
-        f"({args.workers} workers); latency = server-side decode+preprocess+predict, median,",
+        f"Posted over HTTP to gunicorn ({args.workers} workers); latency = server-side "
+        "decode+preprocess+predict, median,",
         "measured while this client renders the uploads on the same cores (bench/latency.py "
-        "measures it alone).",
+        "measures it alone). gap = mean confidence - accuracy.",
         "",
-        f"{'set':<24}{'n':>6}{'accuracy':>10}{'refused':>9}{'mean conf':>11}{'latency ms':>12}",
+        HEADER,
     ]
-
-    def line(name, r):
-        lat = "" if np.isnan(r["latency_ms"]) else f"{r['latency_ms']:.2f}"
-        return (
-            f"{name:<24}{r['n']:>6}{r['accuracy']:>10.4f}{r['refused']:>9}"
-            f"{r['mean_confidence']:>11.3f}{lat:>12}"
-        )
-
-    lines += [line(name, r) for name, r in rows]
-    lines.append(line("semeion / overall", overall))
+    for fam, label in (
+        ("semeion", "semeion / overall"),
+        ("mnist", "MNIST slice / overall"),
+        ("conditions", "conditions / overall"),
+    ):
+        lines += [line(name, r) for name, r in results if r in family.get(fam, [])]
+        if fam in family:
+            lines.append(line(label, overall(family[fam])))
     lines.append(line("test/ images", test_result))
-    lines.append(
-        f"{'sklearn example split':<24}{split['n']:>6}{split['accuracy']:>10.4f}"
-        f"{'':>9}{'':>11}{'':>12}  (from the manifest; same normalisation as uploads)"
-    )
-    lines += ["", "Confidence reliability (semeion, all styles):"]
-    lines += reliability(conf, correct)
-    gap = abs(conf.mean() - correct.mean())
-    lines.append(
-        f"mean confidence - accuracy: {conf.mean() - correct.mean():+.4f} (|gap| {gap:.4f})"
-    )
+    for name, metrics in (
+        ("validation (manifest)", validation),
+        ("  of it, MNIST slice", validation.get("mnist", {})),
+        ("  of it, load_digits", validation.get("sklearn", {})),
+        ("sklearn example split", split),
+    ):
+        if metrics:
+            lines.append(f"{name:<28}{metrics['n']:>6}{metrics['accuracy']:>10.4f}")
+    everything = overall([r for _, r in results])
+    lines += ["", "Confidence reliability (every upload above):"]
+    lines += reliability(everything["confidence"], everything["correct"])
     lines.append(f"eval took {time.monotonic() - started:.0f} s")
     text = "\n".join(lines) + "\n"
     print(text, end="")
@@ -259,6 +308,21 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return 0
+
+
+HEADER = (
+    f"{'set':<28}{'n':>6}{'accuracy':>10}{'refused':>9}{'mean conf':>11}{'gap':>8}"
+    f"{'latency ms':>12}"
+)
+
+
+def line(name: str, r: dict) -> str:
+    lat = "" if np.isnan(r["latency_ms"]) else f"{r['latency_ms']:.2f}"
+    gap = r["mean_confidence"] - r["accuracy"]
+    return (
+        f"{name:<28}{r['n']:>6}{r['accuracy']:>10.4f}{r['refused']:>9}"
+        f"{r['mean_confidence']:>11.3f}{gap:>+8.3f}{lat:>12}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ from .errors import NoDigitError
 BITMAP_SIZE = 32
 #: Side of one counting block (BITMAP_SIZE / 8).
 BLOCK = 4
-#: Range of the digit's width in the bitmap (px); its height is always BITMAP_SIZE.
-MIN_WIDTH, MAX_WIDTH = 12, 22
+#: Range of the digit's width in the bitmap (px); its height is always BITMAP_SIZE. A bare
+#: stroke (a 1) is widened to MIN_WIDTH; a digit wider than MAX_WIDTH is squeezed.
+MIN_WIDTH, MAX_WIDTH = 12, 26
 #: Minimum ink contrast (0..1 scale) below which an image counts as blank.
 MIN_CONTRAST = 0.1
 #: Hysteresis thresholds on the peak-normalised ink: strokes are grown from pixels above
@@ -76,9 +77,11 @@ FRAME_PAD = 6
 #: How far the paper level may rise above its estimate over a window twice as wide
 #: (:func:`_background`; 0..1 scale).
 BACKGROUND_SLACK = 0.2
-#: Range of stroke widths (frame pixels: area / skeleton length) that the normalisation
-#: brings strokes into, about the 10th and 90th percentiles of scikit-learn's digits.
-MIN_STROKE, MAX_STROKE = 7.0, 12.5
+#: Width, in frame pixels, every digit's strokes are redrawn at (an eighth of its height):
+#: a ball-point, a pencil, a marker and a 28x28 crop all come out alike. Chosen among 5 to
+#: 8 and against keeping widths within a range, on MNIST digits sent as uploads in five
+#: styles (``bench/select_model.py`` holds the numbers).
+STROKE_WIDTH = 6.0
 
 
 class Paper(NamedTuple):
@@ -667,10 +670,10 @@ def normalize_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Deskew, scale and centre the digit, redraw its strokes at one width, fit it to 32x32.
 
     The slant is measured by image moments (``mu11 / mu02``) and sheared away; the digit is
-    resampled so that its larger side spans :data:`FRAME_HEIGHT` pixels; its stroke width
-    is brought into the range of the training digits (:func:`normalize_stroke_width`), so
-    a thin ball-point and a thick marker look alike; finally it fills the 32 px box
-    (height, or width if wider), keeping its aspect ratio, centred.
+    resampled so that its larger side spans :data:`FRAME_HEIGHT` pixels; its strokes are
+    redrawn at one width (:func:`normalize_stroke_width`), so a thin ball-point and a thick
+    marker look alike; finally it fills the 32 px box's height, keeping its aspect ratio
+    within [:data:`MIN_WIDTH`, :data:`MAX_WIDTH`], centred.
 
     Parameters
     ----------
@@ -735,12 +738,12 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def normalize_stroke_width(shape: np.ndarray) -> np.ndarray:
-    """Bring the stroke width into [:data:`MIN_STROKE`, :data:`MAX_STROKE`] frame pixels.
+    """Redraw the digit's strokes :data:`STROKE_WIDTH` frame pixels wide around its skeleton.
 
-    The width is the shape's area divided by the length of its skeleton. Thin strokes (a
-    ball-point) are dilated to the minimum width; very thick ones (a fat marker) are
-    redrawn at the maximum width around their skeleton; widths in between are left alone
-    (the classifier is trained on that range, see :mod:`~predicciones.ml.augment`).
+    The pen is normalised away: a thin ball-point, a blurred pencil and a fat marker give the
+    same strokes, and only the path of the pen is left for the classifier. A loop that a
+    fat pen filled stays filled (its skeleton is a line): the training data holds such
+    digits too (:mod:`~predicciones.ml.augment`).
 
     Parameters
     ----------
@@ -750,16 +753,7 @@ def normalize_stroke_width(shape: np.ndarray) -> np.ndarray:
     -------
     shape : ndarray of shape (h, w), bool
     """
-    skeleton = skeletonize(shape)
-    length = int(skeleton.sum())
-    if length == 0:
-        return shape
-    width = float(shape.sum()) / length
-    if width < MIN_STROKE:
-        return ndimage.distance_transform_edt(~shape) <= (MIN_STROKE - width) / 2
-    if width > MAX_STROKE:
-        return ndimage.distance_transform_edt(~skeleton) <= MAX_STROKE / 2
-    return shape
+    return redraw_strokes(shape, STROKE_WIDTH)
 
 
 def redraw_strokes(shape: np.ndarray, width: float) -> np.ndarray:
@@ -785,9 +779,9 @@ def fit_to_bitmap(mask: np.ndarray) -> np.ndarray:
 
     The digit fills the box's height. Its width keeps the aspect ratio within
     [:data:`MIN_WIDTH`, :data:`MAX_WIDTH`] px and is stretched or squeezed into that range
-    outside it: in ``load_digits`` nearly every digit, a 1 included, is 14 to 23 px wide
-    (columns 0 and 7 of the 8x8 grid are almost always empty), so a wide digit (or a
-    writer's square box) is squeezed and a bare vertical stroke is widened like theirs.
+    outside it: a bare vertical stroke (a 1) is widened to three blocks, so its slant and
+    its flag still show in the 8x8 grid, and a very wide digit is squeezed. (In
+    ``load_digits`` and optdigits every digit, a 1 included, was stretched to about 20 px.)
 
     Parameters
     ----------

@@ -1,179 +1,324 @@
-"""Train the digit classifier deterministically and describe what it was trained on.
+"""Train the digit classifier on real handwriting, deterministically, and describe its data.
 
-Train/serve parity: every training row is a ``load_digits`` digit rebuilt as a picture,
-distorted, and sent through the same :func:`~predicciones.ml.preprocessing.preprocess` as
-uploads (:mod:`~predicciones.ml.augment`). The classifier is ten one-vs-rest RBF SVCs;
-their confidence is calibrated by temperature scaling on out-of-fold scores where each
-half of the digits (different writers) is scored by SVCs trained on the other half. The
-holdout (index % 10 == 9) is never trained on: it is the fixed validation set.
-The SVC's hyper-parameters were chosen by grouped cross-validation on the first half of the
-training data only (``bench/select_model.py``); preprocessing and augmentation variants are
-compared on a writer-disjoint proxy (``bench/proxy.py``: one half of ``load_digits`` trains,
-the other half is sent as uploads in five styles, and the other way round).
-The pickle holds only scikit-learn and NumPy objects. Semeion is never used here.
+Base data (:mod:`~predicciones.ml.sources`): MNIST's 60,000 training digits, optdigits'
+3,823 and ``load_digits``' 1,797. Train/serve parity: no model ever sees a data set's own
+pixels or counts; every digit is drawn as a picture (clean, and ``n_augment`` times
+distorted) and sent through the same :func:`~predicciones.ml.preprocessing.preprocess` as
+an upload (:mod:`~predicciones.ml.augment`).
+
+Three parts of the base data, fixed by index, so that every model is judged alike:
+
+- **validation**: MNIST and ``load_digits`` digits with ``index % 10 == 9`` (6,000 + 180).
+  No model trains on them; the retraining gate scores every candidate on them.
+- **calibration**: the second half of ``load_digits`` (its writers differ from the first
+  half's: the set is ordered by writer), minus its validation digits. No model trains on
+  them; the confidence's temperature is fitted on them, sent as uploads in the five styles
+  of :mod:`~predicciones.ml.synth`: writers the fitted model never saw.
+- **train**: everything else.
+
+The classifier is a small multi-layer perceptron (choice and hyper-parameters by grouped
+cross-validation on training rows only, ``bench/select_model.py``) with a temperature. The
+pickle holds only scikit-learn objects. Semeion is never used here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
+import hashlib
+import inspect
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import sklearn
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import GroupKFold
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.svm import SVC
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
+from threadpoolctl import threadpool_limits
 
+from . import sources
 from .augment import DEFAULT_DISTORTION, Distortion, training_features
-from .datasets import load_base_data
+from .classifier import check_features
+from .errors import ImageError
+from .preprocessing import preprocess
+from .synth import STYLES, render
 
 N_VALUES = 17  # feature values are integers 0..16
 N_CLASSES = 10
 N_FEATURES = 64
-#: Rows of ``load_digits``; its first and second halves come from different writers.
-N_BASE = 1797
 
-#: Distorted copies of each digit in the shipped model's training set.
-N_AUGMENT = 10
-#: A cheaper setting for tests: same pipeline, fewer rows.
-N_AUGMENT_FAST = 1
-#: SVC hyper-parameters (features on 0..16), from ``bench/select_model.py``.
-SVC_PARAMS = {"C": 3.0, "gamma": 0.0015}
-#: Kernel cache of each SVC while it is fitted (MB; a larger cache fits large sets faster).
-SVC_CACHE_MB = 1000
-#: Folds whose held-out scores fit the temperature.
-CALIBRATION_FOLDS = 3
-#: Base digits no model is trained on (``index % 10 == 9``): the fixed validation holdout.
+#: The base data, in the order rows are stacked.
+SOURCES = ("mnist", "optdigits", "sklearn")
+#: A digit's id is its source's offset plus its index there; ids seed its renderings, so a
+#: digit looks the same whatever else is rendered with it.
+ID_OFFSET = {"mnist": 0, "optdigits": 100_000, "sklearn": 200_000}
+#: Digits of these sources with ``index % 10 == 9`` are the fixed validation set.
 HOLDOUT_MODULUS, HOLDOUT_REMAINDER = 10, 9
-#: Seed of the holdout's renderings, fixed so every model is validated on the same rows.
+VALIDATION_SOURCES = ("mnist", "sklearn")
+#: ``load_digits`` rows from here on (its second half: other writers) calibrate.
+CALIBRATION_START = 898
+
+#: Distorted copies of each training digit in the shipped model, per source: the small
+#: sources (43 writers in all, in the stretched form of scikit-learn's digits) get more, so
+#: that 54,000 MNIST digits do not drown their styles.
+N_AUGMENT = {"mnist": 2, "optdigits": 8, "sklearn": 8}
+#: Tests' cheap setting: one training digit in ``QUICK_STEP`` of each source, one copy.
+QUICK_STEP = 30
+N_AUGMENT_FAST = 1
+#: The distortions of the shipped model's training copies (``bench/select_model.py``).
+TRAINING_DISTORTION = dataclasses.replace(DEFAULT_DISTORTION, rotation=15.0, blur=1.5)
+#: The classifier's hyper-parameters (``bench/select_model.py``).
+MLP_PARAMS = {
+    "hidden_layer_sizes": (256, 128),
+    "alpha": 1e-4,
+    "batch_size": 256,
+    "learning_rate_init": 1e-3,
+    "max_iter": 15,
+}
+#: Seed of the validation and calibration renderings: fixed, so every model sees the same.
 VALIDATION_SEED = 12345
-#: Distorted copies of each holdout digit in the validation set (besides the clean one).
+#: Distorted copies of each ``load_digits`` validation digit (besides the clean one).
 VALIDATION_AUGMENT = 2
 
+#: What the base training data is, for manifests and the registry.
+BASE_DESCRIPTION = (
+    "MNIST training digits, optdigits' 3,823 and load_digits, minus the validation holdout "
+    "(MNIST and load_digits index % 10 == 9) and the calibration writers (load_digits' "
+    "second half); each digit drawn clean and distorted, then preprocessed like an upload"
+)
+
 __all__ = [
+    "Rows",
+    "base_rows",
     "base_validation_set",
+    "calibration_uploads",
     "evaluate",
     "fit_classifier",
-    "load_base_data",
-    "normalised_base_data",
-    "sklearn_example_split",
     "train_baseline",
     "train_classifier",
     "training_statistics",
 ]
 
 
-def sklearn_example_split(X: np.ndarray, y: np.ndarray, *rest: np.ndarray):
-    """scikit-learn's classic example split: first half trains, second half tests (no shuffle).
+@dataclass(frozen=True)
+class Rows:
+    """Rows in the model's format and where each came from.
 
-    Extra arrays aligned with ``X`` are split the same way and returned after ``y``'s halves.
+    Attributes
+    ----------
+    X : ndarray of shape (n_rows, 64), uint8, values 0..16
+    y : ndarray of shape (n_rows,), int
+    ids : ndarray of shape (n_rows,), int
+        The digit's id (:data:`ID_OFFSET` plus its index in its source).
+    variant : ndarray of shape (n_rows,), int
+        0 for the clean rendering, 1.. for distorted copies.
     """
-    half = len(X) // 2
-    out = [X[:half], X[half:], y[:half], y[half:]]
-    for a in rest:
-        out += [a[:half], a[half:]]
-    return out
+
+    X: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+    variant: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, keep: np.ndarray) -> Rows:
+        return Rows(self.X[keep], self.y[keep], self.ids[keep], self.variant[keep])
+
+    @classmethod
+    def concat(cls, parts: list[Rows]) -> Rows:
+        if not parts:
+            return cls(np.zeros((0, N_FEATURES), np.uint8), *(np.zeros(0, np.int64),) * 3)
+        fields = ("X", "y", "ids", "variant")
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
 
-def normalised_base_data(
+def source_of(ids: np.ndarray) -> np.ndarray:
+    """The source name of each digit id."""
+    ids = np.asarray(ids)
+    names = np.array(SOURCES)
+    offsets = np.array([ID_OFFSET[s] for s in SOURCES])
+    return names[np.searchsorted(offsets, ids, side="right") - 1]
+
+
+def digit_part(source: str, index: np.ndarray) -> np.ndarray:
+    """``"train"``, ``"validation"`` or ``"calibration"`` for each index of a source."""
+    index = np.asarray(index)
+    part = np.full(index.shape, "train", dtype=object)
+    if source in VALIDATION_SOURCES:
+        part[index % HOLDOUT_MODULUS == HOLDOUT_REMAINDER] = "validation"
+    if source == "sklearn":
+        part[(index >= CALIBRATION_START) & (part == "train")] = "calibration"
+    return part
+
+
+def _source_forms(source: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A source's digits as (digits, labels, index) groups, one group per form."""
+    if source == "mnist":
+        images, labels = sources.load_mnist()
+        return [(images, labels, np.arange(len(labels)))]
+    if source == "optdigits":
+        X, y = sources.load_optdigits()
+        bitmaps, _ = sources.load_optdigits_bitmaps()
+        n = len(bitmaps)
+        # Where the 32x32 bitmap exists it is drawn, not the coarser counts made from it.
+        return [(bitmaps, y[:n], np.arange(n)), (X[n:], y[n:], np.arange(n, len(y)))]
+    if source == "sklearn":
+        X, y = sources.load_sklearn_digits()
+        return [(X, y, np.arange(len(y)))]
+    raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+
+
+def base_rows(
     *,
+    part: str = "train",
     seed: int = 0,
-    n_augment: int = N_AUGMENT,
+    n_augment: int | dict[str, int] = N_AUGMENT,
+    distortion: Distortion = TRAINING_DISTORTION,
+    sources_: tuple[str, ...] = SOURCES,
+    step: int = 1,
     n_jobs: int = 1,
-    indices=None,
-    distortion: Distortion = DEFAULT_DISTORTION,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The base digits (or ``indices`` of them), rendered, distorted and preprocessed.
+) -> Rows:
+    """One part of the base digits, rendered, distorted and preprocessed like uploads.
+
+    Parameters
+    ----------
+    part : {"train", "validation", "calibration"}
+    seed : int
+        Seeds every rendering (per digit, so the result does not depend on ``n_jobs``).
+    n_augment : int or dict
+        Distorted copies per digit, besides the clean one (a dict: per source).
+    distortion : Distortion
+    sources_ : tuple of str
+        Which of :data:`SOURCES` to use.
+    step : int
+        Keep one digit in ``step`` of each source's part (tests use a cheap subset).
+    n_jobs : int
+        Processes rendering the pictures.
 
     Returns
     -------
-    X : ndarray of shape (n_rows, 64), float64, values 0..16
-    y : ndarray of shape (n_rows,), int
-    groups : ndarray of shape (n_rows,), int
-        Index of the ``load_digits`` row each row came from.
-    variant : ndarray of shape (n_rows,), int
-        0 for the undistorted rendering.
+    Rows
     """
-    X, y = load_base_data()
-    if indices is None:
-        indices = np.arange(len(X))
-    indices = np.asarray(indices)
-    F, source, variant = training_features(
-        X[indices],
-        n_augment=n_augment,
-        seed=seed,
-        distortion=distortion,
-        n_jobs=n_jobs,
-        ids=indices,
+    parts = []
+    for source in sources_:
+        for digits, labels, index in _source_forms(source):
+            keep = np.flatnonzero(digit_part(source, index) == part)[::step]
+            if not len(keep):
+                continue
+            F, which, variant = training_features(
+                digits[keep],
+                n_augment=n_augment[source] if isinstance(n_augment, dict) else n_augment,
+                seed=seed,
+                distortion=distortion,
+                n_jobs=n_jobs,
+                ids=ID_OFFSET[source] + index[keep],
+            )
+            parts.append(
+                Rows(F, labels[keep][which], ID_OFFSET[source] + index[keep][which], variant)
+            )
+    return Rows.concat(parts)
+
+
+def calibration_uploads(*, step: int = 1, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The calibration digits sent as uploads: each drawn in the five styles, as image bytes.
+
+    Parameters
+    ----------
+    step : int
+        Keep one calibration digit in ``step`` of each class (tests use a cheap subset;
+        every class keeps at least one digit, so five rows).
+    n_jobs : int
+        Processes drawing and reading the uploads.
+
+    Returns
+    -------
+    X : ndarray of shape (n_rows, 64), uint8, values 0..16
+    y : ndarray of shape (n_rows,), int
+        An upload the preprocessing refuses is left out.
+    """
+    ((digits, labels, index),) = _source_forms("sklearn")
+    part = digit_part("sklearn", index) == "calibration"
+    keep = np.sort(
+        np.concatenate([np.flatnonzero(part & (labels == c))[::step] for c in range(10)])
     )
-    groups = indices[source]
-    return F.astype(np.float64), y[groups], groups, variant
+    chunks = np.array_split(keep, max(1, 4 * n_jobs))
+    args = [(digits[c], labels[c], ID_OFFSET["sklearn"] + index[c]) for c in chunks if len(c)]
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        parts = Parallel(n_jobs=n_jobs)(delayed(_uploads_chunk)(*a) for a in args)
+    else:
+        parts = [_uploads_chunk(*a) for a in args]
+    X = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, N_FEATURES), np.uint8)
+    y = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    return X, y
+
+
+def _uploads_chunk(digits, labels, ids):
+    rows, ys = [], []
+    for digit, label, digit_id in zip(digits, labels, ids, strict=True):
+        for k, style in enumerate(STYLES):
+            rng = np.random.default_rng([VALIDATION_SEED, int(digit_id), k])
+            try:
+                rows.append(preprocess(render(digit, style, rng)).features)
+            except ImageError:
+                continue
+            ys.append(label)
+    return np.array(rows, np.uint8).reshape(-1, N_FEATURES), np.array(ys, np.int64)
 
 
 def fit_classifier(
     X: np.ndarray,
     y: np.ndarray,
-    groups: np.ndarray | None = None,
     *,
     seed: int = 0,
-    calibrate: bool = True,
+    calibration: tuple[np.ndarray, np.ndarray] | None = None,
     **params,
 ):
-    """Fit the calibrated classifier on rows already in the model's 0..16 format.
-
-    The confidence's temperature is fitted on out-of-fold scores, then the SVCs are refitted
-    on all rows. When the rows come from both halves of ``load_digits`` (different writers:
-    the data set is ordered by writer), the two folds are those halves, so the temperature
-    is learnt on writers the fold's model never saw; otherwise :data:`CALIBRATION_FOLDS`
-    folds grouped by ``groups``.
+    """Fit the classifier on rows already in the model's 0..16 format.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, 64), values 0..16
     y : ndarray of shape (n_samples,), int
-    groups : ndarray of shape (n_samples,), optional
-        The ``load_digits`` index each row was rendered from; rows of a group stay in one
-        fold. Extra rows carry ids from ``N_BASE`` up and are spread over both folds.
     seed : int
-    calibrate : bool
-        False fits the one-vs-rest SVCs alone (same predictions, no confidence; used for
-        the scikit-learn example split, whose metric is accuracy only).
+        Seeds the weights' initialisation and the batches' order.
+    calibration : (X_cal, y_cal), optional
+        Rows of writers the classifier is not trained on; the confidence's temperature is
+        fitted on them. Without them the classifier's own probabilities are used.
     **params
-        Override :data:`SVC_PARAMS`.
+        Override :data:`MLP_PARAMS`.
 
     Returns
     -------
-    CalibratedClassifierCV
-        Ten one-vs-rest RBF SVCs with one temperature (only scikit-learn objects: it
-        pickles and loads with scikit-learn alone).
+    estimator
+        A pipeline (features scaled from 0..16 to 0..1, then the perceptron), wrapped in a
+        temperature-scaled ``CalibratedClassifierCV`` when ``calibration`` is given.
     """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y)
-    groups = np.arange(len(X)) if groups is None else np.asarray(groups)
-    # One RBF SVC per digit (one-vs-rest): each gives a margin for its own class, which the
-    # temperature turns into a confidence that separates sure from unsure answers (the
-    # one-vs-one SVC's 10 scores are mostly vote counts, so its confidence hardly varies).
-    # Fitted in this process: SVCs fitted in worker processes unpickle with other object
-    # sharing, and the artifact would no longer be the same bytes for the same seed.
-    svc = OneVsRestClassifier(
-        SVC(kernel="rbf", cache_size=SVC_CACHE_MB, random_state=seed, **{**SVC_PARAMS, **params})
-    )
-    if not calibrate:
-        return svc.fit(X, y)
-    first = np.where(groups < N_BASE, groups < N_BASE // 2, groups % 2 == 0)
-    if first.all() or not first.any():
-        folds = list(GroupKFold(n_splits=CALIBRATION_FOLDS).split(X, y, groups))
-    else:
-        folds = [(np.flatnonzero(first), np.flatnonzero(~first))]
-        folds.append(folds[0][::-1])
-    clf = CalibratedClassifierCV(svc, method="temperature", cv=folds, ensemble=False)
-    return clf.fit(X, y)
+    X = check_features(X).astype(np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    # Features live on a fixed scale: 0..16 maps to 0..1 whatever the training rows hold.
+    scaler = MinMaxScaler(clip=True).fit(np.array([[0.0] * N_FEATURES, [16.0] * N_FEATURES]))
+    mlp = MLPClassifier(random_state=seed, **{**MLP_PARAMS, **params})
+    # One BLAS thread: the same bytes for the same seed on any number of cores.
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
+        # A fixed number of epochs is the recipe, not a failure to converge.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = Pipeline([("scale", scaler), ("mlp", mlp)]).fit(X, y)
+    if calibration is None:
+        return model
+    X_cal = check_features(calibration[0]).astype(np.float32)
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method="temperature")
+    return calibrated.fit(X_cal, np.asarray(calibration[1], dtype=np.int64))
 
 
 def evaluate(clf, X: np.ndarray, y: np.ndarray) -> dict:
     """Accuracy and per-class recall of a fitted classifier."""
-    pred = clf.predict(np.asarray(X, dtype=np.float64))
+    pred = clf.predict(np.asarray(X, dtype=np.float32))
     recall = {
         str(c): round(float((pred[y == c] == c).mean()), 4) if (y == c).any() else None
         for c in range(N_CLASSES)
@@ -211,32 +356,34 @@ def train_classifier(
     extra_X: np.ndarray | None = None,
     extra_y: np.ndarray | None = None,
     quick: bool = False,
-    n_augment: int | None = None,
+    n_augment: int | dict[str, int] | None = None,
     n_jobs: int = 1,
-    base_indices: np.ndarray | None = None,
+    step: int | None = None,
+    sources_: tuple[str, ...] = SOURCES,
 ):
-    """Train on the base digits (less the validation holdout) plus extra labelled rows.
+    """Train on the base digits' training part plus extra labelled rows, and calibrate.
 
     Parameters
     ----------
     seed : int
-        Seeds the distortions and the classifier: same inputs and seed, same pickle bytes.
+        Seeds the renderings and the classifier: same inputs and seed, same pickle bytes.
     extra_X : ndarray of shape (n_extra, 64), values 0..16, optional
         Rows already in the model's format (for example logged features of uploads with
-        feedback). They are used as they are, each repeated ``1 + n_augment`` times so that
-        it weighs as much as a base digit with its distorted copies. (Re-rendering them with
-        the base digits' distortions instead, tried in ML round 2, made the retrained
-        model's gain on marker feedback smaller: the redraw normalises away the style.)
+        feedback). They are used as they are, each repeated as often as the most-copied
+        base digit is (once plus its distorted copies), so that the live traffic weighs at
+        least as much as any base writer (re-rendering them would normalise away the very
+        style they teach).
     extra_y : ndarray of shape (n_extra,), int, optional
     quick : bool
-        Use :data:`N_AUGMENT_FAST` distortions per digit (tests) instead of :data:`N_AUGMENT`.
-    n_augment : int, optional
-        Distorted copies per base digit; overrides ``quick``.
+        Tests' setting: one digit in :data:`QUICK_STEP`, :data:`N_AUGMENT_FAST` copies.
+    n_augment : int or dict, optional
+        Distorted copies per base digit (a dict: per source); overrides ``quick``.
     n_jobs : int
-        Processes for rendering the training rows (the result does not depend on it).
-    base_indices : ndarray of int, optional
-        Train on these ``load_digits`` rows only (default: all but the holdout). Tests use
-        a small subset to stay fast.
+        Processes rendering the pictures (the result does not depend on it).
+    step : int, optional
+        Keep one base digit in ``step``; overrides ``quick``.
+    sources_ : tuple of str
+        Base sources to train on (leave-one-source-out evaluations drop one).
 
     Returns
     -------
@@ -246,95 +393,129 @@ def train_classifier(
     """
     if n_augment is None:
         n_augment = N_AUGMENT_FAST if quick else N_AUGMENT
-    if base_indices is None:
-        base_indices = base_training_indices()
-    X, y, groups, _ = normalised_base_data(
-        seed=seed, n_augment=n_augment, n_jobs=n_jobs, indices=base_indices
+    if step is None:
+        step = QUICK_STEP if quick else 1
+    rows = base_rows(
+        part="train", seed=seed, n_augment=n_augment, sources_=sources_, step=step, n_jobs=n_jobs
     )
+    X, y = rows.X, rows.y
     if extra_X is not None and len(extra_X):
-        extra_X = _check_rows(extra_X)
+        extra_X = check_features(extra_X)
         extra_y = np.asarray(extra_y, dtype=int).ravel()
         if len(extra_y) != len(extra_X):
             raise ValueError(f"extra_y has {len(extra_y)} labels for {len(extra_X)} rows")
         if extra_y.min() < 0 or extra_y.max() >= N_CLASSES:
             raise ValueError("extra_y labels must be digits 0..9")
-        # Each extra row weighs as much as one base digit (its row plus n_augment distorted
-        # copies): repeated 1 + n_augment times, its copies in one calibration fold.
-        copies = 1 + n_augment
-        X = np.vstack([X, np.repeat(extra_X, copies, axis=0)])
+        most = max(n_augment.values()) if isinstance(n_augment, dict) else n_augment
+        copies = 1 + most
+        X = np.vstack([X, np.repeat(extra_X, copies, axis=0).astype(np.uint8)])
         y = np.concatenate([y, np.repeat(extra_y, copies)])
-        groups = np.concatenate([groups, np.repeat(N_BASE + np.arange(len(extra_X)), copies)])
-    clf = fit_classifier(X, y, groups, seed=seed)
+    calibration = calibration_uploads(step=max(1, step // 10), n_jobs=n_jobs)
+    clf = fit_classifier(X, y, seed=seed, calibration=calibration)
     return clf, training_statistics(X, y)
 
 
-def base_training_indices() -> np.ndarray:
-    """Indices of the ``load_digits`` rows models train on: all but the validation holdout."""
-    index = np.arange(len(load_base_data()[1]))
-    return index[index % HOLDOUT_MODULUS != HOLDOUT_REMAINDER]
+_VALIDATION_CACHE: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
-@functools.lru_cache(maxsize=1)
-def _base_validation_set() -> tuple[np.ndarray, np.ndarray]:
-    index = np.arange(len(load_base_data()[1]))
-    holdout = index[index % HOLDOUT_MODULUS == HOLDOUT_REMAINDER]
-    X, y, _, _ = normalised_base_data(
-        seed=VALIDATION_SEED, n_augment=VALIDATION_AUGMENT, indices=holdout
-    )
-    X.setflags(write=False)
-    y.setflags(write=False)
-    return X, y
+def _base_validation_set(n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The validation rows with their digit ids, rendered once per process."""
+    if "rows" not in _VALIDATION_CACHE:
+        kwargs = {"part": "validation", "seed": VALIDATION_SEED, "n_jobs": n_jobs}
+        sklearn_rows = base_rows(n_augment=VALIDATION_AUGMENT, sources_=("sklearn",), **kwargs)
+        mnist_rows = base_rows(n_augment=0, sources_=("mnist",), **kwargs)
+        rows = Rows.concat([sklearn_rows, mnist_rows])
+        X, y, ids = rows.X.astype(np.float64), rows.y, rows.ids
+        for a in (X, y, ids):
+            a.setflags(write=False)
+        _VALIDATION_CACHE["rows"] = (X, y, ids)
+    return _VALIDATION_CACHE["rows"]
 
 
-def base_validation_set() -> tuple[np.ndarray, np.ndarray]:
-    """The fixed validation rows: holdout digits no model trains on, clean and distorted.
+def base_validation_set(*, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed validation rows: held-out base digits no model trains on.
+
+    The ``load_digits`` holdout (180 digits, clean and twice distorted) and MNIST's 10 %
+    slice (6,000 digits, as the 28x28 crops they are): real handwriting of many writers.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Processes rendering them the first time (the rows do not depend on it).
 
     Returns
     -------
     X : ndarray of shape (n_rows, 64), float64, values 0..16 (read-only, cached)
     y : ndarray of shape (n_rows,), int
     """
-    return _base_validation_set()
+    X, y, _ = _base_validation_set(n_jobs)
+    return X, y
 
 
-def train_baseline(*, seed: int = 0, n_augment: int = N_AUGMENT, n_jobs: int = 1):
+def recipe_digest() -> str:
+    """A short hash of the code that makes training rows (for caches of rendered rows)."""
+    from . import augment, decoding, preprocessing
+
+    digest = hashlib.sha256()
+    for module in (augment, decoding, preprocessing, sources):
+        digest.update(inspect.getsource(module).encode())
+    digest.update(repr((TRAINING_DISTORTION, VALIDATION_SEED, np.__version__)).encode())
+    return digest.hexdigest()[:16]
+
+
+def train_baseline(*, seed: int = 0, n_jobs: int = 1):
     """Train the shipped baseline and return ``(clf, metrics, statistics)``.
 
-    The model is :func:`train_classifier` without extra rows. Metrics hold the scikit-learn
-    example split (a classifier trained the same way on the first half of the digits,
-    scored on the undistorted second half after the same normalisation as uploads; the
-    classic SVC on raw features scores 0.969), the score on :func:`base_validation_set`
-    and the training accuracy.
+    The model is :func:`train_classifier` without extra rows. Metrics hold the score on
+    :func:`base_validation_set` (each part), the training accuracy on clean rows, and the
+    scikit-learn example split: a classifier trained the same way on the first half of
+    ``load_digits`` only, scored on the clean second half after the same normalisation as
+    uploads (the classic SVC on raw features scores 0.969).
     """
-    X, y, groups, variant = normalised_base_data(seed=seed, n_augment=n_augment, n_jobs=n_jobs)
-    half = len(load_base_data()[1]) // 2
-    first = groups < half
-    test = ~first & (variant == 0)
-    split_clf = fit_classifier(X[first], y[first], groups[first], seed=seed, calibrate=False)
-    split = evaluate(split_clf, X[test], y[test])
-    # The shipped model: the same rows as train_classifier(seed=seed) would render.
-    train = groups % HOLDOUT_MODULUS != HOLDOUT_REMAINDER
-    X, y, groups, variant = X[train], y[train], groups[train], variant[train]
-    clf = fit_classifier(X, y, groups, seed=seed)
-    X_val, y_val = base_validation_set()
+    clf, statistics = train_classifier(seed=seed, n_jobs=n_jobs)
     metrics = {
-        "sklearn_example_split": split,
-        "validation": evaluate(clf, X_val, y_val),
-        "training": evaluate(clf, X[variant == 0], y[variant == 0]),
-        "n_augment": n_augment,
-        "distortion": dataclasses.asdict(DEFAULT_DISTORTION),
-        "svc_params": SVC_PARAMS,
-        "calibration": "temperature, on out-of-fold scores of the two writer halves",
+        "validation": validation_metrics(clf, n_jobs=n_jobs),
+        "sklearn_example_split": sklearn_example_split(seed=seed, n_jobs=n_jobs),
+        "n_augment": N_AUGMENT,
+        "distortion": dataclasses.asdict(TRAINING_DISTORTION),
+        "classifier": {k: list(v) if isinstance(v, tuple) else v for k, v in MLP_PARAMS.items()},
+        "calibration": "temperature, on load_digits' second-half writers sent as uploads",
         "sklearn_version": sklearn.__version__,
         "seed": seed,
     }
-    return clf, metrics, training_statistics(X, y)
+    return clf, metrics, statistics
 
 
-def _check_rows(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != N_FEATURES:
-        raise ValueError(f"expected rows of shape (n, 64), got {X.shape}")
-    if np.isnan(X).any() or X.min() < 0 or X.max() > N_VALUES - 1:
-        raise ValueError("feature values must be numbers in 0..16")
-    return X
+def validation_metrics(clf, *, n_jobs: int = 1) -> dict:
+    """Scores on the fixed validation set, whole and per source."""
+    X, y, ids = _base_validation_set(n_jobs)
+    result = evaluate(clf, X, y)
+    names = source_of(ids)
+    for source in VALIDATION_SOURCES:
+        inside = names == source
+        result[source] = evaluate(clf, X[inside], y[inside])
+    return result
+
+
+def sklearn_example_split(*, seed: int = 0, n_jobs: int = 1) -> dict:
+    """scikit-learn's example split through this pipeline: first half trains, second tests.
+
+    Only ``load_digits`` is used (its first half, 898 digits, rendered and distorted as
+    for training; the second half's clean renderings are scored), without a temperature.
+    """
+    ((digits, labels, _),) = _source_forms("sklearn")
+    half = len(labels) // 2
+    first, second = np.arange(half), np.arange(half, len(labels))
+    F, which, _ = training_features(
+        digits[first],
+        n_augment=N_AUGMENT["sklearn"],
+        seed=seed,
+        distortion=TRAINING_DISTORTION,
+        n_jobs=n_jobs,
+        ids=ID_OFFSET["sklearn"] + first,
+    )
+    clf = fit_classifier(F, labels[first][which], seed=seed)
+    F_test, which_test, _ = training_features(
+        digits[second], n_augment=0, seed=seed, n_jobs=n_jobs, ids=ID_OFFSET["sklearn"] + second
+    )
+    return evaluate(clf, F_test, labels[second][which_test])

@@ -22,7 +22,7 @@ from .. import storage
 from ..exceptions import UnknownModelError
 from ..ml import gate as gate_rules
 from ..ml import training
-from ..ml.classifier import dump_classifier
+from ..ml.classifier import dump_classifier, predict
 from ..models import Deployment, Prediction, RetrainRun
 from ..serving import load_version
 from .registry import model_version_register
@@ -200,20 +200,25 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
     run.n_feedback_train = feedback.n_train
     run.n_feedback_validation = feedback.n_validation
 
-    X_base_val, y_base_val = training.base_validation_set()
+    X_base_val, y_base_val = training.base_validation_set(n_jobs=2)
     X_val = np.vstack([X_base_val, feedback.X_validation])
     y_val = np.concatenate([y_base_val, feedback.y_validation])
     run.validation_set = gate_rules.validation_set_id(len(y_base_val), feedback.validation_ids)
     _store_validation_set(model_name, run.validation_set, X_val, y_val, len(y_base_val))
 
     clf, statistics = training.train_classifier(
-        seed=opts.seed, extra_X=feedback.X_train, extra_y=feedback.y_train, quick=opts.quick
+        seed=opts.seed,
+        extra_X=feedback.X_train,
+        extra_y=feedback.y_train,
+        quick=opts.quick,
+        n_jobs=2,
     )
     live = load_version(deployment.live)
     result = gate_rules.evaluate_gate(
         y_val,
         _predict(live.clf, X_val),
         _predict(clf, X_val),
+        feedback=np.arange(len(y_val)) >= len(y_base_val),
         min_improvement=opts.min_improvement,
         max_class_drop=opts.max_class_drop,
     )
@@ -249,7 +254,7 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         metrics=metrics,
         sklearn_version=sklearn.__version__,
         training_data={
-            "base": "sklearn.datasets.load_digits (minus the validation holdout)",
+            "base": training.BASE_DESCRIPTION,
             "feedback_rows": feedback.n_train,
             "feedback_until": started.isoformat(),
             "validation_set": run.validation_set,
@@ -267,7 +272,7 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
 
 
 def _predict(clf, X: np.ndarray) -> np.ndarray:
-    return np.asarray(clf.predict(np.asarray(X, dtype=np.float64)), dtype=int)
+    return predict(clf, X)[0]
 
 
 def _part_scores(y, live_clf, candidate_clf, X, part: slice) -> dict:

@@ -1,8 +1,10 @@
-"""Test uploads made from scikit-learn's digits: in-distribution scans and drifted styles.
+"""Test uploads: scikit-learn's digits as scans, and a population the base data lacks.
 
-A stand-in until ``ml/synth.py`` lands on this branch (then these helpers should call it).
 Each 8x8 digit (counts 0..16 of a 32x32 bitmap's 4x4 blocks) is turned back into a
 plausible 32x32 bitmap with exactly those counts, then drawn as a picture of ink on paper.
+The ``segments`` style is not handwriting at all: photos of seven-segment displays (a
+meter, a clock), which people also send and which the preprocessing cannot normalise into
+handwriting, so it stands for real drift.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 from sklearn.datasets import load_digits
 
@@ -46,6 +48,7 @@ def render_upload(
     rng: np.random.Generator,
     style: str = "scan",
     fmt: str = "JPEG",
+    label: int | None = None,
 ) -> bytes:
     """Draw a digit as an encoded image.
 
@@ -55,11 +58,16 @@ def render_upload(
         Dark ink on light paper, mild blur and noise, random margins: in distribution.
     marker
         The same digit written with a thick marker: strokes dilated by 2 bitmap pixels
-        (a quarter of the digit's width), i.e. blobs of ink the training digits never have.
+        (a quarter of the digit's width).
+    segments
+        The digit's label shown on a seven-segment display (see :func:`segment_digit`);
+        ``features`` is ignored, pass ``label``.
     small_offset
         The scan drawn at a third of the size in a corner of a large page: shifted and
         shrunk at the image level, which the preprocessing (crop, rescale, centre) undoes.
     """
+    if style == "segments":
+        return segment_digit(label, rng=rng, fmt=fmt)
     bitmap = digit_bitmap(features)
     if style == "marker":
         bitmap = ndimage.binary_dilation(bitmap, iterations=2)
@@ -108,3 +116,61 @@ def shrunk_shifted_features(
     canvas[top : top + side, left : left + side] = small / 255
     counts = canvas.reshape(8, 4, 8, 4).sum(axis=(1, 3))
     return np.clip(np.rint(counts), 0, 16).astype(np.uint8).ravel()
+
+
+#: Which of the segments a (top), b (top right), c (bottom right), d (bottom), e (bottom
+#: left), f (top left), g (middle) each digit lights.
+SEGMENTS = {
+    0: "abcdef",
+    1: "bc",
+    2: "abdeg",
+    3: "abcdg",
+    4: "bcfg",
+    5: "acdfg",
+    6: "acdefg",
+    7: "abc",
+    8: "abcdefg",
+    9: "abcdfg",
+}
+
+
+def segment_digit(label: int, *, rng: np.random.Generator, fmt: str = "JPEG") -> bytes:
+    """A photo of one seven-segment display digit: dark segments on a grey-green panel,
+    slanted, with gaps between segments, blur, noise and JPEG compression."""
+    height = float(rng.uniform(90, 160))
+    width = height * float(rng.uniform(0.45, 0.6))
+    thick = height * float(rng.uniform(0.09, 0.14))
+    gap = thick * 0.25
+    slant = float(rng.uniform(0.05, 0.2))  # italic, as most displays are
+    margin = int(height * 0.35)
+    side_w, side_h = int(width + 2 * margin + slant * height), int(height + 2 * margin)
+    x0, y0 = margin, margin
+    xr, ym, yb = x0 + width, y0 + height / 2, y0 + height
+    horizontal = {"a": y0, "g": ym, "d": yb}
+    vertical = {"f": (x0, y0, ym), "b": (xr, y0, ym), "e": (x0, ym, yb), "c": (xr, ym, yb)}
+    panel = np.array(rng.uniform([150, 165, 140], [190, 200, 175]), dtype=np.float32)
+    img = Image.new("L", (side_w, side_h), 0)
+    draw = ImageDraw.Draw(img)
+
+    def sheared(x, y):  # lean the digit right: the top moves right
+        return (x + slant * (yb - y), y)
+
+    for seg in SEGMENTS[int(label)]:
+        if seg in horizontal:
+            y = horizontal[seg]
+            corners = [(x0 + gap, y - thick / 2), (xr - gap, y - thick / 2)]
+            corners += [(xr - gap, y + thick / 2), (x0 + gap, y + thick / 2)]
+        else:
+            x, top, bottom = vertical[seg]
+            corners = [(x - thick / 2, top + gap), (x + thick / 2, top + gap)]
+            corners += [(x + thick / 2, bottom - gap), (x - thick / 2, bottom - gap)]
+        draw.polygon([sheared(x, y) for x, y in corners], fill=255)
+    coverage = np.asarray(img.filter(ImageFilter.GaussianBlur(1.2)), np.float32) / 255
+    ink = np.array([40, 45, 40], dtype=np.float32)
+    pixels = panel * (1 - coverage[..., None]) + ink * coverage[..., None]
+    pixels += rng.normal(0, 4, pixels.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(
+        buffer, format=fmt, quality=85
+    )
+    return buffer.getvalue()

@@ -4,8 +4,9 @@ server (moto_server on loopback), then ``manage.py check_drift`` as cron would r
 In-distribution scans of scikit-learn's digits are ``ok``; the same digits written small in
 a corner of the page are ``ok`` too (the preprocessing crops, rescales and centres, so
 shift and shrink at the image level are normalised away: at the feature level they are
-tested in the service tests, as a non-normalising pipeline would log them); thick-marker
-strokes are ``drift``; five samples are ``insufficient_data``; S3 down is exit 2.
+tested in the service tests, as a non-normalising pipeline would log them); photos of
+seven-segment displays are ``drift``; five samples are ``insufficient_data``; S3 down is
+exit 2.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def stack():
 
 
 def post_uploads(server: ServerProcess, style: str, n: int, seed: int) -> list[dict]:
-    X, _ = digits_data()
+    X, y = digits_data()
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(X), n, replace=False)
-    uploads = [render_upload(X[i], rng=rng, style=style) for i in idx]
+    uploads = [render_upload(X[i], rng=rng, style=style, label=y[i]) for i in idx]
 
     def post(data: bytes) -> dict:
         with requests.Session() as session:
@@ -84,7 +85,7 @@ def test_drift_status_follows_what_the_server_is_shown(stack):
     assert code == 0, doc
     assert doc["status"] == "ok"
 
-    answers = post_uploads(server, "marker", N_WINDOW, seed=4)
+    answers = post_uploads(server, "segments", N_WINDOW, seed=4)
     code, doc, err = check_drift(server, "--json", "--fail-on-drift", "--last", str(N_WINDOW))
     assert code == 1
     assert doc["status"] == "drift" and doc["severity"] in {"warning", "critical"}

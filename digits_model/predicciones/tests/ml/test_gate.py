@@ -68,6 +68,61 @@ def test_small_classes_are_not_gated():
     assert all("class 9" not in reason for reason in result.reasons)
 
 
+def test_a_gain_within_noise_is_refused():
+    y = np.repeat(np.arange(10), 20)
+    live = with_errors(y, [4] * 10)
+    candidate = live.copy()
+    candidate[np.flatnonzero(y == 0)[:3]] = 0  # three rows won...
+    candidate[np.flatnonzero(y == 1)[5:6]] = 0  # ...one lost: +1 point, but not evidence
+    result = evaluate_gate(y, live, candidate, min_improvement=0.005, max_class_drop=0.2)
+    assert result.improvement == pytest.approx(0.01)
+    assert not result.passed and "within noise" in result.reasons[0]
+
+
+def feedback_case(feedback_gain: int, base_loss: int):
+    """100 base rows (10 wrong for live) and 60 feedback rows (30 wrong for live)."""
+    y = np.concatenate([np.repeat(np.arange(10), 10), np.repeat(np.arange(10), 6)])
+    feedback = np.arange(len(y)) >= 100
+    live = y.copy()
+    live[np.flatnonzero(~feedback)[:10]] = 0
+    live[np.flatnonzero(feedback)[:30]] = 5
+    candidate = live.copy()
+    fixed = np.flatnonzero(feedback & (live != y))[:feedback_gain]
+    candidate[fixed] = y[fixed]
+    broken = np.flatnonzero(~feedback & (live == y))[:base_loss]
+    candidate[broken] = (y[broken] + 1) % 10
+    return y, live, candidate, feedback
+
+
+def test_with_held_out_feedback_the_gain_is_judged_on_it():
+    y, live, candidate, feedback = feedback_case(feedback_gain=12, base_loss=0)
+    # Overall +7.5 points; on the feedback alone +20: the gain is measured there.
+    result = evaluate_gate(y, live, candidate, feedback=feedback, max_class_drop=0.5)
+    assert result.passed, result.reasons
+    assert result.judged_on == "feedback"
+    assert result.improvement == pytest.approx(12 / 60)
+    assert result.base_change == 0.0
+
+
+def test_a_candidate_that_reads_the_base_rows_worse_is_refused():
+    y, live, candidate, feedback = feedback_case(feedback_gain=12, base_loss=2)
+    result = evaluate_gate(
+        y, live, candidate, feedback=feedback, min_improvement=0.01, max_class_drop=0.5
+    )
+    assert not result.passed
+    assert result.base_change == pytest.approx(-0.02)
+    assert any("base validation rows falls" in reason for reason in result.reasons)
+
+
+def test_a_few_feedback_rows_are_not_judged_alone():
+    y, live, candidate, _ = feedback_case(feedback_gain=12, base_loss=0)
+    few = np.zeros(len(y), bool)
+    few[-20:] = True  # fewer than MIN_FEEDBACK_ROWS
+    result = evaluate_gate(y, live, candidate, feedback=few, max_class_drop=0.5)
+    assert result.judged_on == "all" and result.base_change is None
+    assert result.improvement == pytest.approx(12 / 160)
+
+
 def test_empty_validation_set_is_an_error():
     with pytest.raises(ValueError):
         evaluate_gate(np.array([], dtype=int), np.array([]), np.array([]))

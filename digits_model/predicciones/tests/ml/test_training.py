@@ -1,7 +1,7 @@
-"""Training is deterministic, describes its rows, and accepts extra labelled rows.
+"""Training is deterministic, keeps its held-out parts apart, and accepts extra labelled rows.
 
-Uses the cheap setting (a slice of the digits, one distortion each) to stay fast; the
-shipped model's full reproduction is ``python manage.py train_model --seed 0``.
+Uses a cheap setting (one base digit in a few hundred, one distortion each) to stay fast;
+the shipped model's full reproduction is ``python manage.py train_model --seed 0``.
 """
 
 from __future__ import annotations
@@ -9,21 +9,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from predicciones.ml import training
 from predicciones.ml.augment import reconstruct_bitmap, training_features
 from predicciones.ml.classifier import dump_classifier, predict
 from predicciones.ml.training import (
-    N_AUGMENT_FAST,
+    base_rows,
     base_validation_set,
     train_classifier,
     training_statistics,
 )
 
-SLICE = np.arange(0, 1797, 9)  # 200 digits
+#: One base digit in STEP: about 200 MNIST digits, 13 optdigits and 3 load_digits.
+STEP = 270
 
 
 @pytest.fixture(scope="module")
 def quick_model():
-    return train_classifier(seed=0, quick=True, base_indices=SLICE)
+    return train_classifier(seed=0, n_augment=1, step=STEP)
 
 
 def test_reconstructed_bitmap_reproduces_the_counts(base_digits):
@@ -36,24 +38,40 @@ def test_reconstructed_bitmap_reproduces_the_counts(base_digits):
 
 def test_same_seed_gives_the_same_bytes(quick_model):
     clf, stats = quick_model
-    again, stats_again = train_classifier(seed=0, quick=True, base_indices=SLICE)
+    again, stats_again = train_classifier(seed=0, n_augment=1, step=STEP)
     assert dump_classifier(clf) == dump_classifier(again)
     assert stats == stats_again
 
 
 def test_rendering_does_not_depend_on_the_number_of_processes(quick_model):
     clf, _ = quick_model
-    parallel, _ = train_classifier(seed=0, quick=True, base_indices=SLICE, n_jobs=2)
+    parallel, _ = train_classifier(seed=0, n_augment=1, step=STEP, n_jobs=2)
     assert dump_classifier(clf) == dump_classifier(parallel)
+
+
+def test_training_rows_come_from_every_source_and_never_from_held_out_digits():
+    rows = base_rows(part="train", n_augment=0, step=97)
+    sources = training.source_of(rows.ids)
+    assert set(sources) == set(training.SOURCES)
+    index = rows.ids - np.array([training.ID_OFFSET[s] for s in sources])
+    held_out = (np.isin(sources, training.VALIDATION_SOURCES) & (index % 10 == 9)) | (
+        (sources == "sklearn") & (index >= training.CALIBRATION_START)
+    )
+    assert not held_out.any()
+    labels = {"mnist": 5, "optdigits": 0, "sklearn": 0}  # first digit of each source
+    for source, label in labels.items():
+        first = np.flatnonzero(sources == source)[0]
+        assert rows.y[first] == label
 
 
 def test_statistics_describe_the_training_rows(quick_model):
     _, stats = quick_model
-    assert stats["n_samples"] == len(SLICE) * (1 + N_AUGMENT_FAST)
+    rows = base_rows(part="train", n_augment=1, step=STEP)
+    assert stats["n_samples"] == len(rows)
     counts = np.array(stats["value_counts"])
     assert counts.shape == (64, 17)
     assert (counts.sum(axis=1) == stats["n_samples"]).all()
-    assert sum(stats["class_counts"]) == stats["n_samples"]
+    assert stats["class_counts"] == np.bincount(rows.y, minlength=10).tolist()
     assert len(stats["feature_means"]) == 64
 
 
@@ -67,29 +85,31 @@ def test_training_statistics_counts_values():
 
 
 def test_extra_rows_are_trained_on():
-    # Ten copies of one row, all labelled 5: the model must learn that row is a 5.
-    row = np.tile(np.array([[16] * 8 + [0] * 56], dtype=float), (10, 1))
+    # Forty copies of one row, all labelled 5: the model must learn that row is a 5.
+    row = np.tile(np.array([[16] * 8 + [0] * 56], dtype=float), (40, 1))
     clf, stats = train_classifier(
-        seed=0, n_augment=0, base_indices=SLICE, extra_X=row, extra_y=np.full(10, 5)
+        seed=0, n_augment=0, step=STEP, extra_X=row, extra_y=np.full(40, 5)
     )
-    assert stats["n_samples"] == len(SLICE) + 10
+    assert stats["n_samples"] == len(base_rows(part="train", n_augment=0, step=STEP)) + 40
     assert predict(clf, row[:1])[0][0] == 5
 
 
 def test_extra_rows_are_validated():
     with pytest.raises(ValueError, match="shape"):
-        train_classifier(
-            seed=0, n_augment=0, base_indices=SLICE, extra_X=np.zeros((2, 10)), extra_y=[1, 2]
-        )
+        train_classifier(seed=0, n_augment=0, step=STEP, extra_X=np.zeros((2, 10)), extra_y=[1, 2])
     with pytest.raises(ValueError, match=r"0\.\.16"):
         train_classifier(
-            seed=0, n_augment=0, base_indices=SLICE, extra_X=np.full((1, 64), 99.0), extra_y=[1]
+            seed=0, n_augment=0, step=STEP, extra_X=np.full((1, 64), 99.0), extra_y=[1]
         )
 
 
-def test_validation_set_is_fixed_and_held_out():
+def test_validation_set_is_fixed_and_holds_the_mnist_slice():
     X, y = base_validation_set()
-    assert X.shape[1] == 64 and len(X) == len(y) > 300
+    assert X.shape[1] == 64 and len(X) == len(y)
+    _, _, ids = training._base_validation_set()
+    mnist = training.source_of(ids) == "mnist"
+    assert mnist.sum() == 6000
+    assert (ids[mnist] % 10 == 9).all()
     X2, _ = base_validation_set()
     assert X2 is X  # cached: every model is judged on the same rows
 
@@ -104,10 +124,8 @@ def test_a_few_hundred_feedback_rows_teach_a_new_style(base_digits):
     rows, source, _ = training_features(mirrored[feedback], n_augment=0, seed=5)
     test_rows, test_source, _ = training_features(mirrored[unseen], n_augment=0, seed=6)
     test_y = y[unseen][test_source]
-    plain, _ = train_classifier(seed=0, quick=True, base_indices=SLICE)
-    taught, _ = train_classifier(
-        seed=0, quick=True, base_indices=SLICE, extra_X=rows, extra_y=y[feedback][source]
-    )
+    plain, _ = train_classifier(seed=0, quick=True)
+    taught, _ = train_classifier(seed=0, quick=True, extra_X=rows, extra_y=y[feedback][source])
     before = (predict(plain, test_rows)[0] == test_y).mean()
     after = (predict(taught, test_rows)[0] == test_y).mean()
     assert after >= before + 0.2 and after >= 0.8, (before, after)
