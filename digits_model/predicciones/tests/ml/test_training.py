@@ -124,8 +124,10 @@ def test_a_few_hundred_feedback_rows_teach_a_new_style(base_digits):
     rows, source, _ = training_features(mirrored[feedback], n_augment=0, seed=5)
     test_rows, test_source, _ = training_features(mirrored[unseen], n_augment=0, seed=6)
     test_y = y[unseen][test_source]
-    plain, _ = train_classifier(seed=0, quick=True)
-    taught, _ = train_classifier(seed=0, quick=True, extra_X=rows, extra_y=y[feedback][source])
+    plain, _ = train_classifier(seed=0, n_augment=1, step=90)
+    taught, _ = train_classifier(
+        seed=0, n_augment=1, step=90, extra_X=rows, extra_y=y[feedback][source]
+    )
     before = (predict(plain, test_rows)[0] == test_y).mean()
     after = (predict(taught, test_rows)[0] == test_y).mean()
     assert after >= before + 0.2 and after >= 0.8, (before, after)
