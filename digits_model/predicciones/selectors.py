@@ -12,14 +12,15 @@ from django.db import connection, transaction
 from django.db.models import Avg, Count, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from .exceptions import DriftCheckError, UnknownModelError
-from .ml import drift
+from .exceptions import DriftCheckError, UnknownModelError, WindowRowsDeletedError
+from .ml import drift, summary
 from .models import (
     Deployment,
     DeploymentEvent,
     DriftReport,
     ModelVersion,
     Prediction,
+    PredictionHour,
     RegisteredModel,
     Stage,
 )
@@ -149,12 +150,30 @@ def gate_score(metrics: dict, parent: ModelVersion | None) -> dict | None:
 
 
 # --- Drift ---------------------------------------------------------------------------------------
+HOUR = dt.timedelta(hours=1)
+#: Timestamps are stored to the microsecond on SQLite and PostgreSQL alike.
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def hour_floor(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC hour holding ``moment``."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: dt.datetime) -> dt.datetime:
+    """The first UTC hour boundary at or after ``moment``."""
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + HOUR
+
+
 @dataclass(frozen=True)
 class WindowAggregate:
     """Histograms of one window of logged predictions.
 
     ``value_counts`` has shape (64, 17) and ``class_counts`` shape (10,); ``start`` and
     ``end`` are the first and last ``created_at`` in the window (None when it is empty).
+    ``summary_hours`` whole hours were read from their summaries and ``raw_rows`` rows from
+    the log (the two never overlap).
     """
 
     value_counts: np.ndarray
@@ -163,6 +182,73 @@ class WindowAggregate:
     confidence_mean: float | None
     start: dt.datetime | None
     end: dt.datetime | None
+    summary_hours: int = 0
+    raw_rows: int = 0
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a time window is read: whole hours from their summaries, the rest from rows.
+
+    ``raw`` holds half-open ``[start, end)`` intervals, in order, that no summary covers.
+    """
+
+    hours: list[PredictionHour]
+    raw: list[tuple[dt.datetime, dt.datetime]]
+
+
+def prediction_window_plan(
+    *,
+    version: ModelVersion,
+    since: dt.datetime,
+    until: dt.datetime,
+    use_summaries: bool = True,
+    strict: bool = True,
+    fields: tuple[str, ...] | None = None,
+) -> WindowPlan:
+    """Split the half-open window ``[since, until)`` into summarised hours and raw intervals.
+
+    An hour is read from its summary when it lies wholly inside the window; everything else
+    (the window's partial first and last hours, hours not summarised yet) from the rows.
+    With ``strict``, a raw interval that reaches into an hour whose rows retention has
+    started deleting raises :class:`WindowRowsDeletedError`: those rows are only in the
+    hour's summary and capture, and the summary cannot be split.
+    """
+    if not use_summaries:
+        return WindowPlan(hours=[], raw=[(since, until)] if since < until else [])
+    first_full, end_full = hour_ceil(since), hour_floor(until)
+    hours: list[PredictionHour] = []
+    if first_full < end_full:
+        hours = list(
+            PredictionHour.objects.filter(
+                model_version=version, hour__gte=first_full, hour__lt=end_full
+            )
+            .order_by("hour")
+            .only(*(fields or [f.name for f in PredictionHour._meta.concrete_fields]))
+        )
+    raw, cursor = [], since
+    for hour in hours:
+        if hour.hour > cursor:
+            raw.append((cursor, hour.hour))
+        cursor = hour.hour + HOUR
+    if cursor < until:
+        raw.append((cursor, until))
+    if strict and raw:
+        pruned = PredictionHour.objects.filter(
+            model_version=version,
+            deleted_rows__gt=0,
+            hour__gte=hour_floor(raw[0][0]),
+            hour__lt=raw[-1][1],
+        ).values_list("hour", flat=True)
+        for hour in pruned:
+            if any(hour < end and hour + HOUR > start for start, end in raw):
+                raise WindowRowsDeletedError(
+                    f"the window cuts the hour from {hour.isoformat()}, whose rows of {version} "
+                    "retention has deleted (only its whole-hour summary and capture remain); "
+                    f"start and end the window on whole hours, e.g. {hour.isoformat()} "
+                    f"or {(hour + HOUR).isoformat()}"
+                )
+    return WindowPlan(hours=hours, raw=raw)
 
 
 def prediction_window_queryset(
@@ -184,30 +270,97 @@ def prediction_window_queryset(
     return qs.order_by()
 
 
+def hour_summary_read(hour: PredictionHour) -> summary.LogSummary:
+    """A summary row as a :class:`~predicciones.ml.summary.LogSummary`."""
+    return summary.LogSummary(
+        n=hour.n,
+        value_counts=np.asarray(hour.value_counts, dtype=np.int64),
+        class_counts=np.asarray(hour.class_counts, dtype=np.int64),
+        confidence_units=int(hour.confidence_units),
+        latency_counts=np.asarray(hour.latency_counts, dtype=np.int64),
+        labelled=hour.labelled,
+        correct=hour.correct,
+        first=hour.first_created_at,
+        last=hour.last_created_at,
+    )
+
+
 def prediction_window_aggregate(
     *,
     version: ModelVersion,
     last: int | None = None,
     since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
     chunk_rows: int = WINDOW_CHUNK_ROWS,
+    use_summaries: bool = True,
 ) -> WindowAggregate:
-    """Stream a window's features, predictions and confidences into histograms.
+    """Histograms of a window: the ``last`` N predictions, or those ``since`` a time.
 
-    Rows are fetched ``chunk_rows`` at a time and folded into numpy bincounts, so memory
-    stays bounded whatever the window's size: a server-side cursor on PostgreSQL (inside a
-    transaction, so the result is streamed rather than materialised), SQLite's incremental
-    stepping otherwise. Nothing is kept per row.
+    Both end at ``until`` (inclusive; default now, so rows logged during the scan do not
+    shift the window). A ``since`` window reads each whole hour that has a summary from it
+    and everything else from the rows (:func:`prediction_window_plan`); the counts are
+    integers and the confidence sum exact, so the result is identical to reading every row
+    (``use_summaries=False``). Rows are streamed ``chunk_rows`` at a time, so memory stays
+    bounded whatever the window's size.
     """
-    # Bounds first, then the rows, both up to the same instant: rows logged during the scan
-    # do not shift the window. Timestamps are not streamed (converting a million of them
-    # would cost more than the rest of the check on PostgreSQL).
-    qs = prediction_window_queryset(version=version, last=last, since=since, until=timezone.now())
+    until = timezone.now() if until is None else until
+    total = summary.LogSummary()
+    hours = summary.LogSummary()
+    n_hours = 0
+    if last is not None or since is None:
+        qs = prediction_window_queryset(version=version, last=last, since=since, until=until)
+        total.add(_rows_summary(qs, version, chunk_rows))
+    else:
+        plan = prediction_window_plan(
+            version=version,
+            since=since,
+            until=until + MICROSECOND,
+            use_summaries=use_summaries,
+            fields=(
+                "hour",
+                "n",
+                "value_counts",
+                "class_counts",
+                "confidence_units",
+                "latency_counts",
+                "labelled",
+                "correct",
+                "first_created_at",
+                "last_created_at",
+            ),
+        )
+        for hour in plan.hours:
+            hours.add(hour_summary_read(hour))
+        total.add(hours)
+        n_hours = len(plan.hours)
+        for start, end in plan.raw:
+            qs = Prediction.objects.filter(
+                model_version=version, created_at__gte=start, created_at__lt=end
+            ).order_by()
+            total.add(_rows_summary(qs, version, chunk_rows))
+    return WindowAggregate(
+        value_counts=total.value_counts,
+        class_counts=total.class_counts,
+        n=total.n,
+        confidence_mean=total.confidence_mean,
+        start=total.first,
+        end=total.last,
+        summary_hours=n_hours,
+        raw_rows=total.n - hours.n,
+    )
+
+
+def _rows_summary(qs, version: ModelVersion, chunk_rows: int) -> summary.LogSummary:
+    """Stream a queryset's features, predictions and confidences into a summary.
+
+    A server-side cursor on PostgreSQL (inside a transaction, so the result is streamed
+    rather than materialised), SQLite's incremental stepping otherwise. Nothing is kept
+    per row. The first and last ``created_at`` come from one aggregate query on the same
+    rows (converting every timestamp would cost more than the rest of the scan).
+    """
     bounds = qs.aggregate(start=Min("created_at"), end=Max("created_at"))
     sql, params = qs.values_list("features", "prediction", "confidence").query.sql_with_params()
-    counts = np.zeros((drift.N_FEATURES, drift.N_VALUES), dtype=np.int64)
-    classes = np.zeros(drift.N_CLASSES, dtype=np.int64)
-    n = 0
-    confidence_sum = 0.0
+    result = summary.LogSummary()
     # SQLite: no transaction, because this project's SQLite transactions take the write
     # lock up front (IMMEDIATE) and would stall the web workers' inserts during the scan;
     # WAL gives the long SELECT its own snapshot anyway. PostgreSQL: a transaction, so the
@@ -226,21 +379,16 @@ def prediction_window_aggregate(
                     f"a logged prediction of {version} does not hold {drift.N_FEATURES} feature "
                     "bytes; the prediction log is corrupt"
                 )
-            counts += drift.value_counts(block.reshape(len(rows), drift.N_FEATURES))
-            predicted = np.array(predicted, dtype=np.int64)
-            if predicted.max() >= drift.N_CLASSES:
-                raise DriftCheckError(f"a logged prediction of {version} is not a digit 0..9")
-            classes += np.bincount(predicted, minlength=drift.N_CLASSES)
-            confidence_sum += float(np.sum(confidence, dtype=np.float64))
-            n += len(rows)
-    return WindowAggregate(
-        value_counts=counts,
-        class_counts=classes,
-        n=n,
-        confidence_mean=confidence_sum / n if n else None,
-        start=bounds["start"] if n else None,
-        end=bounds["end"] if n else None,
-    )
+            try:
+                result.add_block(block.reshape(len(rows), drift.N_FEATURES), predicted, confidence)
+            except ValueError as exc:
+                raise DriftCheckError(
+                    f"a logged prediction of {version} is out of range ({exc}); "
+                    "the prediction log is corrupt"
+                ) from exc
+    if result.n:
+        result.first, result.last = bounds["start"], bounds["end"]
+    return result
 
 
 def prediction_confidence_mean(
@@ -249,18 +397,48 @@ def prediction_confidence_mean(
     before: dt.datetime,
     last: int | None = None,
     since: dt.datetime | None = None,
+    use_summaries: bool = True,
 ) -> float | None:
     """Mean confidence of the version's predictions logged before ``before``.
 
-    Only the ``last`` N of them, and/or those ``since`` a time: the window that precedes a
-    drift window, against which its confidence shift is measured.
+    Only the ``last`` N of them, or those ``since`` a time: the window that precedes a
+    drift window, against which its confidence shift is measured. A ``since`` window reads
+    whole hours from their summaries (exactly, like :func:`prediction_window_aggregate`);
+    when it cuts an hour whose rows retention has deleted, there is no exact mean: None.
     """
-    qs = Prediction.objects.filter(model_version=version, created_at__lt=before)
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if last is not None:
-        qs = qs.order_by("-created_at")[:last]
-    return qs.aggregate(mean=Avg("confidence"))["mean"]
+    if last is not None or since is None:
+        qs = Prediction.objects.filter(model_version=version, created_at__lt=before)
+        if since is not None:
+            qs = qs.filter(created_at__gte=since)
+        if last is not None:
+            qs = qs.order_by("-created_at")[:last]
+        return qs.aggregate(mean=Avg("confidence"))["mean"]
+    try:
+        plan = prediction_window_plan(
+            version=version,
+            since=since,
+            until=before,
+            use_summaries=use_summaries,
+            fields=("hour", "n", "confidence_units"),
+        )
+    except WindowRowsDeletedError:
+        return None
+    units = sum(int(hour.confidence_units) for hour in plan.hours)
+    n = sum(hour.n for hour in plan.hours)
+    for start, end in plan.raw:
+        rows = Prediction.objects.filter(
+            model_version=version, created_at__gte=start, created_at__lt=end
+        ).values_list("confidence", flat=True)
+        batch: list[float] = []
+        for confidence in rows.iterator(chunk_size=WINDOW_CHUNK_ROWS):
+            batch.append(confidence)
+            if len(batch) == WINDOW_CHUNK_ROWS:
+                units += summary.confidence_units(batch)
+                n += len(batch)
+                batch = []
+        units += summary.confidence_units(batch)
+        n += len(batch)
+    return summary.confidence_mean(units, n)
 
 
 @dataclass(frozen=True)

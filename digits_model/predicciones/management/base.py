@@ -108,7 +108,7 @@ def positive_float(text: str) -> float:
     return _number(float, text, "a number above 0", lambda v: v > 0)
 
 
-def parse_since(text: str):
+def parse_since(text: str, option: str = "--since"):
     """An ISO 8601 date or time as an aware datetime (naive values are taken as UTC)."""
     import datetime as dt
 
@@ -118,7 +118,7 @@ def parse_since(text: str):
     if moment is None:
         day = parse_date(text)
         if day is None:
-            raise ValueError(f"--since must be an ISO 8601 date or time, got {text!r}")
+            raise ValueError(f"{option} must be an ISO 8601 date or time, got {text!r}")
         moment = dt.datetime.combine(day, dt.time())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
