@@ -81,6 +81,15 @@ def random_seed(text: str) -> int:
     return _number(int, text, "an integer from 0 to 4294967295", lambda v: 0 <= v < 2**32)
 
 
+def int_between(low: int, high: int):
+    """An option type for whole numbers from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        return _number(int, text, f"an integer from {low} to {high}", lambda v: low <= v <= high)
+
+    return parse
+
+
 def positive_int(text: str) -> int:
     return _number(int, text, "an integer >= 1", lambda v: v >= 1)
 

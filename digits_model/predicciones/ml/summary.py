@@ -236,7 +236,9 @@ class LogSummary:
     def check(self) -> None:
         """Raise ValueError when the summary is not internally consistent."""
         if self.value_counts.shape != (N_FEATURES, N_VALUES):
-            raise ValueError(f"value_counts must have shape (64, 17), got {self.value_counts.shape}")
+            raise ValueError(
+                f"value_counts must have shape (64, 17), got {self.value_counts.shape}"
+            )
         if self.class_counts.shape != (N_CLASSES,):
             raise ValueError(f"class_counts must have shape (10,), got {self.class_counts.shape}")
         if self.latency_counts.shape != (N_LATENCY_BUCKETS,):

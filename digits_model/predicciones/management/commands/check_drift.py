@@ -2,7 +2,8 @@
 
 Reads the version's training statistics from the artifact store, aggregates the window
 (whole hours from their hourly summaries, the rest of the log in one streaming pass), and
-stores the report (artifact store, then database). Read-only on everything else, so it is safe to run from cron at any rate.
+stores the report (artifact store, then database). Read-only on everything else, so it is
+safe to run from cron at any rate.
 
 Exit codes: 0 it ran (whatever it found); 1 drift found and ``--fail-on-drift`` given;
 2 it could not run (store unreachable, no statistics for the version, bad options), with
