@@ -8,6 +8,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def lines_of(path) -> list[dict]:
 
 # --- Summaries ------------------------------------------------------------------------------
 def test_each_closed_hour_is_summarised_from_its_rows(logged, now):
-    version, rows = logged
+    _version, rows = logged
     report = log_maintain(now=now, config=config())
     assert report.failed_step is None
     hours = {h.hour: h for h in PredictionHour.objects.all()}
@@ -101,7 +102,7 @@ def test_each_closed_hour_is_summarised_from_its_rows(logged, now):
 
 
 def test_an_hour_is_closed_only_after_its_grace_period(logged, now):
-    version, _ = logged
+    del logged
     last_hour = hour_floor(now) - 4 * HOUR  # rows up to 3 h ago: the last hour is 4..3 h ago
     early = last_hour + HOUR + dt.timedelta(seconds=599)
     log_maintain(now=early, config=config())
@@ -126,7 +127,7 @@ def test_maintain_twice_changes_nothing_and_recomputing_gives_the_same_summary(l
 
 # --- Capture --------------------------------------------------------------------------------
 def test_capture_writes_every_field_under_a_partitioned_key_with_a_manifest(logged, now, own_store):
-    version, rows = logged
+    _version, rows = logged
     log_maintain(now=now, config=config())
     first_hour = hour_floor(rows[0].created_at)
     folder = (
@@ -145,7 +146,7 @@ def test_capture_writes_every_field_under_a_partitioned_key_with_a_manifest(logg
     assert list(records[0]) == list(lifecycle.PREDICTION_FIELDS) == manifest["fields"]
     by_id = {r.query_id: r for r in rows}
     for record in records:
-        row = by_id[__import__("uuid").UUID(record["query_id"])]
+        row = by_id[uuid.UUID(record["query_id"])]
         assert dt.datetime.fromisoformat(record["created_at"]) == row.created_at
         assert (record["model"], record["version"]) == ("clf.pickle", 1)
         assert record["prediction"] == row.prediction
@@ -172,7 +173,7 @@ def test_capturing_the_same_rows_again_gives_the_same_bytes(logged, now, tmp_pat
 
 
 def test_labels_given_after_capture_are_captured_by_labelling_hour(logged, now, own_store):
-    version, rows = logged
+    _version, rows = logged
     log_maintain(now=now, config=config())
     labelled_at = now + dt.timedelta(minutes=5)
     for row, label in ((rows[0], rows[0].prediction), (rows[130], (rows[130].prediction + 1) % 10)):
@@ -198,7 +199,7 @@ def test_labels_given_after_capture_are_captured_by_labelling_hour(logged, now, 
 
 # --- Retention ------------------------------------------------------------------------------
 def test_retention_deletes_captured_unlabelled_rows_and_keeps_labelled_ones(logged, now):
-    version, rows = logged
+    _version, rows = logged
     feedback_record(query_id=rows[5].query_id, label=3)
     log_maintain(now=now, config=config())
     assert Prediction.objects.count() == 360  # within retention
