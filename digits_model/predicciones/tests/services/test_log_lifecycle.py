@@ -312,3 +312,39 @@ def test_settings_out_of_range_are_refused_naming_the_setting(settings):
     settings.DIGITS_LOG_GRACE_SECONDS = -1
     with pytest.raises(Exception, match="DIGITS_LOG_GRACE_SECONDS"):
         lifecycle_settings()
+
+
+# --- Reading the capture back ------------------------------------------------------------------
+def export(*args) -> list[dict]:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("export_predictions", *args, stdout=out)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_export_from_the_capture_gives_the_database_export_and_outlives_retention(logged, now):
+    _, rows = logged
+    feedback_record(query_id=rows[3].query_id, label=rows[3].prediction)
+    log_maintain(now=now, config=config())
+    # A label given after the capture reaches the export through the label partition.
+    feedback_record(query_id=rows[200].query_id, label=1)
+    labelled_at = now + dt.timedelta(minutes=1)
+    Prediction.objects.filter(query_id=rows[200].query_id).update(labelled_at=labelled_at)
+    log_maintain(
+        now=hour_floor(labelled_at) + HOUR + dt.timedelta(minutes=11),
+        config=config(retention_days=30),
+    )
+    since = rows[50].created_at.isoformat()
+    until = rows[250].created_at.isoformat()
+    from_db = export("--since", since, "--until", until)
+    from_capture = export("--since", since, "--until", until, "--from-capture")
+    assert len(from_db) == 201
+    assert sorted(from_capture, key=lambda r: r["time"]) == sorted(from_db, key=lambda r: r["time"])
+    log_maintain(now=now + dt.timedelta(days=3), config=config())
+    assert export("--since", since, "--until", until) == [
+        r for r in from_db if r["label"] is not None
+    ]
+    assert export("--since", since, "--until", until, "--from-capture") == from_capture
