@@ -348,3 +348,17 @@ def test_export_from_the_capture_gives_the_database_export_and_outlives_retentio
         r for r in from_db if r["label"] is not None
     ]
     assert export("--since", since, "--until", until, "--from-capture") == from_capture
+
+
+def test_dashboard_traffic_counts_summarised_hours_and_recent_rows(logged, now, client, rng):
+    from predicciones.selectors import prediction_traffic_by_version
+
+    version, _rows = logged
+    # The current hour (never summarised) is read from the rows.
+    predictions_log(version, rng.integers(0, 17, (5, 64)), start=hour_floor(now))
+    since = now - dt.timedelta(hours=24)
+    before = prediction_traffic_by_version(name="clf.pickle", since=since, until=now)
+    log_maintain(now=now, config=config())
+    after = prediction_traffic_by_version(name="clf.pickle", since=since, until=now)
+    assert before == after == [{"version": 1, "n": 365, "share": 1.0}]
+    assert "365" in client.get("/dashboard/").content.decode()
