@@ -270,19 +270,21 @@ def prediction_window_queryset(
     return qs.order_by()
 
 
-def hour_summary_read(hour: PredictionHour) -> summary.LogSummary:
-    """A summary row as a :class:`~predicciones.ml.summary.LogSummary`."""
-    return summary.LogSummary(
+def hour_summary_read(hour: PredictionHour, *, drift_only: bool = False) -> summary.LogSummary:
+    """A summary row as a :class:`~predicciones.ml.summary.LogSummary` (with ``drift_only``,
+    what a drift window needs: no latency or label counts, which need not be loaded)."""
+    result = summary.LogSummary(
         n=hour.n,
         value_counts=np.asarray(hour.value_counts, dtype=np.int64),
         class_counts=np.asarray(hour.class_counts, dtype=np.int64),
         confidence_units=int(hour.confidence_units),
-        latency_counts=np.asarray(hour.latency_counts, dtype=np.int64),
-        labelled=hour.labelled,
-        correct=hour.correct,
         first=hour.first_created_at,
         last=hour.last_created_at,
     )
+    if not drift_only:
+        result.latency_counts = np.asarray(hour.latency_counts, dtype=np.int64)
+        result.labelled, result.correct = hour.labelled, hour.correct
+    return result
 
 
 def prediction_window_aggregate(
@@ -322,22 +324,16 @@ def prediction_window_aggregate(
                 "value_counts",
                 "class_counts",
                 "confidence_units",
-                "latency_counts",
-                "labelled",
-                "correct",
                 "first_created_at",
                 "last_created_at",
             ),
         )
         for hour in plan.hours:
-            hours.add(hour_summary_read(hour))
+            hours.add(hour_summary_read(hour, drift_only=True))
         total.add(hours)
         n_hours = len(plan.hours)
         for start, end in plan.raw:
-            qs = Prediction.objects.filter(
-                model_version=version, created_at__gte=start, created_at__lt=end
-            ).order_by()
-            total.add(_rows_summary(qs, version, chunk_rows))
+            total.add(prediction_interval_summary(version, start, end, chunk_rows=chunk_rows))
     return WindowAggregate(
         value_counts=total.value_counts,
         class_counts=total.class_counts,
@@ -358,7 +354,11 @@ def _rows_summary(qs, version: ModelVersion, chunk_rows: int) -> summary.LogSumm
     per row. The first and last ``created_at`` come from one aggregate query on the same
     rows (converting every timestamp would cost more than the rest of the scan).
     """
-    bounds = qs.aggregate(start=Min("created_at"), end=Max("created_at"))
+    # Two queries: SQLite answers a lone min() or max() from the index, both at once by a scan.
+    bounds = {
+        "start": qs.aggregate(start=Min("created_at"))["start"],
+        "end": qs.aggregate(end=Max("created_at"))["end"],
+    }
     sql, params = qs.values_list("features", "prediction", "confidence").query.sql_with_params()
     result = summary.LogSummary()
     # SQLite: no transaction, because this project's SQLite transactions take the write
@@ -388,6 +388,109 @@ def _rows_summary(qs, version: ModelVersion, chunk_rows: int) -> summary.LogSumm
                 ) from exc
     if result.n:
         result.first, result.last = bounds["start"], bounds["end"]
+    return result
+
+
+#: Per chunk, the database concatenates the features and predictions and sums the confidence
+#: units (``ml.summary``), so rows never become Python objects; these are the statements.
+_CHUNK_SQL = {
+    "sqlite": (
+        "SELECT count(*), CAST(group_concat({features}, '') AS BLOB), "
+        "group_concat({prediction}, ''), "
+        "sum(CAST({confidence} * 9007199254740992.0 AS INTEGER) >> 26), "
+        "sum(CAST({confidence} * 9007199254740992.0 AS INTEGER) & 67108863) "
+        "FROM {table} WHERE {version} = %s AND {created} >= %s AND {created} < %s"
+    ),
+    "postgresql": (
+        "SELECT count(*), string_agg({features}, ''::bytea), "
+        "string_agg({prediction}::text, ''), "
+        "sum(floor({confidence} * 9007199254740992::float8)::bigint >> 26), "
+        "sum(floor({confidence} * 9007199254740992::float8)::bigint & 67108863) "
+        "FROM {table} WHERE {version} = %s AND {created} >= %s AND {created} < %s"
+    ),
+}
+#: Bounds on the time span one chunk covers while it adapts to the log's density.
+_MIN_CHUNK_SPAN = dt.timedelta(milliseconds=1)
+_MAX_CHUNK_SPAN = dt.timedelta(days=1)
+
+
+def _chunk_sql() -> str | None:
+    template = _CHUNK_SQL.get(connection.vendor)
+    if template is None:
+        return None
+    quote = connection.ops.quote_name
+    column = {f.name: quote(f.column) for f in Prediction._meta.concrete_fields}
+    return template.format(
+        table=quote(Prediction._meta.db_table),
+        features=column["features"],
+        prediction=column["prediction"],
+        confidence=column["confidence"],
+        version=column["model_version"],
+        created=column["created_at"],
+    )
+
+
+def prediction_interval_summary(
+    version: ModelVersion,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    chunk_rows: int = WINDOW_CHUNK_ROWS,
+) -> summary.LogSummary:
+    """The drift inputs of a version's rows logged in ``[start, end)``: feature histogram,
+    class counts, exact confidence sum, first and last time (no latency or labels).
+
+    The interval is read in consecutive time chunks sized to hold about ``chunk_rows`` rows
+    each (the span adapts to the log's density, and empty stretches are skipped with an
+    index seek), each aggregated by the database in one statement: memory stays bounded
+    and no row becomes a Python object. The result equals
+    :meth:`~predicciones.ml.summary.LogSummary.add_block` over the same rows.
+    """
+    sql = _chunk_sql()
+    base = Prediction.objects.filter(model_version=version)
+    if sql is None:  # another database: stream the rows
+        qs = base.filter(created_at__gte=start, created_at__lt=end).order_by()
+        return _rows_summary(qs, version, chunk_rows)
+    result = summary.LogSummary()
+
+    def seek(after: dt.datetime) -> dt.datetime | None:
+        rows = base.filter(created_at__gte=after, created_at__lt=end)
+        return rows.aggregate(first=Min("created_at"))["first"]
+
+    cursor = seek(start)
+    if cursor is None:
+        return result
+    first = cursor
+    span = dt.timedelta(minutes=1)
+    adapt = connection.ops.adapt_datetimefield_value
+    while cursor is not None and cursor < end:
+        upper = min(cursor + span, end)
+        with connection.cursor() as db:
+            db.execute(sql, [version.pk, adapt(cursor), adapt(upper)])
+            n, features, predicted, units_high, units_low = db.fetchone()
+        if n:
+            block = np.frombuffer(bytes(features), dtype=np.uint8)
+            digits = np.frombuffer(predicted.encode("ascii"), dtype=np.uint8) - ord("0")
+            if block.size != drift.N_FEATURES * n or digits.size != n or digits.max() > 9:
+                raise DriftCheckError(
+                    f"a logged prediction of {version} does not hold {drift.N_FEATURES} "
+                    "feature bytes and a digit; the prediction log is corrupt"
+                )
+            result.value_counts += drift.value_counts(block.reshape(n, drift.N_FEATURES))
+            result.class_counts += np.bincount(digits, minlength=drift.N_CLASSES)
+            result.confidence_units += summary.units_from_halves(units_high, units_low)
+            result.n += n
+            scale = chunk_rows / n
+            span = min(max(span * min(scale, 4.0), _MIN_CHUNK_SPAN), _MAX_CHUNK_SPAN)
+            cursor = upper
+        else:
+            span = min(span * 4, _MAX_CHUNK_SPAN)
+            cursor = seek(upper)
+    if result.n:
+        last = base.filter(created_at__gte=start, created_at__lt=end).aggregate(
+            last=Max("created_at")
+        )["last"]
+        result.first, result.last = first, last
     return result
 
 
@@ -426,18 +529,9 @@ def prediction_confidence_mean(
     units = sum(int(hour.confidence_units) for hour in plan.hours)
     n = sum(hour.n for hour in plan.hours)
     for start, end in plan.raw:
-        rows = Prediction.objects.filter(
-            model_version=version, created_at__gte=start, created_at__lt=end
-        ).values_list("confidence", flat=True)
-        batch: list[float] = []
-        for confidence in rows.iterator(chunk_size=WINDOW_CHUNK_ROWS):
-            batch.append(confidence)
-            if len(batch) == WINDOW_CHUNK_ROWS:
-                units += summary.confidence_units(batch)
-                n += len(batch)
-                batch = []
-        units += summary.confidence_units(batch)
-        n += len(batch)
+        raw = prediction_interval_summary(version, start, end)
+        units += raw.confidence_units
+        n += raw.n
     return summary.confidence_mean(units, n)
 
 

@@ -7,9 +7,11 @@ to the one computed from the raw rows alone:
 
 - the 64 x 17 feature histogram and the predicted-class counts (the drift inputs);
 - the confidence sum, kept exactly as an integer number of ``2**-53`` units: each
-  confidence (a probability, 0..1) is rounded to the nearest unit, which is exact for
-  confidences of 0.5 and above and within ``2**-54`` below; the mean is then one correctly
-  rounded division, the same for any grouping (a float sum would depend on the order);
+  confidence (a probability, 0..1) is rounded down to a whole unit, which is exact for
+  confidences of 0.5 and above and within ``2**-53`` below (a database computes the same
+  units in SQL: ``floor(c * 2**53)`` is exact in double precision); the mean is then one
+  correctly rounded division, the same for any grouping (a float sum would depend on the
+  order);
 - model-side latency counted in fixed, roughly 19 % wide buckets (quantiles from those);
 - how many rows had a true label, and how many of those the model got right;
 - the first and last ``created_at``.
@@ -26,7 +28,8 @@ from .drift import N_CLASSES, N_FEATURES, N_VALUES, value_counts
 
 #: Confidences are summed as integers in units of 2**-CONFIDENCE_BITS.
 CONFIDENCE_BITS = 53
-_HALF_BITS = 26  # int64 partial sums of the high and low halves never overflow
+#: The units are summed as high and low halves: int64 partial sums that never overflow.
+HALF_BITS = 26
 #: Upper bounds (ms) of the latency buckets: 0.05 ms to about 60 s, four per doubling.
 LATENCY_BOUNDS_MS = tuple(float(0.05 * 2 ** (k / 4)) for k in range(82))
 #: One bucket per bound, plus the last for anything slower.
@@ -45,17 +48,22 @@ def confidence_units(confidences) -> int:
     Returns
     -------
     units : int
-        ``sum(round(c * 2**53))``, a Python int (never overflows).
+        ``sum(floor(c * 2**53))``, a Python int (never overflows).
     """
     c = np.asarray(confidences, dtype=np.float64)
     if c.size == 0:
         return 0
     if not (np.all(np.isfinite(c)) and c.min() >= 0.0 and c.max() <= 1.0):
         raise ValueError("confidences must be probabilities in [0, 1]")
-    q = np.rint(np.ldexp(c, CONFIDENCE_BITS)).astype(np.int64)
-    high = int(np.sum(q >> _HALF_BITS, dtype=np.int64))
-    low = int(np.sum(q & ((1 << _HALF_BITS) - 1), dtype=np.int64))
-    return (high << _HALF_BITS) + low
+    q = np.floor(np.ldexp(c, CONFIDENCE_BITS)).astype(np.int64)
+    high = int(np.sum(q >> HALF_BITS, dtype=np.int64))
+    low = int(np.sum(q & ((1 << HALF_BITS) - 1), dtype=np.int64))
+    return units_from_halves(high, low)
+
+
+def units_from_halves(high_sum: int, low_sum: int) -> int:
+    """The exact unit sum from the sums of ``units >> 26`` and ``units & (2**26 - 1)``."""
+    return (int(high_sum) << HALF_BITS) + int(low_sum)
 
 
 def confidence_mean(units: int, n: int) -> float | None:

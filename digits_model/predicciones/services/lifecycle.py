@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -479,12 +480,15 @@ def log_maintain(
             ("capture", lambda: _step_capture(report, closed_before, config, dry_run, scratch)),
             ("retention", lambda: _step_retention(report, cutoff, config, dry_run, scratch)),
         ):
+            started = time.monotonic()
             try:
                 step()
             except (storage.StoreError, MaintenanceError, DatabaseError) as exc:
                 report.failed_step, report.error = name, str(exc).splitlines()[0]
                 logger.warning("maintain: the %s step failed: %s", name, report.error)
                 break
+            finally:
+                getattr(report, name)["seconds"] = round(time.monotonic() - started, 3)
     return report
 
 

@@ -2,10 +2,12 @@
 
     python -m predicciones.tests.e2e.lifecycle_probe maintain 2026-12-01T13:10:00+00:00 [DAYS]
     python -m predicciones.tests.e2e.lifecycle_probe state
+    python -m predicciones.tests.e2e.lifecycle_probe compare SINCE UNTIL
 
 ``maintain`` runs the lifecycle with its clock at the given time (so an hour still being
-written counts as closed); ``state`` prints the summaries and capture parts. One JSON
-document on stdout.
+written counts as closed); ``state`` prints the summaries and capture parts; ``compare``
+the drift report of a window read from summaries and from raw rows. One JSON document on
+stdout.
 """
 
 import datetime as dt
@@ -28,6 +30,26 @@ def main(argv: list[str]) -> int:
         report = log_maintain(now=now, config=lifecycle_settings(retention_days=days))
         print(json.dumps(report.to_dict()))
         return 0 if report.failed_step is None else 2
+    if argv[0] == "compare":
+        from predicciones.services.drift import drift_report_create
+
+        since, until = (dt.datetime.fromisoformat(a) for a in argv[1:3])
+        reports = [
+            drift_report_create(since=since, until=until, save=False, use_summaries=use)
+            for use in (True, False)
+        ]
+        run_fields = {"report_uid", "created_at", "store_key", "sources"}
+        data = [{k: v for k, v in r.document.items() if k not in run_fields} for r in reports]
+        print(
+            json.dumps(
+                {
+                    "equal": data[0] == data[1],
+                    "n": reports[1].n_current,
+                    "sources": reports[0].document["sources"],
+                }
+            )
+        )
+        return 0
     hours = [
         {
             "hour": h.hour.isoformat(),

@@ -105,6 +105,15 @@ def test_writers_during_summary_and_capture_lose_nothing_and_count_nothing_twice
         assert hour["n"] == hour["captured_rows"]
     assert sum(hour["n"] for hour in state["hours"]) == len(ids)
     print(f"{server.backend}: {len(answered)} answered, {late} captured late")
+    # Drift read from the summaries is the drift read from the rows (this database's SQL).
+    first = dt.datetime.fromisoformat(state["hours"][0]["hour"])
+    end = dt.datetime.fromisoformat(state["hours"][-1]["hour"]) + dt.timedelta(hours=1)
+    whole = first.isoformat(), (end - dt.timedelta(microseconds=1)).isoformat()
+    compared = probe(server, "compare", *whole)
+    assert compared["equal"] and compared["sources"]["summary_hours"] >= 1, compared
+    assert compared["sources"]["raw_rows"] == 0 and compared["n"] == len(ids)
+    partial = (first + dt.timedelta(seconds=1)).isoformat(), end.isoformat()
+    assert probe(server, "compare", *partial)["equal"]
 
     # Retention: the rows leave the database, the capture keeps every one of them.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
