@@ -5,7 +5,8 @@ server given by ``--database-url``) and a fresh bucket on a local ``moto_server`
 protocol on loopback; a local folder with ``--local-store``):
 
 1. ``capture``: ``--capture-rows`` predictions over four closed hours; ``maintain`` times its
-   summarise and capture steps: rows/s for each, compressed bytes per row.
+   summarise and capture steps, then (two days later) retention: rows/s for each step,
+   compressed bytes per row.
 2. ``drift``: 30 days of hourly summaries (720 rows) plus one hour of raw rows at 450
    requests/s (1,620,000) not summarised yet; ``check_drift --since <30 days ago>`` in a
    fresh child process: seconds and peak RSS (target <= 2 s and <= 200 MiB).
@@ -158,7 +159,13 @@ def phase_capture(rows: int, seed: int) -> dict:
     report = log_maintain(config=lifecycle_settings(retention_days=30)).to_dict()
     assert report["status"] == "ok", report
     s, c = report["summarise"], report["capture"]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    pruned = log_maintain(now=later, config=lifecycle_settings(retention_days=1)).to_dict()
+    r = pruned["retention"]
+    assert pruned["status"] == "ok" and r["rows_deleted"] == rows, pruned
     return {
+        "retention_seconds": r["seconds"],
+        "retention_rows_per_s": round(rows / r["seconds"]),
         "rows": rows,
         "hours": c["hours"],
         "summarise_seconds": s["seconds"],

@@ -18,6 +18,10 @@ What it measures, in one run on one machine:
    the prediction log is counted afterwards: every answered request must have its row.
 3. ``check_drift`` over 1,000,000 logged predictions: ``bench/drift_bench.py`` (the drift
    work's), run from the slot ``bench_drift``: seconds and peak memory.
+4. With ``--lifecycle`` only (about 4 more minutes): ``bench/lifecycle_bench.py``, the log's
+   lifecycle: rows/s summarised, captured to S3 (moto_server) and deleted by retention;
+   ``check_drift`` over 30 days of summaries plus one raw hour at 450 requests/s; database
+   size over 7 simulated days with 1-day retention.
 
 The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
 Timing goals live here, never in a timed unit test.
@@ -62,6 +66,7 @@ WARMUP_SECONDS = 3
 TARGET_MODEL_MEDIAN_MS = 2.0
 TARGET_P99_MS = 50.0
 DRIFT_BENCH = BENCH_DIR / "drift_bench.py"
+LIFECYCLE_BENCH = BENCH_DIR / "lifecycle_bench.py"
 PACKAGES = (
     "Django",
     "djangorestframework",
@@ -523,6 +528,62 @@ def bench_drift(rows: int) -> dict | None:
     return out
 
 
+# --- lifecycle slot ----------------------------------------------------------------------------
+def bench_lifecycle() -> dict:
+    """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, str(LIFECYCLE_BENCH)],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    results = []
+    for line in proc.stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            results.append(json.loads(line))
+    out = {"exit_code": proc.returncode, "results": results}
+    if proc.returncode not in (0, 1) or not results:
+        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+    return out
+
+
+def render_lifecycle(lifecycle: dict) -> list[str]:
+    lines = ["The log's lifecycle (bench/lifecycle_bench.py)"]
+    for r in lifecycle["results"]:
+        where = f"{r['backend']}, {r['store']}"
+        if r["measure"] == "capture":
+            lines.append(
+                f"  {r['rows']:,} rows in {r['hours']} hours ({where}): summarised "
+                f"{r['summarise_rows_per_s']:,} rows/s, captured {r['capture_rows_per_s']:,} "
+                f"rows/s ({r['bytes_per_row']} bytes/row gzip), deleted by retention "
+                f"{r['retention_rows_per_s']:,} rows/s"
+            )
+        elif r["measure"] == "drift":
+            met = "met" if r["within_target"] else "MISSED"
+            lines.append(
+                f"  check_drift over 30 days: {r['sources']['summary_hours']} hourly summaries + "
+                f"{r['sources']['raw_rows']:,} raw rows ({where}): {r['seconds']:.2f} s, peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB (target <= 2 s and <= 200 MiB: {met})"
+            )
+        else:
+            lines.append(
+                f"  {r['days']} simulated days at {r['rows_per_hour']:,} rows/hour, 1 % labelled, "
+                f"retention 1 day ({where}); maintain per hour: median "
+                f"{r['maintain_seconds_median']:.2f} s"
+            )
+            for day in r["per_day"]:
+                lines.append(
+                    f"    day {day['day']}: {day['rows']:,} rows ({day['labelled_rows']:,} "
+                    f"labelled), database {day['database_bytes'] / 2**20:.1f} MiB"
+                )
+    if "stderr_tail" in lifecycle:
+        lines.append(f"  lifecycle_bench.py exited {lifecycle['exit_code']}")
+        lines += ["  " + line for line in lifecycle["stderr_tail"]]
+    return [*lines, ""]
+
+
 # --- report ----------------------------------------------------------------------------------
 def render(report: dict) -> str:
     m = report["machine"]
@@ -612,6 +673,8 @@ def render(report: dict) -> str:
             lines.append(f"  drift_bench.py exited {drift['exit_code']}")
             lines += ["  " + line for line in drift["stderr_tail"]]
     lines.append("")
+    if report.get("lifecycle"):
+        lines += render_lifecycle(report["lifecycle"])
     if report.get("targets"):
         lines.append("Targets (issue 8)")
         for target in report["targets"]:
@@ -729,6 +792,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-drift", action="store_true")
     parser.add_argument("--drift-rows", type=int, default=1_000_000, help="logged predictions")
     parser.add_argument(
+        "--lifecycle", action="store_true", help="add bench/lifecycle_bench.py (about 4 min)"
+    )
+    parser.add_argument(
         "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
     )
     parser.add_argument("--out", type=Path, default=REPO_DIR / "var" / "bench.txt")
@@ -768,6 +834,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_drift:
             print("check_drift ...", file=sys.stderr)
             report["drift"] = bench_drift(args.drift_rows)
+        if args.lifecycle:
+            print("log lifecycle ...", file=sys.stderr)
+            report["lifecycle"] = bench_lifecycle()
         report["targets"] = targets(report)
     finally:
         shutil.rmtree(var_root, ignore_errors=True)
