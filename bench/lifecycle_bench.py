@@ -11,8 +11,9 @@ protocol on loopback; a local folder with ``--local-store``):
    requests/s (1,620,000) not summarised yet; ``check_drift --since <30 days ago>`` in a
    fresh child process: seconds and peak RSS (target <= 2 s and <= 200 MiB).
 3. ``retention``: ``--days`` simulated days at ``--rows-per-hour`` (1 % labelled) with
-   ``maintain`` every simulated hour and ``--retention-days 1``: rows and database size at
-   the end of each day (bounded: it levels off after the retention period).
+   ``maintain`` every simulated hour and ``--retention-days 1`` (and, on PostgreSQL,
+   ``maintain --reindex`` once a simulated day unless ``--no-reindex``): rows and database
+   size at the end of each day (bounded: it levels off after the retention period).
 
     python bench/lifecycle_bench.py                    # all three, SQLite (about 4 minutes)
     python bench/lifecycle_bench.py --only drift --database-url postgres://u:pw@127.0.0.1/postgres
@@ -23,6 +24,7 @@ Prints one JSON object per measurement. Exits 1 when the drift check misses its 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -133,8 +135,21 @@ def database_size() -> dict:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT pg_database_size(current_database())")
             total = cursor.fetchone()[0]
-            cursor.execute("SELECT pg_total_relation_size('predicciones_prediction')")
-            return {"database_bytes": total, "log_table_bytes": cursor.fetchone()[0]}
+            cursor.execute(
+                "SELECT pg_relation_size('predicciones_prediction'), "
+                "pg_indexes_size('predicciones_prediction')"
+            )
+            heap, indexes = cursor.fetchone()
+            cursor.execute(
+                "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+                "WHERE indrelid = 'predicciones_prediction'::regclass ORDER BY 1"
+            )
+            return {
+                "database_bytes": total,
+                "log_heap_bytes": heap,
+                "log_index_bytes": indexes,
+                "log_indexes": dict(cursor.fetchall()),
+            }
         cursor.execute("PRAGMA page_size")
         page = cursor.fetchone()[0]
         cursor.execute("PRAGMA page_count")
@@ -262,13 +277,13 @@ def phase_drift_check(since: str, until: str) -> dict:
     }
 
 
-def phase_retention(days: int, rows_per_hour: int, seed: int) -> dict:
+def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
     from predicciones.models import Prediction
     from predicciones.selectors import hour_floor
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.services.lifecycle import lifecycle_settings, log_maintain, log_reindex
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -287,6 +302,8 @@ def phase_retention(days: int, rows_per_hour: int, seed: int) -> dict:
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("VACUUM predicciones_prediction")
+                if reindex:  # maintain --reindex, here once a simulated day
+                    log_reindex()
             per_day.append(
                 {
                     "day": (h + 1) // 24,
@@ -299,6 +316,7 @@ def phase_retention(days: int, rows_per_hour: int, seed: int) -> dict:
         "days": days,
         "rows_per_hour": rows_per_hour,
         "labelled_share": 0.01,
+        "reindex_daily": reindex,
         "maintain_seconds_median": round(float(np.median(maintain_seconds)), 3),
         "per_day": per_day,
     }
@@ -397,6 +415,62 @@ def measure(name: str, args, moto: Moto | None, phases) -> dict:
     }
 
 
+# --- For bench/run.py --lifecycle ------------------------------------------------------------
+def bench_lifecycle() -> dict:
+    """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, __file__],
+        cwd=BENCH_DIR.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    results = []
+    for line in proc.stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            results.append(json.loads(line))
+    out = {"exit_code": proc.returncode, "results": results}
+    if proc.returncode not in (0, 1) or not results:
+        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+    return out
+
+
+def render_lifecycle(lifecycle: dict) -> list[str]:
+    lines = ["The log's lifecycle (bench/lifecycle_bench.py)"]
+    for r in lifecycle["results"]:
+        where = f"{r['backend']}, {r['store']}"
+        if r["measure"] == "capture":
+            lines.append(
+                f"  {r['rows']:,} rows in {r['hours']} hours ({where}): summarised "
+                f"{r['summarise_rows_per_s']:,} rows/s, captured {r['capture_rows_per_s']:,} "
+                f"rows/s ({r['bytes_per_row']} bytes/row gzip), deleted by retention "
+                f"{r['retention_rows_per_s']:,} rows/s"
+            )
+        elif r["measure"] == "drift":
+            met = "met" if r["within_target"] else "MISSED"
+            lines.append(
+                f"  check_drift over 30 days: {r['sources']['summary_hours']} hourly summaries + "
+                f"{r['sources']['raw_rows']:,} raw rows ({where}): {r['seconds']:.2f} s, peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB (target <= 2 s and <= 200 MiB: {met})"
+            )
+        else:
+            lines.append(
+                f"  {r['days']} simulated days at {r['rows_per_hour']:,} rows/hour, 1 % labelled, "
+                f"retention 1 day ({where}); maintain per hour: median "
+                f"{r['maintain_seconds_median']:.2f} s"
+            )
+            for day in r["per_day"]:
+                lines.append(
+                    f"    day {day['day']}: {day['rows']:,} rows ({day['labelled_rows']:,} "
+                    f"labelled), database {day['database_bytes'] / 2**20:.1f} MiB"
+                )
+    if "stderr_tail" in lifecycle:
+        lines.append(f"  lifecycle_bench.py exited {lifecycle['exit_code']}")
+        lines += ["  " + line for line in lifecycle["stderr_tail"]]
+    return [*lines, ""]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["capture", "drift", "retention"], action="append")
@@ -406,6 +480,11 @@ def main(argv=None) -> int:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--rows-per-hour", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-reindex",
+        action="store_true",
+        help="retention: no daily maintain --reindex (shows PostgreSQL's index growth)",
+    )
     parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.phase:
@@ -415,7 +494,9 @@ def main(argv=None) -> int:
             "capture": lambda: phase_capture(int(rest[0]), args.seed),
             "drift_populate": lambda: phase_drift_populate(args.seed),
             "drift_check": lambda: phase_drift_check(rest[0], rest[1]),
-            "retention": lambda: phase_retention(int(rest[0]), int(rest[1]), args.seed),
+            "retention": lambda: phase_retention(
+                int(rest[0]), int(rest[1]), args.seed, rest[2] == "reindex"
+            ),
         }[name]()
         print(json.dumps(result, default=str))
         return 0
@@ -444,7 +525,13 @@ def main(argv=None) -> int:
                     name,
                     args,
                     moto,
-                    lambda env: child(env, "retention", str(args.days), str(args.rows_per_hour)),
+                    lambda env: child(
+                        env,
+                        "retention",
+                        str(args.days),
+                        str(args.rows_per_hour),
+                        "plain" if args.no_reindex else "reindex",
+                    ),
                 )
             print(json.dumps(result), flush=True)
     finally:

@@ -59,6 +59,7 @@ BIN_DIR = Path(sys.executable).parent
 sys.path[:0] = [str(REPO_DIR), str(PROJECT_DIR)]
 
 from bench.images import HTTP_IMAGE, http_image, model_side_images  # noqa: E402
+from bench.lifecycle_bench import bench_lifecycle, render_lifecycle  # noqa: E402
 
 CONCURRENCIES = (1, 32)
 WARMUP_SECONDS = 3
@@ -66,7 +67,6 @@ WARMUP_SECONDS = 3
 TARGET_MODEL_MEDIAN_MS = 2.0
 TARGET_P99_MS = 50.0
 DRIFT_BENCH = BENCH_DIR / "drift_bench.py"
-LIFECYCLE_BENCH = BENCH_DIR / "lifecycle_bench.py"
 PACKAGES = (
     "Django",
     "djangorestframework",
@@ -526,62 +526,6 @@ def bench_drift(rows: int) -> dict | None:
     if proc.returncode not in (0, 1) or not results:
         out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
     return out
-
-
-# --- lifecycle slot ----------------------------------------------------------------------------
-def bench_lifecycle() -> dict:
-    """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    proc = subprocess.run(
-        [sys.executable, str(LIFECYCLE_BENCH)],
-        cwd=REPO_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    results = []
-    for line in proc.stdout.splitlines():
-        with contextlib.suppress(ValueError):
-            results.append(json.loads(line))
-    out = {"exit_code": proc.returncode, "results": results}
-    if proc.returncode not in (0, 1) or not results:
-        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
-    return out
-
-
-def render_lifecycle(lifecycle: dict) -> list[str]:
-    lines = ["The log's lifecycle (bench/lifecycle_bench.py)"]
-    for r in lifecycle["results"]:
-        where = f"{r['backend']}, {r['store']}"
-        if r["measure"] == "capture":
-            lines.append(
-                f"  {r['rows']:,} rows in {r['hours']} hours ({where}): summarised "
-                f"{r['summarise_rows_per_s']:,} rows/s, captured {r['capture_rows_per_s']:,} "
-                f"rows/s ({r['bytes_per_row']} bytes/row gzip), deleted by retention "
-                f"{r['retention_rows_per_s']:,} rows/s"
-            )
-        elif r["measure"] == "drift":
-            met = "met" if r["within_target"] else "MISSED"
-            lines.append(
-                f"  check_drift over 30 days: {r['sources']['summary_hours']} hourly summaries + "
-                f"{r['sources']['raw_rows']:,} raw rows ({where}): {r['seconds']:.2f} s, peak RSS "
-                f"{r['peak_rss_mib']:.0f} MiB (target <= 2 s and <= 200 MiB: {met})"
-            )
-        else:
-            lines.append(
-                f"  {r['days']} simulated days at {r['rows_per_hour']:,} rows/hour, 1 % labelled, "
-                f"retention 1 day ({where}); maintain per hour: median "
-                f"{r['maintain_seconds_median']:.2f} s"
-            )
-            for day in r["per_day"]:
-                lines.append(
-                    f"    day {day['day']}: {day['rows']:,} rows ({day['labelled_rows']:,} "
-                    f"labelled), database {day['database_bytes'] / 2**20:.1f} MiB"
-                )
-    if "stderr_tail" in lifecycle:
-        lines.append(f"  lifecycle_bench.py exited {lifecycle['exit_code']}")
-        lines += ["  " + line for line in lifecycle["stderr_tail"]]
-    return [*lines, ""]
 
 
 # --- report ----------------------------------------------------------------------------------

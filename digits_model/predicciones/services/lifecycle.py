@@ -56,8 +56,9 @@ logger = logging.getLogger(__name__)
 
 #: Rows fetched per round trip while summarising or capturing an hour.
 CHUNK_ROWS = 10_000
-#: zlib level for the capture: 6 (gzip's default) packs the log about 6:1.
-GZIP_LEVEL = 6
+#: zlib level for the capture: 3 packs the log about 5:1, at nearly four times the speed
+#: of gzip's default 6 (which saves another 15 % of the bytes).
+GZIP_LEVEL = 3
 #: Captured hours whose row count is compared with the log again on every run, in case a
 #: write stalled beyond the grace period (older hours are compared before retention).
 LATE_ROW_RECHECK = dt.timedelta(hours=6)
@@ -161,14 +162,38 @@ def _hour_row_chunks(version_id: int, hour: dt.datetime) -> Iterator[list[tuple]
     """Every row of the hour, every logged field, in (created_at, query_id) order.
 
     One SELECT: on SQLite (WAL) and PostgreSQL alike it reads one snapshot of the log.
+    Rows come from a raw cursor, without Django's per-row converters (a third of the
+    capture's time): query ids as text, times as the driver returns them (naive UTC on
+    SQLite), see ``_iso_text`` and ``_aware``.
     """
-    rows = (
+    qs = (
         _hour_queryset(version_id, hour)
         .order_by("created_at", "query_id")
         .values_list(*_ROW_COLUMNS)
-        .iterator(chunk_size=CHUNK_ROWS)
     )
-    yield from _chunks(rows, CHUNK_ROWS)
+    sql, params = qs.query.sql_with_params()
+    postgres = connection.vendor == "postgresql"
+    atomic = transaction.atomic() if postgres else contextlib.nullcontext()
+    server_side = not connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS")
+    open_cursor = connection.chunked_cursor if server_side and postgres else connection.cursor
+    with atomic, open_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            yield [(_query_id_text(r[0]), *r[1:]) for r in rows]
+
+
+def _query_id_text(value) -> str:
+    """A query id as ``str(uuid)`` gives it, from a UUID or SQLite's 32 hex digits."""
+    if isinstance(value, str) and len(value) == 32:
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return str(value)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """A time from a raw cursor as an aware UTC datetime (SQLite's are naive UTC)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.UTC)
 
 
 def _summarise_chunk(total: log_summary.LogSummary, rows: list[tuple]) -> None:
@@ -179,8 +204,8 @@ def _summarise_chunk(total: log_summary.LogSummary, rows: list[tuple]) -> None:
         [r[4] for r in rows],
         latency_ms=[r[5] for r in rows],
         labels=[r[7] for r in rows],
-        first=rows[0][1],
-        last=rows[-1][1],
+        first=_aware(rows[0][1]),
+        last=_aware(rows[-1][1]),
     )
 
 
@@ -207,7 +232,11 @@ def hour_summary_compute(version_id: int, hour: dt.datetime) -> log_summary.LogS
 
 # --- Writing capture objects ----------------------------------------------------------------
 def _iso(moment: dt.datetime | None) -> str:
-    return "null" if moment is None else f'"{moment.isoformat(timespec="microseconds")}"'
+    """A time as JSON: ISO 8601 to the microsecond, in UTC with its offset (or null)."""
+    if moment is None:
+        return "null"
+    text = moment.isoformat(timespec="microseconds")
+    return f'"{text}"' if moment.tzinfo is not None else f'"{text}+00:00"'
 
 
 def prediction_line(model_json: str, version: int, row: tuple) -> str:
@@ -327,13 +356,15 @@ def _write_hour_part(
     total = log_summary.LogSummary()
     for rows in _hour_row_chunks(version.pk, hour):
         if exclude is not None and len(exclude):
-            ids = np.array([str(r[0]).encode() for r in rows], dtype="S36")
+            ids = np.array([r[0].encode() for r in rows], dtype="S36")
             at = np.minimum(np.searchsorted(exclude, ids), len(exclude) - 1)
             rows = [r for r, seen in zip(rows, exclude[at] == ids, strict=True) if not seen]
             if not rows:
                 continue
         writer.write(
-            [prediction_line(model_json, version.version, r) for r in rows], rows[0][1], rows[-1][1]
+            [prediction_line(model_json, version.version, r) for r in rows],
+            _aware(rows[0][1]),
+            _aware(rows[-1][1]),
         )
         _summarise_chunk(total, rows)
     sha256 = writer.close()
@@ -436,6 +467,7 @@ class MaintainReport:
     summarise: dict = field(default_factory=dict)
     capture: dict = field(default_factory=dict)
     retention: dict = field(default_factory=dict)
+    reindex: dict | None = None
     failed_step: str | None = None
     error: str | None = None
 
@@ -450,6 +482,8 @@ class MaintainReport:
             "capture": self.capture,
             "retention": self.retention,
         }
+        if self.reindex is not None:
+            document["reindex"] = self.reindex
         if self.failed_step:
             document.update(step=self.failed_step, error=self.error)
         return document
@@ -460,8 +494,10 @@ def log_maintain(
     now: dt.datetime | None = None,
     config: LifecycleSettings | None = None,
     dry_run: bool = False,
+    reindex: bool = False,
 ) -> MaintainReport:
-    """Summarise, capture, then apply retention (see the module docstring).
+    """Summarise, capture, then apply retention (see the module docstring); with
+    ``reindex``, then rebuild the log's indexes (:func:`log_reindex`).
 
     A step that fails (store or database unreachable) stops the run: the report says what
     was done and which step failed (``failed_step``, ``error``); everything recorded until
@@ -475,11 +511,15 @@ def log_maintain(
     lock = contextlib.nullcontext() if dry_run else _maintenance_lock()
     with lock, tempfile.TemporaryDirectory(prefix="digits-maintain-") as scratch_dir:
         scratch = Path(scratch_dir)
-        for name, step in (
+        steps = [
             ("summarise", lambda: _step_summarise(report, closed_before, config, dry_run)),
             ("capture", lambda: _step_capture(report, closed_before, config, dry_run, scratch)),
             ("retention", lambda: _step_retention(report, cutoff, config, dry_run, scratch)),
-        ):
+        ]
+        if reindex:
+            report.reindex = {}
+            steps.append(("reindex", lambda: report.reindex.update(log_reindex(dry_run=dry_run))))
+        for name, step in steps:
             started = time.monotonic()
             try:
                 step()
@@ -972,6 +1012,43 @@ def _prune_hour(store, row: PredictionHour, config, scratch: Path) -> tuple[int,
         kept,
     )
     return deleted, kept, late
+
+
+# --- Rebuilding the log's indexes (PostgreSQL) -------------------------------------------------
+def log_reindex(*, dry_run: bool = False) -> dict:
+    """Rebuild the prediction log's indexes on PostgreSQL, without blocking writes.
+
+    Retention empties old hours except for their labelled rows, which stay. In an index
+    ordered by time, those few rows keep every old leaf page alive, and PostgreSQL only
+    frees empty pages: such indexes grow with every row ever logged (measured: about 27
+    bytes per row per index), not with the rows kept. ``REINDEX INDEX CONCURRENTLY`` builds
+    each index anew beside the old one while inserts go on, then swaps them. SQLite merges
+    underfull pages on delete and needs nothing.
+    """
+    if connection.vendor != "postgresql":
+        return {"indexes": [], "note": f"not needed on {connection.vendor}"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+            "WHERE indrelid = %s::regclass ORDER BY 1",
+            [Prediction._meta.db_table],
+        )
+        before = dict(cursor.fetchall())
+    if dry_run:
+        return {"indexes": sorted(before), "bytes_before": sum(before.values())}
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for name in sorted(before):
+            # Names come from the catalogue, quoted; REINDEX takes no parameters.
+            cursor.execute(f"REINDEX INDEX CONCURRENTLY {quote(name)}")
+        cursor.execute("SELECT pg_indexes_size(%s::regclass)", [Prediction._meta.db_table])
+        after = cursor.fetchone()[0]
+    logger.info("reindexed %d indexes: %d -> %d bytes", len(before), sum(before.values()), after)
+    return {
+        "indexes": sorted(before),
+        "bytes_before": sum(before.values()),
+        "bytes_after": after,
+    }
 
 
 # --- Reading the capture back ----------------------------------------------------------------

@@ -55,6 +55,11 @@ class Command(OperatorCommand):
             help="Rows deleted per transaction (default 5000).",
         )
         parser.add_argument(
+            "--reindex",
+            action="store_true",
+            help="Then rebuild the log's indexes without blocking writes (PostgreSQL; weekly).",
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="Say what would be done; write nothing."
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON document.")
@@ -66,7 +71,9 @@ class Command(OperatorCommand):
             max_hours=opts["max_hours"],
             delete_batch=opts["batch_rows"],
         )
-        report = log_maintain(config=config, dry_run=opts["dry_run"]).to_dict()
+        report = log_maintain(
+            config=config, dry_run=opts["dry_run"], reindex=opts["reindex"]
+        ).to_dict()
         if opts["json"]:
             self.write_json(report)
         else:
@@ -119,6 +126,17 @@ def render_report(report: dict) -> str:
             + ("; more to do next run" if r.get("more") else "")
             + "."
         )
+    x = report.get("reindex")
+    if x:
+        if "bytes_after" in x:
+            lines.append(
+                f"Reindex: {len(x['indexes'])} indexes rebuilt, {x['bytes_before']} -> "
+                f"{x['bytes_after']} bytes."
+            )
+        elif x.get("note"):
+            lines.append(f"Reindex: {x['note']}.")
+        else:
+            lines.append(f"Reindex: {len(x['indexes'])} indexes would be rebuilt.")
     if report["status"] == "failed":
         lines.append(f"Failed at {report['step']}: {report['error']}.")
     elif report["dry_run"]:

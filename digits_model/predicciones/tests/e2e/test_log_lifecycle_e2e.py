@@ -147,3 +147,15 @@ def test_a_second_maintain_on_the_same_database_exits_2(server):
     assert result.stderr.strip().splitlines() == [
         "CommandError: another maintain is running on this database"
     ]
+
+
+def test_reindex_rebuilds_the_log_indexes_on_postgresql_and_is_not_needed_on_sqlite(server):
+    result = server.manage("maintain", "--reindex", "--json")
+    report = json.loads(result.stdout)["reindex"]
+    if server.backend == "postgresql":
+        assert "predicciones_prediction_pkey" in report["indexes"]
+        assert report["bytes_after"] > 0
+    else:
+        assert (report["indexes"], report["note"]) == ([], "not needed on sqlite")
+    words = server.manage("maintain", "--reindex", "--dry-run").stdout
+    assert "Reindex:" in words
