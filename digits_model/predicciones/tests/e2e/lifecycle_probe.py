@@ -3,11 +3,12 @@
     python -m predicciones.tests.e2e.lifecycle_probe maintain 2026-12-01T13:10:00+00:00 [DAYS]
     python -m predicciones.tests.e2e.lifecycle_probe state
     python -m predicciones.tests.e2e.lifecycle_probe compare SINCE UNTIL
+    python -m predicciones.tests.e2e.lifecycle_probe readers SINCE UNTIL
 
 ``maintain`` runs the lifecycle with its clock at the given time (so an hour still being
 written counts as closed); ``state`` prints the summaries and capture parts; ``compare``
-the drift report of a window read from summaries and from raw rows. One JSON document on
-stdout.
+the drift report of a window read from summaries and from raw rows; ``readers`` the raw
+rows of a window read by two connections at once and by one. One JSON document on stdout.
 """
 
 import datetime as dt
@@ -30,6 +31,19 @@ def main(argv: list[str]) -> int:
         report = log_maintain(now=now, config=lifecycle_settings(retention_days=days))
         print(json.dumps(report.to_dict()))
         return 0 if report.failed_step is None else 2
+    if argv[0] == "readers":
+        from predicciones import selectors
+        from predicciones.models import ModelVersion
+
+        since, until = (dt.datetime.fromisoformat(a) for a in argv[1:3])
+        version = ModelVersion.objects.get(version=1)
+        selectors.PARALLEL_MIN_SPAN = dt.timedelta(0)  # split whatever the span
+        two, one = (
+            selectors.prediction_interval_summary(version, since, until, readers=k).to_dict()
+            for k in (2, 1)
+        )
+        print(json.dumps({"equal": two == one, "n": one["n"]}))
+        return 0
     if argv[0] == "compare":
         from predicciones.services.drift import drift_report_create
 

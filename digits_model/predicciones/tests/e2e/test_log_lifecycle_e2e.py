@@ -114,6 +114,9 @@ def test_writers_during_summary_and_capture_lose_nothing_and_count_nothing_twice
     assert compared["sources"]["raw_rows"] == 0 and compared["n"] == len(ids)
     partial = (first + dt.timedelta(seconds=1)).isoformat(), end.isoformat()
     assert probe(server, "compare", *partial)["equal"]
+    # Raw rows read by two connections at once add up to the same as by one.
+    readers = probe(server, "readers", *partial)
+    assert readers["equal"] and readers["n"] > 0, readers
 
     # Retention: the rows leave the database, the capture keeps every one of them.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
