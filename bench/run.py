@@ -18,6 +18,10 @@ What it measures, in one run on one machine:
    the prediction log is counted afterwards: every answered request must have its row.
 3. ``check_drift`` over 1,000,000 logged predictions: ``bench/drift_bench.py`` (the drift
    work's), run from the slot ``bench_drift``: seconds and peak memory.
+4. With ``--lifecycle`` only (about 4 more minutes): ``bench/lifecycle_bench.py``, the log's
+   lifecycle: rows/s summarised, captured to S3 (moto_server) and deleted by retention;
+   ``check_drift`` over 30 days of summaries plus one raw hour at 450 requests/s; database
+   size over 7 simulated days with 1-day retention.
 
 The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
 Timing goals live here, never in a timed unit test.
@@ -55,6 +59,7 @@ BIN_DIR = Path(sys.executable).parent
 sys.path[:0] = [str(REPO_DIR), str(PROJECT_DIR)]
 
 from bench.images import HTTP_IMAGE, http_image, model_side_images  # noqa: E402
+from bench.lifecycle_bench import bench_lifecycle, render_lifecycle  # noqa: E402
 
 CONCURRENCIES = (1, 32)
 WARMUP_SECONDS = 3
@@ -612,6 +617,8 @@ def render(report: dict) -> str:
             lines.append(f"  drift_bench.py exited {drift['exit_code']}")
             lines += ["  " + line for line in drift["stderr_tail"]]
     lines.append("")
+    if report.get("lifecycle"):
+        lines += render_lifecycle(report["lifecycle"])
     if report.get("targets"):
         lines.append("Targets (issue 8)")
         for target in report["targets"]:
@@ -729,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-drift", action="store_true")
     parser.add_argument("--drift-rows", type=int, default=1_000_000, help="logged predictions")
     parser.add_argument(
+        "--lifecycle", action="store_true", help="add bench/lifecycle_bench.py (about 4 min)"
+    )
+    parser.add_argument(
         "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
     )
     parser.add_argument("--out", type=Path, default=REPO_DIR / "var" / "bench.txt")
@@ -768,6 +778,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_drift:
             print("check_drift ...", file=sys.stderr)
             report["drift"] = bench_drift(args.drift_rows)
+        if args.lifecycle:
+            print("log lifecycle ...", file=sys.stderr)
+            report["lifecycle"] = bench_lifecycle()
         report["targets"] = targets(report)
     finally:
         shutil.rmtree(var_root, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Run management commands on a schedule: the compose ``jobs`` service, a cron in a container.
 
 Every ``DIGITS_JOB_INTERVAL`` seconds (default 3600) it runs each command of ``DIGITS_JOBS``
-(``;``-separated ``manage.py`` command lines, default ``run_pipeline --json``) one after the
+(``;``-separated ``manage.py`` command lines, default ``maintain --json; run_pipeline --json``:
+the log's summaries, capture and retention, then the drift/retrain pipeline) one after the
 other, each in its own process with a time limit (``DIGITS_JOB_TIMEOUT``, default 3600 s).
 A job's own output goes to this process's stdout; one JSON line per job run (command, exit
 code, seconds) goes to stderr. A failing job is logged and the schedule goes on. SIGTERM
@@ -25,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-DEFAULT_JOBS = "run_pipeline --json"
+DEFAULT_JOBS = "maintain --json; run_pipeline --json"
 MANAGE_PY = Path(__file__).resolve().parent.parent / "digits_model" / "manage.py"
 
 _stop = threading.Event()

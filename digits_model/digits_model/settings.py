@@ -189,6 +189,13 @@ DIGITS_DRIFT_MIN_SAMPLES = env_int("DIGITS_DRIFT_MIN_SAMPLES", 100)
 # Window when check_drift gets neither --last nor --since: the last N predictions.
 DIGITS_DRIFT_WINDOW = env_int("DIGITS_DRIFT_WINDOW", 1000)
 
+# --- The prediction log's lifecycle (manage.py maintain: summaries, capture, retention) ---------
+# Unlabelled log rows older than this many days are deleted once their hour's capture in the
+# artifact store is checked; labelled rows (retraining data) stay.
+DIGITS_LOG_RETENTION_DAYS = env_int("DIGITS_LOG_RETENTION_DAYS", 30)
+# An hour of the log is closed (summarised, captured) once it is over by this many seconds.
+DIGITS_LOG_GRACE_SECONDS = env_int("DIGITS_LOG_GRACE_SECONDS", 600)
+
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

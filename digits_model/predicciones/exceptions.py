@@ -65,6 +65,17 @@ class DriftCheckError(PrediccionesError):
     default_message = "The drift check cannot run now."
 
 
+class WindowRowsDeletedError(DriftCheckError):
+    """A window cuts an hour whose rows retention deleted: only its whole-hour summary is left."""
+
+
+class MaintenanceError(PrediccionesError):
+    """The log's lifecycle (summaries, capture, retention) cannot proceed as asked."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_message = "Log maintenance cannot run now."
+
+
 class TrainingStatsUnavailableError(DriftCheckError):
     """A version's training statistics are missing from the store or malformed."""
 

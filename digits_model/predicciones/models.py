@@ -250,3 +250,96 @@ class DriftReport(models.Model):
 
     def __str__(self):
         return f"drift report {self.pk}: {self.status}/{self.severity} for {self.model_version_id}"
+
+
+class PredictionHour(models.Model):
+    """One closed hour of one version's prediction log: its summary, capture and retention.
+
+    The summary (histograms, counts, exact confidence sum, latency buckets; see
+    ``ml.summary``) covers exactly the rows in the hour's verified capture parts once
+    ``captured_rows`` is set, so drift windows can read it instead of the rows. Retention
+    deletes only rows whose query id is in a verified part, and counts them in
+    ``deleted_rows`` in the same transaction as each batch.
+    """
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="hours")
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+    n = models.PositiveBigIntegerField()
+    value_counts = models.JSONField(help_text="64 x 17 feature histogram.")
+    class_counts = models.JSONField(help_text="Predicted-class counts, digits 0..9.")
+    confidence_units = models.CharField(
+        max_length=40, help_text="Exact confidence sum, integer units of 2**-53."
+    )
+    latency_counts = models.JSONField(help_text="Model-side latency per ml.summary bucket.")
+    labelled = models.PositiveBigIntegerField(default=0)
+    correct = models.PositiveBigIntegerField(default=0)
+    first_created_at = models.DateTimeField()
+    last_created_at = models.DateTimeField()
+    summarised_at = models.DateTimeField()
+    summary_key = models.CharField(max_length=255)
+    summary_stored = models.BooleanField(
+        default=False, help_text="The store holds the JSON of this summary as it is now."
+    )
+    captured_rows = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Rows in the verified capture parts (None: not captured)."
+    )
+    captured_at = models.DateTimeField(null=True, blank=True)
+    deleted_rows = models.PositiveBigIntegerField(default=0)
+    pruned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["model_version", "hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "hour"], name="unique_version_hour")
+        ]
+
+    def __str__(self):
+        return f"{self.model_version_id} {self.hour:%Y-%m-%dT%H}: {self.n} rows"
+
+
+class CapturePart(models.Model):
+    """One verified gzip JSON Lines object of a captured hour (predictions, or labels).
+
+    Recorded only after the object was written and read back with this digest and count.
+    An hour has part 0, and a further part for any rows that reached the log after it was
+    captured. Label parts have no model version (one partition per labelling hour).
+    """
+
+    class Kind(models.TextChoices):
+        PREDICTIONS = "predictions"
+        LABELS = "labels"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    hour = models.DateTimeField()
+    part = models.PositiveSmallIntegerField()
+    key = models.CharField(max_length=255, unique=True)
+    rows = models.PositiveBigIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    first_at = models.DateTimeField(null=True, blank=True)
+    last_at = models.DateTimeField(null=True, blank=True)
+    captured_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["kind", "hour", "model_version", "part"]
+        indexes = [models.Index(fields=["kind", "hour"])]
+
+    def __str__(self):
+        return f"{self.key}: {self.rows} rows"
+
+
+class LabelHour(models.Model):
+    """An hour of labelling (by ``labelled_at``): summaries recounted, labels captured."""
+
+    hour = models.DateTimeField(unique=True)
+    counted_at = models.DateTimeField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hour"]
+
+    def __str__(self):
+        return f"labels {self.hour:%Y-%m-%dT%H}"

@@ -5,21 +5,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Avg, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from .exceptions import DriftCheckError, UnknownModelError
-from .ml import drift
+from .exceptions import DriftCheckError, UnknownModelError, WindowRowsDeletedError
+from .ml import drift, summary
 from .models import (
     Deployment,
     DeploymentEvent,
     DriftReport,
     ModelVersion,
     Prediction,
+    PredictionHour,
     RegisteredModel,
     Stage,
 )
@@ -149,12 +151,30 @@ def gate_score(metrics: dict, parent: ModelVersion | None) -> dict | None:
 
 
 # --- Drift ---------------------------------------------------------------------------------------
+HOUR = dt.timedelta(hours=1)
+#: Timestamps are stored to the microsecond on SQLite and PostgreSQL alike.
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def hour_floor(moment: dt.datetime) -> dt.datetime:
+    """The start of the UTC hour holding ``moment``."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: dt.datetime) -> dt.datetime:
+    """The first UTC hour boundary at or after ``moment``."""
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + HOUR
+
+
 @dataclass(frozen=True)
 class WindowAggregate:
     """Histograms of one window of logged predictions.
 
     ``value_counts`` has shape (64, 17) and ``class_counts`` shape (10,); ``start`` and
     ``end`` are the first and last ``created_at`` in the window (None when it is empty).
+    ``summary_hours`` whole hours were read from their summaries and ``raw_rows`` rows from
+    the log (the two never overlap).
     """
 
     value_counts: np.ndarray
@@ -163,6 +183,73 @@ class WindowAggregate:
     confidence_mean: float | None
     start: dt.datetime | None
     end: dt.datetime | None
+    summary_hours: int = 0
+    raw_rows: int = 0
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a time window is read: whole hours from their summaries, the rest from rows.
+
+    ``raw`` holds half-open ``[start, end)`` intervals, in order, that no summary covers.
+    """
+
+    hours: list[PredictionHour]
+    raw: list[tuple[dt.datetime, dt.datetime]]
+
+
+def prediction_window_plan(
+    *,
+    version: ModelVersion,
+    since: dt.datetime,
+    until: dt.datetime,
+    use_summaries: bool = True,
+    strict: bool = True,
+    fields: tuple[str, ...] | None = None,
+) -> WindowPlan:
+    """Split the half-open window ``[since, until)`` into summarised hours and raw intervals.
+
+    An hour is read from its summary when it lies wholly inside the window; everything else
+    (the window's partial first and last hours, hours not summarised yet) from the rows.
+    With ``strict``, a raw interval that reaches into an hour whose rows retention has
+    started deleting raises :class:`WindowRowsDeletedError`: those rows are only in the
+    hour's summary and capture, and the summary cannot be split.
+    """
+    if not use_summaries:
+        return WindowPlan(hours=[], raw=[(since, until)] if since < until else [])
+    first_full, end_full = hour_ceil(since), hour_floor(until)
+    hours: list[PredictionHour] = []
+    if first_full < end_full:
+        hours = list(
+            PredictionHour.objects.filter(
+                model_version=version, hour__gte=first_full, hour__lt=end_full
+            )
+            .order_by("hour")
+            .only(*(fields or [f.name for f in PredictionHour._meta.concrete_fields]))
+        )
+    raw, cursor = [], since
+    for hour in hours:
+        if hour.hour > cursor:
+            raw.append((cursor, hour.hour))
+        cursor = hour.hour + HOUR
+    if cursor < until:
+        raw.append((cursor, until))
+    if strict and raw:
+        pruned = PredictionHour.objects.filter(
+            model_version=version,
+            deleted_rows__gt=0,
+            hour__gte=hour_floor(raw[0][0]),
+            hour__lt=raw[-1][1],
+        ).values_list("hour", flat=True)
+        for hour in pruned:
+            if any(hour < end and hour + HOUR > start for start, end in raw):
+                raise WindowRowsDeletedError(
+                    f"the window cuts the hour from {hour.isoformat()}, whose rows of {version} "
+                    "retention has deleted (only its whole-hour summary and capture remain); "
+                    f"start and end the window on whole hours, e.g. {hour.isoformat()} "
+                    f"or {(hour + HOUR).isoformat()}"
+                )
+    return WindowPlan(hours=hours, raw=raw)
 
 
 def prediction_window_queryset(
@@ -184,30 +271,97 @@ def prediction_window_queryset(
     return qs.order_by()
 
 
+def hour_summary_read(hour: PredictionHour, *, drift_only: bool = False) -> summary.LogSummary:
+    """A summary row as a :class:`~predicciones.ml.summary.LogSummary` (with ``drift_only``,
+    what a drift window needs: no latency or label counts, which need not be loaded)."""
+    result = summary.LogSummary(
+        n=hour.n,
+        value_counts=np.asarray(hour.value_counts, dtype=np.int64),
+        class_counts=np.asarray(hour.class_counts, dtype=np.int64),
+        confidence_units=int(hour.confidence_units),
+        first=hour.first_created_at,
+        last=hour.last_created_at,
+    )
+    if not drift_only:
+        result.latency_counts = np.asarray(hour.latency_counts, dtype=np.int64)
+        result.labelled, result.correct = hour.labelled, hour.correct
+    return result
+
+
 def prediction_window_aggregate(
     *,
     version: ModelVersion,
     last: int | None = None,
     since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
     chunk_rows: int = WINDOW_CHUNK_ROWS,
+    use_summaries: bool = True,
 ) -> WindowAggregate:
-    """Stream a window's features, predictions and confidences into histograms.
+    """Histograms of a window: the ``last`` N predictions, or those ``since`` a time.
 
-    Rows are fetched ``chunk_rows`` at a time and folded into numpy bincounts, so memory
-    stays bounded whatever the window's size: a server-side cursor on PostgreSQL (inside a
-    transaction, so the result is streamed rather than materialised), SQLite's incremental
-    stepping otherwise. Nothing is kept per row.
+    Both end at ``until`` (inclusive; default now, so rows logged during the scan do not
+    shift the window). A ``since`` window reads each whole hour that has a summary from it
+    and everything else from the rows (:func:`prediction_window_plan`); the counts are
+    integers and the confidence sum exact, so the result is identical to reading every row
+    (``use_summaries=False``). Rows are streamed ``chunk_rows`` at a time, so memory stays
+    bounded whatever the window's size.
     """
-    # Bounds first, then the rows, both up to the same instant: rows logged during the scan
-    # do not shift the window. Timestamps are not streamed (converting a million of them
-    # would cost more than the rest of the check on PostgreSQL).
-    qs = prediction_window_queryset(version=version, last=last, since=since, until=timezone.now())
-    bounds = qs.aggregate(start=Min("created_at"), end=Max("created_at"))
+    until = timezone.now() if until is None else until
+    total = summary.LogSummary()
+    hours = summary.LogSummary()
+    n_hours = 0
+    if last is not None or since is None:
+        qs = prediction_window_queryset(version=version, last=last, since=since, until=until)
+        total.add(_rows_summary(qs, version, chunk_rows))
+    else:
+        plan = prediction_window_plan(
+            version=version,
+            since=since,
+            until=until + MICROSECOND,
+            use_summaries=use_summaries,
+            fields=(
+                "hour",
+                "n",
+                "value_counts",
+                "class_counts",
+                "confidence_units",
+                "first_created_at",
+                "last_created_at",
+            ),
+        )
+        for hour in plan.hours:
+            hours.add(hour_summary_read(hour, drift_only=True))
+        total.add(hours)
+        n_hours = len(plan.hours)
+        for start, end in plan.raw:
+            total.add(prediction_interval_summary(version, start, end, chunk_rows=chunk_rows))
+    return WindowAggregate(
+        value_counts=total.value_counts,
+        class_counts=total.class_counts,
+        n=total.n,
+        confidence_mean=total.confidence_mean,
+        start=total.first,
+        end=total.last,
+        summary_hours=n_hours,
+        raw_rows=total.n - hours.n,
+    )
+
+
+def _rows_summary(qs, version: ModelVersion, chunk_rows: int) -> summary.LogSummary:
+    """Stream a queryset's features, predictions and confidences into a summary.
+
+    A server-side cursor on PostgreSQL (inside a transaction, so the result is streamed
+    rather than materialised), SQLite's incremental stepping otherwise. Nothing is kept
+    per row. The first and last ``created_at`` come from one aggregate query on the same
+    rows (converting every timestamp would cost more than the rest of the scan).
+    """
+    # Two queries: SQLite answers a lone min() or max() from the index, both at once by a scan.
+    bounds = {
+        "start": qs.aggregate(start=Min("created_at"))["start"],
+        "end": qs.aggregate(end=Max("created_at"))["end"],
+    }
     sql, params = qs.values_list("features", "prediction", "confidence").query.sql_with_params()
-    counts = np.zeros((drift.N_FEATURES, drift.N_VALUES), dtype=np.int64)
-    classes = np.zeros(drift.N_CLASSES, dtype=np.int64)
-    n = 0
-    confidence_sum = 0.0
+    result = summary.LogSummary()
     # SQLite: no transaction, because this project's SQLite transactions take the write
     # lock up front (IMMEDIATE) and would stall the web workers' inserts during the scan;
     # WAL gives the long SELECT its own snapshot anyway. PostgreSQL: a transaction, so the
@@ -226,21 +380,175 @@ def prediction_window_aggregate(
                     f"a logged prediction of {version} does not hold {drift.N_FEATURES} feature "
                     "bytes; the prediction log is corrupt"
                 )
-            counts += drift.value_counts(block.reshape(len(rows), drift.N_FEATURES))
-            predicted = np.array(predicted, dtype=np.int64)
-            if predicted.max() >= drift.N_CLASSES:
-                raise DriftCheckError(f"a logged prediction of {version} is not a digit 0..9")
-            classes += np.bincount(predicted, minlength=drift.N_CLASSES)
-            confidence_sum += float(np.sum(confidence, dtype=np.float64))
-            n += len(rows)
-    return WindowAggregate(
-        value_counts=counts,
-        class_counts=classes,
-        n=n,
-        confidence_mean=confidence_sum / n if n else None,
-        start=bounds["start"] if n else None,
-        end=bounds["end"] if n else None,
+            try:
+                result.add_block(block.reshape(len(rows), drift.N_FEATURES), predicted, confidence)
+            except ValueError as exc:
+                raise DriftCheckError(
+                    f"a logged prediction of {version} is out of range ({exc}); "
+                    "the prediction log is corrupt"
+                ) from exc
+    if result.n:
+        result.first, result.last = bounds["start"], bounds["end"]
+    return result
+
+
+#: Per chunk, the database concatenates the features and predictions and sums the confidence
+#: units (``ml.summary``), so rows never become Python objects; these are the statements.
+_CHUNK_SQL = {
+    "sqlite": (
+        "SELECT count(*), CAST(group_concat({features}, '') AS BLOB), "
+        "group_concat({prediction}, ''), "
+        "sum(CAST({confidence} * 9007199254740992.0 AS INTEGER) >> 26), "
+        "sum(CAST({confidence} * 9007199254740992.0 AS INTEGER) & 67108863) "
+        "FROM {table} WHERE {version} = %s AND {created} >= %s AND {created} < %s"
+    ),
+    "postgresql": (
+        "SELECT count(*), string_agg({features}, ''::bytea), "
+        "string_agg({prediction}::text, ''), "
+        "sum(floor({confidence} * 9007199254740992::float8)::bigint >> 26), "
+        "sum(floor({confidence} * 9007199254740992::float8)::bigint & 67108863) "
+        "FROM {table} WHERE {version} = %s AND {created} >= %s AND {created} < %s"
+    ),
+}
+#: Bounds on the time span one chunk covers while it adapts to the log's density.
+_MIN_CHUNK_SPAN = dt.timedelta(milliseconds=1)
+_MAX_CHUNK_SPAN = dt.timedelta(days=1)
+#: A long interval is read by this many connections at once, one thread each: the database
+#: drivers release the GIL while the database works, and that work is most of the time.
+RAW_READERS = 2
+#: ... when its rows span at least this long (a thread and a connection cost milliseconds).
+PARALLEL_MIN_SPAN = dt.timedelta(minutes=10)
+
+
+def _chunk_sql() -> str | None:
+    template = _CHUNK_SQL.get(connection.vendor)
+    if template is None:
+        return None
+    quote = connection.ops.quote_name
+    column = {f.name: quote(f.column) for f in Prediction._meta.concrete_fields}
+    return template.format(
+        table=quote(Prediction._meta.db_table),
+        features=column["features"],
+        prediction=column["prediction"],
+        confidence=column["confidence"],
+        version=column["model_version"],
+        created=column["created_at"],
     )
+
+
+def _parallel_reads_possible() -> bool:
+    """Other connections see the same rows: not inside a transaction (uncommitted rows),
+    not on an in-memory SQLite database (private to its connection)."""
+    if connection.in_atomic_block or connection.vendor not in _CHUNK_SQL:
+        return False
+    return not (connection.vendor == "sqlite" and connection.is_in_memory_db())
+
+
+def prediction_interval_summary(
+    version: ModelVersion,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    chunk_rows: int = WINDOW_CHUNK_ROWS,
+    readers: int = RAW_READERS,
+) -> summary.LogSummary:
+    """The drift inputs of a version's rows logged in ``[start, end)``: feature histogram,
+    class counts, exact confidence sum, first and last time (no latency or labels).
+
+    Rows spanning :data:`PARALLEL_MIN_SPAN` or more are split by time into ``readers``
+    parts read at once, each by its own thread and connection; the parts' summaries add up
+    exactly (:meth:`~predicciones.ml.summary.LogSummary.add`).
+    """
+    if readers > 1 and _parallel_reads_possible():
+        base = Prediction.objects.filter(
+            model_version=version, created_at__gte=start, created_at__lt=end
+        )
+        first = base.aggregate(first=Min("created_at"))["first"]
+        last = base.aggregate(last=Max("created_at"))["last"]
+        if first is not None and last - first >= PARALLEL_MIN_SPAN:
+            step = (last - first) / readers
+            cuts = [first + step * i for i in range(1, readers)]
+            bounds = list(zip([start, *cuts], [*cuts, end], strict=True))
+            with ThreadPoolExecutor(max_workers=readers) as pool:
+                parts = list(
+                    pool.map(lambda b: _interval_summary_in_thread(version, *b, chunk_rows), bounds)
+                )
+            total = summary.LogSummary()
+            for part in parts:
+                total.add(part)
+            return total
+    return _interval_summary(version, start, end, chunk_rows=chunk_rows)
+
+
+def _interval_summary_in_thread(version, start, end, chunk_rows) -> summary.LogSummary:
+    try:
+        return _interval_summary(version, start, end, chunk_rows=chunk_rows)
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def _interval_summary(
+    version: ModelVersion,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    chunk_rows: int = WINDOW_CHUNK_ROWS,
+) -> summary.LogSummary:
+    """The drift inputs of a version's rows logged in ``[start, end)``: feature histogram,
+    class counts, exact confidence sum, first and last time (no latency or labels).
+
+    The interval is read in consecutive time chunks sized to hold about ``chunk_rows`` rows
+    each (the span adapts to the log's density, and empty stretches are skipped with an
+    index seek), each aggregated by the database in one statement: memory stays bounded
+    and no row becomes a Python object. The result equals
+    :meth:`~predicciones.ml.summary.LogSummary.add_block` over the same rows.
+    """
+    sql = _chunk_sql()
+    base = Prediction.objects.filter(model_version=version)
+    if sql is None:  # another database: stream the rows
+        qs = base.filter(created_at__gte=start, created_at__lt=end).order_by()
+        return _rows_summary(qs, version, chunk_rows)
+    result = summary.LogSummary()
+
+    def seek(after: dt.datetime) -> dt.datetime | None:
+        rows = base.filter(created_at__gte=after, created_at__lt=end)
+        return rows.aggregate(first=Min("created_at"))["first"]
+
+    cursor = seek(start)
+    if cursor is None:
+        return result
+    first = cursor
+    span = dt.timedelta(minutes=1)
+    adapt = connection.ops.adapt_datetimefield_value
+    while cursor is not None and cursor < end:
+        upper = min(cursor + span, end)
+        with connection.cursor() as db:
+            db.execute(sql, [version.pk, adapt(cursor), adapt(upper)])
+            n, features, predicted, units_high, units_low = db.fetchone()
+        if n:
+            block = np.frombuffer(bytes(features), dtype=np.uint8)
+            digits = np.frombuffer(predicted.encode("ascii"), dtype=np.uint8) - ord("0")
+            if block.size != drift.N_FEATURES * n or digits.size != n or digits.max() > 9:
+                raise DriftCheckError(
+                    f"a logged prediction of {version} does not hold {drift.N_FEATURES} "
+                    "feature bytes and a digit; the prediction log is corrupt"
+                )
+            result.value_counts += drift.value_counts(block.reshape(n, drift.N_FEATURES))
+            result.class_counts += np.bincount(digits, minlength=drift.N_CLASSES)
+            result.confidence_units += summary.units_from_halves(units_high, units_low)
+            result.n += n
+            scale = chunk_rows / n
+            span = min(max(span * min(scale, 4.0), _MIN_CHUNK_SPAN), _MAX_CHUNK_SPAN)
+            cursor = upper
+        else:
+            span = min(span * 4, _MAX_CHUNK_SPAN)
+            cursor = seek(upper)
+    if result.n:
+        last = base.filter(created_at__gte=start, created_at__lt=end).aggregate(
+            last=Max("created_at")
+        )["last"]
+        result.first, result.last = first, last
+    return result
 
 
 def prediction_confidence_mean(
@@ -249,18 +557,39 @@ def prediction_confidence_mean(
     before: dt.datetime,
     last: int | None = None,
     since: dt.datetime | None = None,
+    use_summaries: bool = True,
 ) -> float | None:
     """Mean confidence of the version's predictions logged before ``before``.
 
-    Only the ``last`` N of them, and/or those ``since`` a time: the window that precedes a
-    drift window, against which its confidence shift is measured.
+    Only the ``last`` N of them, or those ``since`` a time: the window that precedes a
+    drift window, against which its confidence shift is measured. A ``since`` window reads
+    whole hours from their summaries (exactly, like :func:`prediction_window_aggregate`);
+    when it cuts an hour whose rows retention has deleted, there is no exact mean: None.
     """
-    qs = Prediction.objects.filter(model_version=version, created_at__lt=before)
-    if since is not None:
-        qs = qs.filter(created_at__gte=since)
-    if last is not None:
-        qs = qs.order_by("-created_at")[:last]
-    return qs.aggregate(mean=Avg("confidence"))["mean"]
+    if last is not None or since is None:
+        qs = Prediction.objects.filter(model_version=version, created_at__lt=before)
+        if since is not None:
+            qs = qs.filter(created_at__gte=since)
+        if last is not None:
+            qs = qs.order_by("-created_at")[:last]
+        return qs.aggregate(mean=Avg("confidence"))["mean"]
+    try:
+        plan = prediction_window_plan(
+            version=version,
+            since=since,
+            until=before,
+            use_summaries=use_summaries,
+            fields=("hour", "n", "confidence_units"),
+        )
+    except WindowRowsDeletedError:
+        return None
+    units = sum(int(hour.confidence_units) for hour in plan.hours)
+    n = sum(hour.n for hour in plan.hours)
+    for start, end in plan.raw:
+        raw = prediction_interval_summary(version, start, end)
+        units += raw.confidence_units
+        n += raw.n
+    return summary.confidence_mean(units, n)
 
 
 @dataclass(frozen=True)
@@ -341,20 +670,26 @@ def drift_report_history(*, name: str, limit: int = 100) -> list[dict]:
     return list(reversed(rows))
 
 
-def prediction_traffic_by_version(*, name: str, since: dt.datetime) -> list[dict]:
-    """Predictions answered per version of a model since a time: version, count, share."""
-    rows = (
-        Prediction.objects.filter(model_version__model__name=name, created_at__gte=since)
-        .values("model_version__version")
-        .annotate(n=Count("pk"))
-        .order_by("model_version__version")
-    )
+def prediction_traffic_by_version(
+    *, name: str, since: dt.datetime, until: dt.datetime | None = None
+) -> list[dict]:
+    """Predictions answered per version of a model since a time: version, count, share.
+
+    Whole hours are counted from their summaries, the rest from the log, so a day of
+    traffic costs about 24 summary rows and an hour or two of rows whatever the load.
+    """
+    until = timezone.now() if until is None else until
+    rows = []
+    for version in ModelVersion.objects.filter(model__name=name).order_by("version"):
+        plan = prediction_window_plan(
+            version=version, since=since, until=until, strict=False, fields=("hour", "n")
+        )
+        n = sum(hour.n for hour in plan.hours)
+        for start, end in plan.raw:
+            n += Prediction.objects.filter(
+                model_version=version, created_at__gte=start, created_at__lt=end
+            ).count()
+        if n:
+            rows.append({"version": version.version, "n": n})
     total = sum(row["n"] for row in rows)
-    return [
-        {
-            "version": row["model_version__version"],
-            "n": row["n"],
-            "share": row["n"] / total if total else 0.0,
-        }
-        for row in rows
-    ]
+    return [{**row, "share": row["n"] / total if total else 0.0} for row in rows]

@@ -1,4 +1,4 @@
-"""The artifact store: model pickles, training statistics and drift reports.
+"""The artifact store: model pickles, training statistics, drift reports, the log's capture.
 
 A local folder by default (``DIGITS_ARTIFACTS_DIR``); an S3 bucket through boto3 when
 ``DIGITS_S3_BUCKET`` is set. boto3 reads its own ``AWS_ENDPOINT_URL``, credentials and
@@ -12,12 +12,18 @@ import functools
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
 from django.conf import settings
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+# "=" allows Hive-style partition folders (model=.../date=...), which DuckDB and pandas read.
+_KEY_RE = re.compile(r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$")
+
+
+#: Bytes copied at a time by the local store's file transfers.
+COPY_CHUNK = 1 << 20
 
 
 class StoreError(RuntimeError):
@@ -63,6 +69,31 @@ class LocalStore:
         path = self._path(key)
         try:
             return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectMissingError(f"{key} not found in {self.describe()}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read {key} from {self.describe()}: {exc.strerror}") from exc
+
+    def put_file(self, key: str, source: str | Path) -> None:
+        """Copy a local file in as the object (atomic, like put_bytes)."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                shutil.copyfileobj(src, out, COPY_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise StoreError(f"cannot write {key} to {self.describe()}: {exc.strerror}") from exc
+
+    def get_file(self, key: str, target: str | Path) -> None:
+        """Copy the object to a local file."""
+        path = self._path(key)
+        try:
+            with open(path, "rb") as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, COPY_CHUNK)
         except FileNotFoundError as exc:
             raise ObjectMissingError(f"{key} not found in {self.describe()}") from exc
         except OSError as exc:
@@ -122,9 +153,11 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _errors(self):
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
-        return (BotoCoreError, ClientError)
+        # S3UploadFailedError: a managed (multipart) upload that failed part-way.
+        return (BotoCoreError, ClientError, S3UploadFailedError)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         try:
@@ -139,6 +172,23 @@ class S3Store:
         except self._errors() as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
             if code in {"NoSuchKey", "404"}:
+                raise ObjectMissingError(f"{key} not found in {self.describe()}") from exc
+            raise StoreError(f"cannot read {key} from {self.describe()}: {exc}") from exc
+
+    def put_file(self, key: str, source: str | Path) -> None:
+        """Upload a local file as the object (multipart above boto3's threshold)."""
+        try:
+            self._client.upload_file(str(source), self.bucket, self._key(key))
+        except self._errors() as exc:
+            raise StoreError(f"cannot write {key} to {self.describe()}: {exc}") from exc
+
+    def get_file(self, key: str, target: str | Path) -> None:
+        """Download the object to a local file."""
+        try:
+            self._client.download_file(self.bucket, self._key(key), str(target))
+        except self._errors() as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in {"NoSuchKey", "404", "NotFound"}:
                 raise ObjectMissingError(f"{key} not found in {self.describe()}") from exc
             raise StoreError(f"cannot read {key} from {self.describe()}: {exc}") from exc
 
@@ -201,3 +251,28 @@ def model_stats_key(model_name: str, version: int) -> str:
 
 def drift_report_key(model_name: str, version: int, stamp: str) -> str:
     return f"drift/{model_name}/v{version}/{stamp}.json"
+
+
+# --- The prediction log's lifecycle: hourly summaries and the capture (docs: README) ----------
+def _partition(model_name: str, version: int, hour) -> str:
+    return f"model={model_name}/version={version}/date={hour:%Y-%m-%d}/hour={hour:%H}"
+
+
+def summary_key(model_name: str, version: int, hour) -> str:
+    return f"summaries/{_partition(model_name, version, hour)}/summary.json"
+
+
+def capture_part_key(model_name: str, version: int, hour, part: int) -> str:
+    return f"capture/predictions/{_partition(model_name, version, hour)}/part-{part:04d}.jsonl.gz"
+
+
+def capture_manifest_key(model_name: str, version: int, hour) -> str:
+    return f"capture/predictions/{_partition(model_name, version, hour)}/manifest.json"
+
+
+def label_part_key(hour) -> str:
+    return f"capture/labels/date={hour:%Y-%m-%d}/hour={hour:%H}/part-0000.jsonl.gz"
+
+
+def label_manifest_key(hour) -> str:
+    return f"capture/labels/date={hour:%Y-%m-%d}/hour={hour:%H}/manifest.json"

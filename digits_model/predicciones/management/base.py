@@ -81,6 +81,15 @@ def random_seed(text: str) -> int:
     return _number(int, text, "an integer from 0 to 4294967295", lambda v: 0 <= v < 2**32)
 
 
+def int_between(low: int, high: int):
+    """An option type for whole numbers from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        return _number(int, text, f"an integer from {low} to {high}", lambda v: low <= v <= high)
+
+    return parse
+
+
 def positive_int(text: str) -> int:
     return _number(int, text, "an integer >= 1", lambda v: v >= 1)
 
@@ -108,7 +117,7 @@ def positive_float(text: str) -> float:
     return _number(float, text, "a number above 0", lambda v: v > 0)
 
 
-def parse_since(text: str):
+def parse_since(text: str, option: str = "--since"):
     """An ISO 8601 date or time as an aware datetime (naive values are taken as UTC)."""
     import datetime as dt
 
@@ -118,7 +127,7 @@ def parse_since(text: str):
     if moment is None:
         day = parse_date(text)
         if day is None:
-            raise ValueError(f"--since must be an ISO 8601 date or time, got {text!r}")
+            raise ValueError(f"{option} must be an ISO 8601 date or time, got {text!r}")
         moment = dt.datetime.combine(day, dt.time())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)

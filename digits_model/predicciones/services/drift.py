@@ -123,13 +123,18 @@ def drift_report_create(
     version: int | None = None,
     last: int | None = None,
     since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
     thresholds: drift.DriftThresholds | None = None,
     save: bool = True,
+    use_summaries: bool = True,
 ) -> DriftReport:
     """Check a version's recent inputs for drift and record the report.
 
     The window is the ``last`` N predictions of the version, or those ``since`` a time
-    (``DIGITS_DRIFT_WINDOW`` last ones when neither is given). With ``save`` the report's
+    (``DIGITS_DRIFT_WINDOW`` last ones when neither is given), logged up to ``until``
+    (default now). A ``since`` window reads whole hours from their hourly summaries and
+    the rest from the log; the report is the same as from the rows alone
+    (``use_summaries=False``), only its ``sources`` differ. With ``save`` the report's
     JSON goes to the artifact store and then a row to the database; without, the returned
     report is unsaved and nothing at all is written. Raises DriftCheckError (and
     subclasses), UnknownModelError or StoreError when the check cannot run; nothing is
@@ -147,8 +152,15 @@ def drift_report_create(
     model_version = drift_version_resolve(name=name, version=version)
     reference = training_reference_get(model_version, repair=save)
     now = timezone.now()
+    end = now if until is None else until
+    if since is not None and until is not None and since > until:
+        raise DriftCheckError(
+            f"--since {since.isoformat()} is after --until {until.isoformat()}: empty window"
+        )
 
-    window = selectors.prediction_window_aggregate(version=model_version, last=last, since=since)
+    window = selectors.prediction_window_aggregate(
+        version=model_version, last=last, since=since, until=end, use_summaries=use_summaries
+    )
     reference_confidence = None
     if window.n:
         if last is not None:
@@ -157,7 +169,10 @@ def drift_report_create(
             )
         else:
             reference_confidence = selectors.prediction_confidence_mean(
-                version=model_version, before=since, since=since - (now - since)
+                version=model_version,
+                before=since,
+                since=since - (end - since),
+                use_summaries=use_summaries,
             )
     result = drift.compare(
         reference,
@@ -183,6 +198,7 @@ def drift_report_create(
             "kind": "last" if last is not None else "since",
             "last": last,
             "since": since.isoformat() if since is not None else None,
+            "until": until.isoformat() if until is not None else None,
             "start": window.start.isoformat() if window.start else None,
             "end": window.end.isoformat() if window.end else None,
             "confidence_reference": (
@@ -193,6 +209,7 @@ def drift_report_create(
         },
         "store_key": store_key if save else None,
         **result.to_dict(),
+        "sources": {"summary_hours": window.summary_hours, "raw_rows": window.raw_rows},
     }
     report = DriftReport(
         model_version=model_version,

@@ -1,8 +1,9 @@
 """Compare recent inputs of a model version with its training data; record the report.
 
-Reads the version's training statistics from the artifact store, aggregates the window of
-logged predictions in one streaming pass, and stores the report (artifact store, then
-database). Read-only on everything else, so it is safe to run from cron at any rate.
+Reads the version's training statistics from the artifact store, aggregates the window
+(whole hours from their hourly summaries, the rest of the log in one streaming pass), and
+stores the report (artifact store, then database). Read-only on everything else, so it is
+safe to run from cron at any rate.
 
 Exit codes: 0 it ran (whatever it found); 1 drift found and ``--fail-on-drift`` given;
 2 it could not run (store unreachable, no statistics for the version, bad options), with
@@ -49,6 +50,11 @@ class Command(OperatorCommand):
         window.add_argument(
             "--since", metavar="ISO", help="Predictions logged since this ISO 8601 date/time."
         )
+        parser.add_argument(
+            "--until",
+            metavar="ISO",
+            help="Only predictions logged up to this ISO 8601 date/time (default: now).",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON document.")
         parser.add_argument(
             "--fail-on-drift",
@@ -88,11 +94,13 @@ class Command(OperatorCommand):
             min_samples=options["min_samples"],
         )
         since = parse_since(options["since"]) if options["since"] else None
+        until = parse_since(options["until"], "--until") if options["until"] else None
         report = drift_report_create(
             name=options["model"],
             version=options["model_version"],
             last=options["last"],
             since=since,
+            until=until,
             thresholds=thresholds,
             save=not options["dry_run"],
         )
@@ -120,6 +128,8 @@ def render_table(doc: dict, *, style=None) -> str:
         if window["kind"] == "last"
         else f"since {window['since']}"
     )
+    if window.get("until"):
+        span += f" until {window['until']}"
     if window["start"]:
         span += f", logged {window['start']} .. {window['end']}"
     t = doc["thresholds"]

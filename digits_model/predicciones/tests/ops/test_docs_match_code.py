@@ -283,3 +283,53 @@ def test_every_route_mentioned_exists():
         except Resolver404:
             unknown.append(route)
     assert not unknown, unknown
+
+
+# --- The capture's documented layout, line format and query snippet -------------------------
+def test_readme_capture_layout_is_what_the_store_gets():
+    import datetime as dt
+
+    layout = block_after(README, "**The capture's layout**").split()
+    hour = dt.datetime(2026, 11, 30, 13, tzinfo=dt.UTC)
+    assert layout[0] == storage.capture_part_key("clf.pickle", 3, hour, 0)
+    assert layout[1] == storage.capture_part_key("clf.pickle", 3, hour, 1)
+    assert storage.capture_manifest_key("clf.pickle", 3, hour) in layout
+    assert storage.label_part_key(hour + dt.timedelta(hours=1)) in layout
+    assert storage.label_manifest_key(hour + dt.timedelta(hours=1)) in layout
+    assert storage.summary_key("clf.pickle", 3, hour) in layout
+
+
+def test_readme_capture_line_has_the_fields_in_order():
+    from predicciones.services.lifecycle import PREDICTION_FIELDS
+
+    line = block_after(README, "A prediction line has every logged field", "json")
+    example = json.loads(re.sub(r',\s*"\.\.\. [^"]*"', "", line))
+    assert tuple(example) == PREDICTION_FIELDS
+
+
+@pytest.mark.django_db
+def test_readme_python_snippet_reads_a_real_capture(own_store, settings, monkeypatch, rng):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from predicciones.models import Prediction
+    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.services.predictions import feedback_record
+    from predicciones.services.registry import shipped_model_bootstrap
+    from predicciones.tests.factories import predictions_log
+
+    version = shipped_model_bootstrap()
+    start = timezone.now() - dt.timedelta(hours=6)
+    rows = predictions_log(
+        version, rng.integers(0, 17, (40, 64)), start=start, step=dt.timedelta(minutes=3)
+    )
+    log_maintain(config=lifecycle_settings(retention_days=30))
+    feedback_record(query_id=rows[0].query_id, label=7)  # after the capture
+    Prediction.objects.filter(label=7).update(labelled_at=timezone.now() - dt.timedelta(hours=2))
+    log_maintain(config=lifecycle_settings(retention_days=30))
+    monkeypatch.chdir(settings.DIGITS_ARTIFACTS_DIR)
+    namespace: dict = {}
+    exec(block_after(README, "With nothing but Python", "python"), namespace)
+    assert {r["query_id"] for r in namespace["rows"]} == {str(r.query_id) for r in rows}
+    assert namespace["labels"][str(rows[0].query_id)]["label"] == 7

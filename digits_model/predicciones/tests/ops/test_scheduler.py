@@ -57,9 +57,9 @@ def test_once_runs_every_job_and_exits_with_the_worst_code(fake_manage):
     assert all(e["seconds"] >= 0 for e in finished)
 
 
-def test_jobs_default_to_run_pipeline_and_come_from_the_environment(fake_manage):
+def test_jobs_default_to_maintain_then_run_pipeline_and_come_from_the_environment(fake_manage):
     result = run("--once", "--manage-py", str(fake_manage))
-    assert result.stdout.strip() == "ran run_pipeline --json"
+    assert result.stdout.splitlines() == ["ran maintain --json", "ran run_pipeline --json"]
     result = run(
         "--once",
         "--manage-py",

@@ -1,0 +1,544 @@
+"""Benchmark: the prediction log's lifecycle (``manage.py maintain``) and drift from summaries.
+
+Three measurements, each on a fresh database (SQLite, or a new database on the PostgreSQL
+server given by ``--database-url``) and a fresh bucket on a local ``moto_server`` (the S3
+protocol on loopback; a local folder with ``--local-store``):
+
+1. ``capture``: ``--capture-rows`` predictions over four closed hours; ``maintain`` times its
+   summarise and capture steps, then (two days later) retention: rows/s for each step,
+   compressed bytes per row.
+2. ``drift``: 30 days of hourly summaries (720 rows) plus one hour of raw rows at 450
+   requests/s (1,620,000) not summarised yet; ``check_drift --since <30 days ago>`` in a
+   fresh child process: seconds and peak RSS (target <= 2 s and <= 200 MiB).
+3. ``retention``: ``--days`` simulated days at ``--rows-per-hour`` (1 % labelled) with
+   ``maintain`` every simulated hour and ``--retention-days 1`` (and, on PostgreSQL,
+   ``maintain --reindex`` once a simulated day unless ``--no-reindex``): rows and database
+   size at the end of each day (bounded: it levels off after the retention period).
+
+    python bench/lifecycle_bench.py                    # all three, SQLite (about 4 minutes)
+    python bench/lifecycle_bench.py --only drift --database-url postgres://u:pw@127.0.0.1/postgres
+
+Prints one JSON object per measurement. Exits 1 when the drift check misses its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from drift_bench import (  # noqa: E402
+    COLUMNS,
+    INSERT_BATCH,
+    django_setup,
+    fresh_database_url,
+    generate,
+    rss_mib,
+)
+
+BIN_DIR = Path(sys.executable).parent
+HOUR = dt.timedelta(hours=1)
+#: check_drift over 30 days of summaries plus one raw hour at this rate.
+REQUESTS_PER_SECOND = 450
+DRIFT_DAYS = 30
+TARGET_SECONDS = 2.0
+TARGET_RSS_MIB = 200.0
+#: The caller's database and bucket are never used: each measurement makes its own.
+DROPPED_ENV = {"DATABASE_URL", "DIGITS_S3_BUCKET"}
+
+
+# --- Writing rows straight into the log ---------------------------------------------------
+def insert_rows(version_id: int, times: list[dt.datetime], seed: int, labelled_share=0.0):
+    """Log ``len(times)`` realistic predictions at the given times (COPY on PostgreSQL)."""
+    from django.db import connection, transaction
+
+    rng = np.random.default_rng(seed + 1)
+    done = 0
+    sha = "0" * 64
+    for features, predictions, confidences in generate(len(times), seed):
+        k = len(features)
+        at = times[done : done + k]
+        latency = rng.gamma(4.0, 0.5, k) + 0.5
+        labels = np.where(rng.random(k) < labelled_share, predictions, -1)
+        rows = [
+            (
+                uuid.UUID(bytes=os.urandom(16)),
+                t,
+                version_id,
+                f.tobytes(),
+                int(p),
+                float(c),
+                float(lat),
+                sha,
+                None if lab < 0 else int(lab),
+                None if lab < 0 else t + dt.timedelta(minutes=1),
+            )
+            for t, f, p, c, lat, lab in zip(
+                at, features, predictions, confidences, latency, labels, strict=True
+            )
+        ]
+        columns = f"{COLUMNS}, label, labelled_at"
+        if connection.vendor == "postgresql":
+            with (
+                transaction.atomic(),
+                connection.cursor() as cursor,
+                cursor.cursor.copy(f"COPY predicciones_prediction ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            sqlite_rows = [
+                (
+                    r[0].hex,
+                    r[1].strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    *r[2:8],
+                    r[8],
+                    r[9].strftime("%Y-%m-%d %H:%M:%S.%f") if r[9] else None,
+                )
+                for r in rows
+            ]
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO predicciones_prediction ({columns}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    sqlite_rows,
+                )
+        done += k
+
+
+def spread(start: dt.datetime, n: int, seconds: float) -> list[dt.datetime]:
+    step = seconds / n
+    return [start + dt.timedelta(seconds=i * step) for i in range(n)]
+
+
+def database_size() -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_database_size(current_database())")
+            total = cursor.fetchone()[0]
+            cursor.execute(
+                "SELECT pg_relation_size('predicciones_prediction'), "
+                "pg_indexes_size('predicciones_prediction')"
+            )
+            heap, indexes = cursor.fetchone()
+            cursor.execute(
+                "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index "
+                "WHERE indrelid = 'predicciones_prediction'::regclass ORDER BY 1"
+            )
+            return {
+                "database_bytes": total,
+                "log_heap_bytes": heap,
+                "log_index_bytes": indexes,
+                "log_indexes": dict(cursor.fetchall()),
+            }
+        cursor.execute("PRAGMA page_size")
+        page = cursor.fetchone()[0]
+        cursor.execute("PRAGMA page_count")
+        pages = cursor.fetchone()[0]
+        cursor.execute("PRAGMA freelist_count")
+        free = cursor.fetchone()[0]
+    return {"database_bytes": pages * page, "used_bytes": (pages - free) * page}
+
+
+# --- The three measurements (each in its own child process) ------------------------------
+def phase_capture(rows: int, seed: int) -> dict:
+    from django.core.management import call_command
+
+    from predicciones.selectors import hour_floor
+    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.services.registry import shipped_model_bootstrap
+
+    call_command("migrate", verbosity=0)
+    version = shipped_model_bootstrap()
+    start = hour_floor(dt.datetime.now(dt.UTC)) - 6 * HOUR
+    insert_rows(version.pk, spread(start, rows, 4 * 3600), seed)
+    report = log_maintain(config=lifecycle_settings(retention_days=30)).to_dict()
+    assert report["status"] == "ok", report
+    s, c = report["summarise"], report["capture"]
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    pruned = log_maintain(now=later, config=lifecycle_settings(retention_days=1)).to_dict()
+    r = pruned["retention"]
+    assert pruned["status"] == "ok" and r["rows_deleted"] == rows, pruned
+    return {
+        "retention_seconds": r["seconds"],
+        "retention_rows_per_s": round(rows / r["seconds"]),
+        "rows": rows,
+        "hours": c["hours"],
+        "summarise_seconds": s["seconds"],
+        "summarise_rows_per_s": round(rows / s["seconds"]),
+        "capture_seconds": c["seconds"],
+        "capture_rows_per_s": round(rows / c["seconds"]),
+        "capture_bytes": c["bytes"],
+        "bytes_per_row": round(c["bytes"] / rows, 1),
+    }
+
+
+def phase_drift_populate(seed: int) -> dict:
+    """720 summaries (30 days) and 1,620,000 raw rows in the last hour."""
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from predicciones import storage
+    from predicciones.ml import drift
+    from predicciones.ml.summary import LogSummary
+    from predicciones.models import PredictionHour
+    from predicciones.selectors import hour_floor
+    from predicciones.services.registry import shipped_model_bootstrap
+
+    call_command("migrate", verbosity=0)
+    version = shipped_model_bootstrap()
+    now = timezone.now()
+    first = hour_floor(now) - (DRIFT_DAYS * 24 + 1) * HOUR
+    hourly_rows = REQUESTS_PER_SECOND * 3600
+    started = time.perf_counter()
+    rows = []
+    for i, (features, predictions, confidences) in enumerate(generate(DRIFT_DAYS * 24 * 500, seed)):
+        # 500 generated rows stand in for each hour's histograms, scaled to 450 req/s.
+        for j in range(0, len(features), 500):
+            h = first + (i * (INSERT_BATCH // 500) + j // 500) * HOUR
+            block = LogSummary().add_block(
+                features[j : j + 500],
+                predictions[j : j + 500],
+                confidences[j : j + 500],
+                latency_ms=np.full(500, 2.0),
+                labels=[None] * 500,
+            )
+            scale = hourly_rows // 500
+            rows.append(
+                PredictionHour(
+                    model_version=version,
+                    hour=h,
+                    n=block.n * scale,
+                    value_counts=(block.value_counts * scale).tolist(),
+                    class_counts=(block.class_counts * scale).tolist(),
+                    confidence_units=str(block.confidence_units * scale),
+                    latency_counts=(block.latency_counts * scale).tolist(),
+                    first_created_at=h,
+                    last_created_at=h + HOUR - dt.timedelta(microseconds=1),
+                    summarised_at=now,
+                    summary_key=storage.summary_key(version.model.name, version.version, h),
+                    summary_stored=True,
+                    captured_rows=block.n * scale,
+                    captured_at=now,
+                )
+            )
+    PredictionHour.objects.bulk_create(rows, batch_size=200)
+    assert len(rows) == DRIFT_DAYS * 24 and drift.N_FEATURES == 64
+    raw_start = first + DRIFT_DAYS * 24 * HOUR
+    insert_rows(version.pk, spread(raw_start, hourly_rows, 3600), seed + 7)
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return {
+        "since": first.isoformat(),
+        "until": (raw_start + HOUR).isoformat(),
+        "populate_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def phase_drift_check(since: str, until: str) -> dict:
+    from predicciones.services.drift import drift_report_create, drift_version_resolve
+
+    drift_version_resolve()  # imports and connection warmed: the measurement is the check
+    rss_before = rss_mib()
+    started = time.perf_counter()
+    report = drift_report_create(
+        since=dt.datetime.fromisoformat(since), until=dt.datetime.fromisoformat(until)
+    )
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": round(seconds, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_mib": round(rss_before, 1),
+        "n_current": report.n_current,
+        "sources": report.document["sources"],
+        "status": report.status,
+    }
+
+
+def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> dict:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from predicciones.models import Prediction
+    from predicciones.selectors import hour_floor
+    from predicciones.services.lifecycle import lifecycle_settings, log_maintain, log_reindex
+    from predicciones.services.registry import shipped_model_bootstrap
+
+    call_command("migrate", verbosity=0)
+    version = shipped_model_bootstrap()
+    start = hour_floor(dt.datetime.now(dt.UTC)) - (days * 24 + 1) * HOUR
+    config = lifecycle_settings(retention_days=1, grace_seconds=600)
+    per_day, maintain_seconds = [], []
+    for h in range(days * 24):
+        hour = start + h * HOUR
+        insert_rows(version.pk, spread(hour, rows_per_hour, 3600), seed + h, labelled_share=0.01)
+        started = time.perf_counter()
+        report = log_maintain(now=hour + HOUR + dt.timedelta(minutes=11), config=config)
+        maintain_seconds.append(time.perf_counter() - started)
+        assert report.failed_step is None, report.to_dict()
+        if (h + 1) % 24 == 0:
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("VACUUM predicciones_prediction")
+                if reindex:  # maintain --reindex, here once a simulated day
+                    log_reindex()
+            per_day.append(
+                {
+                    "day": (h + 1) // 24,
+                    "rows": Prediction.objects.count(),
+                    "labelled_rows": Prediction.objects.filter(label__isnull=False).count(),
+                    **database_size(),
+                }
+            )
+    return {
+        "days": days,
+        "rows_per_hour": rows_per_hour,
+        "labelled_share": 0.01,
+        "reindex_daily": reindex,
+        "maintain_seconds_median": round(float(np.median(maintain_seconds)), 3),
+        "per_day": per_day,
+    }
+
+
+# --- Driver ------------------------------------------------------------------------------
+class Moto:
+    def __init__(self):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        binary = BIN_DIR / "moto_server"
+        self.process = subprocess.Popen(
+            [
+                str(binary if binary.exists() else shutil.which("moto_server")),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        import boto3
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.client = boto3.client(
+                    "s3",
+                    endpoint_url=self.endpoint,
+                    aws_access_key_id="bench",
+                    aws_secret_access_key="bench",
+                    region_name="us-east-1",
+                )
+                self.client.list_buckets()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def bucket_env(self) -> dict:
+        name = f"bench-{uuid.uuid4().hex[:10]}"
+        self.client.create_bucket(Bucket=name)
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "DIGITS_S3_BUCKET": name,
+            "DIGITS_S3_PREFIX": "digits",
+        }
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=10)
+
+
+def child(env: dict, *args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--phase", *args], env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"phase {args[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, args, moto: Moto | None, phases) -> dict:
+    with tempfile.TemporaryDirectory(prefix="digits-lifecycle-bench-") as var_dir:
+        url, drop = fresh_database_url(args.database_url, Path(var_dir))
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in DROPPED_ENV},
+            "SECRET_KEY": "bench-not-secret",
+            "DIGITS_VAR_DIR": var_dir,
+            "DIGITS_LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "digits_model.settings",
+        }
+        if url:
+            env["DATABASE_URL"] = url
+        if moto is not None:
+            env.update(moto.bucket_env())
+        try:
+            result = phases(env)
+        finally:
+            drop()
+    return {
+        "measure": name,
+        "backend": "postgresql" if args.database_url else "sqlite",
+        "store": "local folder" if moto is None else "s3 (moto_server)",
+        **result,
+    }
+
+
+# --- For bench/run.py --lifecycle ------------------------------------------------------------
+def bench_lifecycle() -> dict:
+    """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, __file__],
+        cwd=BENCH_DIR.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    results = []
+    for line in proc.stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            results.append(json.loads(line))
+    out = {"exit_code": proc.returncode, "results": results}
+    if proc.returncode not in (0, 1) or not results:
+        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+    return out
+
+
+def render_lifecycle(lifecycle: dict) -> list[str]:
+    lines = ["The log's lifecycle (bench/lifecycle_bench.py)"]
+    for r in lifecycle["results"]:
+        where = f"{r['backend']}, {r['store']}"
+        if r["measure"] == "capture":
+            lines.append(
+                f"  {r['rows']:,} rows in {r['hours']} hours ({where}): summarised "
+                f"{r['summarise_rows_per_s']:,} rows/s, captured {r['capture_rows_per_s']:,} "
+                f"rows/s ({r['bytes_per_row']} bytes/row gzip), deleted by retention "
+                f"{r['retention_rows_per_s']:,} rows/s"
+            )
+        elif r["measure"] == "drift":
+            met = "met" if r["within_target"] else "MISSED"
+            lines.append(
+                f"  check_drift over 30 days: {r['sources']['summary_hours']} hourly summaries + "
+                f"{r['sources']['raw_rows']:,} raw rows ({where}): {r['seconds']:.2f} s, peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB (target <= 2 s and <= 200 MiB: {met})"
+            )
+        else:
+            lines.append(
+                f"  {r['days']} simulated days at {r['rows_per_hour']:,} rows/hour, 1 % labelled, "
+                f"retention 1 day ({where}); maintain per hour: median "
+                f"{r['maintain_seconds_median']:.2f} s"
+            )
+            for day in r["per_day"]:
+                lines.append(
+                    f"    day {day['day']}: {day['rows']:,} rows ({day['labelled_rows']:,} "
+                    f"labelled), database {day['database_bytes'] / 2**20:.1f} MiB"
+                )
+    if "stderr_tail" in lifecycle:
+        lines.append(f"  lifecycle_bench.py exited {lifecycle['exit_code']}")
+        lines += ["  " + line for line in lifecycle["stderr_tail"]]
+    return [*lines, ""]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["capture", "drift", "retention"], action="append")
+    parser.add_argument("--database-url", help="PostgreSQL server to use (default: SQLite).")
+    parser.add_argument("--local-store", action="store_true", help="A folder instead of moto.")
+    parser.add_argument("--capture-rows", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--rows-per-hour", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-reindex",
+        action="store_true",
+        help="retention: no daily maintain --reindex (shows PostgreSQL's index growth)",
+    )
+    parser.add_argument("--phase", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.phase:
+        django_setup()
+        name, *rest = args.phase
+        result = {
+            "capture": lambda: phase_capture(int(rest[0]), args.seed),
+            "drift_populate": lambda: phase_drift_populate(args.seed),
+            "drift_check": lambda: phase_drift_check(rest[0], rest[1]),
+            "retention": lambda: phase_retention(
+                int(rest[0]), int(rest[1]), args.seed, rest[2] == "reindex"
+            ),
+        }[name]()
+        print(json.dumps(result, default=str))
+        return 0
+    moto = None if args.local_store else Moto()
+    ok = True
+    try:
+        for name in args.only or ["capture", "drift", "retention"]:
+            if name == "capture":
+                result = measure(
+                    name, args, moto, lambda env: child(env, "capture", str(args.capture_rows))
+                )
+            elif name == "drift":
+
+                def drift_phases(env):
+                    populated = child(env, "drift_populate")
+                    checked = child(env, "drift_check", populated["since"], populated["until"])
+                    return {**populated, **checked}
+
+                result = measure(name, args, moto, drift_phases)
+                result["within_target"] = (
+                    result["seconds"] <= TARGET_SECONDS and result["peak_rss_mib"] <= TARGET_RSS_MIB
+                )
+                ok &= result["within_target"]
+            else:
+                result = measure(
+                    name,
+                    args,
+                    moto,
+                    lambda env: child(
+                        env,
+                        "retention",
+                        str(args.days),
+                        str(args.rows_per_hour),
+                        "plain" if args.no_reindex else "reindex",
+                    ),
+                )
+            print(json.dumps(result), flush=True)
+    finally:
+        if moto is not None:
+            moto.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
