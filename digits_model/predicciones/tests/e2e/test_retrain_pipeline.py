@@ -136,7 +136,7 @@ def handwriting_uploads(n, style, seed):
     images, labels = load_mnist()
     rows = np.arange(9, len(labels), 10)[:n]
     rng = np.random.default_rng(seed)
-    return [((render(images[i], style, rng), None), int(labels[i])) for i in rows]
+    return [(render(images[i], style, rng), int(labels[i])) for i in rows]
 
 
 def test_random_labels_are_refused_by_the_gate(server_with_quick_live):
