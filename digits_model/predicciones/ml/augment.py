@@ -58,10 +58,8 @@ class Distortion:
     blur: float = 0.8
 
 
-#: The distortions used to train the shipped model. Pen-traced copies (``trace``), wider
-#: rotation and shear and a stronger elastic warp each helped the writer-disjoint proxy
-#: (``bench/proxy.py``) a little; combined with wider bitmaps and thicker minimum strokes
-#: they gave a model that read the tests' plain printed 7 as a 1, so they are not shipped.
+#: The distortions' defaults (training widens rotation and blur:
+#: ``training.TRAINING_DISTORTION``).
 DEFAULT_DISTORTION = Distortion()
 
 
