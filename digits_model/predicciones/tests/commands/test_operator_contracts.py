@@ -233,4 +233,4 @@ def test_a_pass_that_rolls_out_says_so_in_sentences(
     # The candidate's accuracy on the fixed holdout is recorded, comparable with v1's.
     _, listing, _ = run("models", "--json")
     holdout = {row["version"]: row["holdout"] for row in json.loads(listing)}
-    assert holdout[1]["n"] == holdout[2]["n"] == 537
+    assert holdout[1]["n"] == holdout[2]["n"] == 6537
