@@ -144,7 +144,7 @@ def ranked(proba: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
 
 # --- A faster predict_proba for the shipped model's shape -----------------------------------
 # The shipped model is a CalibratedClassifierCV (temperature) around a frozen pipeline: a
-# MinMaxScaler (0..16 -> 0..1) then an MLPClassifier with ReLU hidden layers. scikit-learn's
+# MinMaxScaler (clipped to 0..1) then an MLPClassifier with ReLU hidden layers. scikit-learn's
 # predict_proba walks four estimators, each validating its input: about 0.3 ms for one
 # sample, ten times the arithmetic. This path computes the same thing from the fitted
 # attributes: the scaled input through the layers, the softmax, then the temperature as
@@ -161,7 +161,7 @@ def _fast_proba(clf, X: np.ndarray) -> np.ndarray | None:
     if parts is None:
         return None
     scale, shift, layers, beta = parts
-    activation = X * scale + shift
+    activation = np.clip(X * scale + shift, 0.0, 1.0)
     for i, (coef, intercept) in enumerate(layers):
         activation = activation @ coef + intercept
         if i < len(layers) - 1:
@@ -220,8 +220,8 @@ def _mlp_parts(clf) -> tuple:
         return ()
     if mlp.out_activation_ != "softmax" or not np.array_equal(mlp.classes_, clf.classes_):
         return ()
-    if np.any(scaler.data_min_ != 0) or np.any(scaler.data_max_ != 16):
-        return ()  # the fast path relies on clip being a no-op for inputs on 0..16
+    if tuple(scaler.feature_range) != (0, 1):
+        return ()
     # In float64, as scikit-learn computes it for float64 input.
     layers = tuple(
         (np.asarray(c, np.float64), np.asarray(b, np.float64))

@@ -296,13 +296,15 @@ def fit_classifier(
     Returns
     -------
     estimator
-        A pipeline (features scaled from 0..16 to 0..1, then the perceptron), wrapped in a
-        temperature-scaled ``CalibratedClassifierCV`` when ``calibration`` is given.
+        A pipeline (each feature scaled to 0..1 by its training range, clipped, then the
+        perceptron), wrapped in a temperature-scaled ``CalibratedClassifierCV`` when
+        ``calibration`` is given.
     """
     X = check_features(X).astype(np.float32)
     y = np.asarray(y, dtype=np.int64)
-    # Features live on a fixed scale: 0..16 maps to 0..1 whatever the training rows hold.
-    scaler = MinMaxScaler(clip=True).fit(np.array([[0.0] * N_FEATURES, [16.0] * N_FEATURES]))
+    # Each feature scaled to 0..1 by its range in the training rows; an upload beyond that
+    # range (ink in a corner no training digit reaches) is clipped to it.
+    scaler = MinMaxScaler(clip=True)
     mlp = MLPClassifier(random_state=seed, **{**MLP_PARAMS, **params})
     # One BLAS thread: the same bytes for the same seed on any number of cores.
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():

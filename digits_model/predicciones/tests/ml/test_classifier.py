@@ -51,6 +51,12 @@ def test_fast_path_matches_predict_proba(clf, base_digits):
     X, _ = base_digits
     assert _fast_proba(clf, X) is not None, "the shipped model no longer takes the fast path"
     np.testing.assert_allclose(_fast_proba(clf, X), clf.predict_proba(X), rtol=0, atol=1e-12)
+    # Ink where no training digit has any (a corner) is clipped to the training range alike.
+    beyond = np.vstack([np.full(64, 16.0), np.eye(64)[[0, 7, 56, 63]].sum(axis=0) * 16])
+    assert (beyond > clf.calibrated_classifiers_[0].estimator.estimator[0].data_max_).any()
+    np.testing.assert_allclose(
+        _fast_proba(clf, beyond), clf.predict_proba(beyond), rtol=0, atol=1e-12
+    )
 
 
 def test_other_models_take_the_plain_path(base_digits):
