@@ -436,6 +436,27 @@ def _chunk_sql() -> str | None:
     )
 
 
+def _chunk_fetch(sql: str, params: list) -> tuple:
+    """The one row of a chunk's statement (:data:`_CHUNK_SQL`).
+
+    On PostgreSQL it comes in binary format, from a psycopg cursor of its own: Django's
+    cursors bind parameters on the client, which psycopg allows only with text results, and
+    in text the chunk's features travel as hex, twice their size, for the server to encode
+    and psycopg to decode. Errors are still Django's.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # Not prepared, like Django's own statements (no state left on a pooled connection).
+        cursor.execute(sql, params, binary=True, prepare=False)
+        return cursor.fetchone()
+
+
 def _parallel_reads_possible() -> bool:
     """Other connections see the same rows: not inside a transaction (uncommitted rows),
     not on an in-memory SQLite database (private to its connection)."""
@@ -522,9 +543,8 @@ def _interval_summary(
     adapt = connection.ops.adapt_datetimefield_value
     while cursor is not None and cursor < end:
         upper = min(cursor + span, end)
-        with connection.cursor() as db:
-            db.execute(sql, [version.pk, adapt(cursor), adapt(upper)])
-            n, features, predicted, units_high, units_low = db.fetchone()
+        chunk = _chunk_fetch(sql, [version.pk, adapt(cursor), adapt(upper)])
+        n, features, predicted, units_high, units_low = chunk
         if n:
             block = np.frombuffer(bytes(features), dtype=np.uint8)
             digits = np.frombuffer(predicted.encode("ascii"), dtype=np.uint8) - ord("0")
