@@ -39,7 +39,7 @@ from predicciones.ml import training  # noqa: E402
 from predicciones.ml.augment import DEFAULT_DISTORTION, Distortion  # noqa: E402
 from predicciones.ml.classifier import predict  # noqa: E402
 from predicciones.ml.datasets import load_base_data  # noqa: E402
-from predicciones.ml.errors import ImageError  # noqa: E402
+from predicciones.ml.exceptions import ImageError  # noqa: E402
 from predicciones.ml.preprocessing import preprocess  # noqa: E402
 from predicciones.ml.synth import STYLES, render  # noqa: E402
 

@@ -207,7 +207,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "predicciones.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "predicciones.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "predicciones.schema.AutoSchema",
     # The client address for rate limiting: the last N entries of X-Forwarded-For are trusted
     # proxies' (0: REMOTE_ADDR, for a server facing clients directly).

@@ -12,17 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import schema, selectors
-from .errors import upload_too_large_message
-from .exceptions import PrediccionesError
+from .exception_handler import upload_too_large_message
+from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
 from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
 from .services import health, registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
-
-
-class UploadTooLargeError(PrediccionesError):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 
 def format_seconds(seconds: float) -> str:

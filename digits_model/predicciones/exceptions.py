@@ -1,7 +1,8 @@
 """Errors the service raises on purpose, each with the HTTP status it maps to.
 
-``predicciones.errors`` turns these (and the image errors from ``ml.errors``) into the
-API's error shape. Messages are written for the client and never echo uploaded bytes.
+``predicciones.exception_handler`` turns these (and the image errors from
+``ml.exceptions``) into the API's error shape. Messages are written for the client and
+never echo uploaded bytes.
 """
 
 from rest_framework import status
@@ -33,6 +34,13 @@ class PredictionLogError(PrediccionesError):
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_message = "The prediction could not be recorded; try again shortly."
+
+
+class UploadTooLargeError(PrediccionesError):
+    """An uploaded image file above ``DIGITS_MAX_UPLOAD_BYTES``."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_message = "The upload is too large."
 
 
 class UnknownQueryError(PrediccionesError):

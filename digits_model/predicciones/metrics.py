@@ -30,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from rest_framework import status
 
-from .errors import error_response
+from .exception_handler import error_response
 from .security import bearer_challenge, bearer_token_valid
 
 logger = logging.getLogger(__name__)

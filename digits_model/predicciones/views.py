@@ -13,7 +13,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from . import selectors
 from .dashboard import dashboard_context
-from .errors import first_line
+from .exception_handler import first_line
 from .models import RegisteredModel
 from .security import csp_allowing_inline_styles
 

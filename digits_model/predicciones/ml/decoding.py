@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
+from .exceptions import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 
 #: Formats accepted, as Pillow names them.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")

@@ -20,7 +20,7 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image, skeletonize
 
 from .decoding import MAX_PIXELS, WORK_SIZE, Decoded, decode_upload
-from .errors import NoDigitError
+from .exceptions import NoDigitError
 
 #: Side of the bitmap the 8x8 grid is counted from, as in scikit-learn's digits.
 BITMAP_SIZE = 32

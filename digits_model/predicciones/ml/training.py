@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 from . import sources
 from .augment import DEFAULT_DISTORTION, Distortion, training_features
 from .classifier import check_features
-from .errors import ImageError
+from .exceptions import ImageError
 from .preprocessing import preprocess
 from .synth import STYLES, render
 

@@ -25,7 +25,7 @@ from ..models import Deployment
 from ..serving import load_version
 from ..storage import StoreError
 from . import registry
-from .canary import canary_review
+from .canary_review import canary_review
 from .drift import drift_report_create
 from .retraining import RetrainOptions, check_range, model_retrain, new_label_count
 

@@ -18,7 +18,7 @@ import pytest
 from django.conf import settings
 from rest_framework import status
 
-from predicciones.ml.errors import ImageError
+from predicciones.ml.exceptions import ImageError
 from predicciones.ml.preprocessing import preprocess
 from predicciones.tests.conftest import draw_digit_image
 from predicciones.tests.hostile import (
