@@ -182,10 +182,8 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
 
     summary["step"] = "retrain"
     retrain_opts.trigger = trigger
-    from ..management.commands.retrain import retrain_summary
-
     run = model_retrain(model_name=model_name, options=retrain_opts)
-    summary["retrain"] = retrain_summary(run)
+    summary["retrain"] = run.as_dict()
     if run.candidate_version is None:
         done.append(f"no new version: retrain {run.status} ({'; '.join(run.reasons)})")
         return

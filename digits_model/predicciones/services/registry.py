@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,15 +17,19 @@ from django.db import IntegrityError, transaction
 from .. import storage
 from ..exceptions import DeploymentChangedError, RegistryError, UnknownModelError
 from ..ml.classifier import sha256_bytes
-from ..models import Deployment, DeploymentEvent, ModelVersion, RegisteredModel
+from ..models import (
+    Deployment,
+    DeploymentEvent,
+    ModelVersion,
+    RegisteredModel,
+    is_valid_model_name,
+)
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
 
 def validate_model_name(name: str) -> str:
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name) or ".." in name:
+    if not is_valid_model_name(name):
         raise RegistryError(
             "A model name is 1-100 letters, digits, '.', '_' or '-', starting with a letter "
             "or digit."

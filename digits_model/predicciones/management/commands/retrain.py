@@ -50,23 +50,6 @@ def retrain_options(opts: dict, **extra) -> RetrainOptions:
     )
 
 
-def retrain_summary(run) -> dict:
-    return {
-        "model": run.model.name,
-        "status": run.status,
-        "reasons": run.reasons,
-        "trigger": run.trigger,
-        "live_version": run.live_version.version if run.live_version else None,
-        "candidate_version": run.candidate_version.version if run.candidate_version else None,
-        "n_new_labels": run.n_new_labels,
-        "n_feedback_train": run.n_feedback_train,
-        "n_feedback_validation": run.n_feedback_validation,
-        "validation_set": run.validation_set,
-        "gate": run.gate,
-        "started_at": run.started_at.isoformat(),
-    }
-
-
 class Command(OperatorCommand):
     help = "Train a candidate from base data + feedback; register it only if it passes the gate."
 
@@ -78,9 +61,8 @@ class Command(OperatorCommand):
             model_name=opts["model"] or settings.DIGITS_DEFAULT_MODEL,
             options=retrain_options(opts, dry_run=opts["dry_run"]),
         )
-        summary = retrain_summary(run)
         if opts["json"]:
-            self.write_json(summary)
+            self.write_json(run.as_dict())
             return
         style = self.style.SUCCESS if run.status == "registered" else self.style.WARNING
         self.stdout.write(style(f"retrain {run.status}"))
