@@ -19,6 +19,16 @@ class PrediccionesError(Exception):
         super().__init__(self.message)
 
 
+class OperatorError(PrediccionesError):
+    """An option or setting an operator gave that the action cannot run with.
+
+    Commands exit 2 with its one-line message; any other exception is a bug and keeps its
+    traceback.
+    """
+
+    default_message = "An option or setting is out of range."
+
+
 class UnknownModelError(PrediccionesError):
     status_code = status.HTTP_404_NOT_FOUND
     default_message = "Unknown model."

@@ -20,7 +20,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import selectors
-from ..exceptions import PrediccionesError
+from ..exceptions import OperatorError, PrediccionesError
 from ..models import Deployment
 from ..serving import load_version
 from ..storage import StoreError
@@ -35,7 +35,7 @@ STRATEGIES = ("canary", "bluegreen")
 
 #: Failures a step may end with; the pass then reports what it had done (anything else is a bug
 #: and propagates).
-STEP_ERRORS = (PrediccionesError, StoreError, DatabaseError, ValueError)
+STEP_ERRORS = (PrediccionesError, StoreError, DatabaseError)
 
 
 @dataclass
@@ -51,10 +51,10 @@ class PipelineOptions:
     def resolved(self) -> PipelineOptions:
         """Fill unset values from settings and check them all, before the pass does anything.
 
-        Raises ValueError naming the option (and the setting it falls back to).
+        Raises OperatorError naming the option (and the setting it falls back to).
         """
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+            raise OperatorError(f"--strategy must be one of {', '.join(STRATEGIES)}")
         resolved = PipelineOptions(
             retrain=self.retrain.resolved(),
             min_samples_without_drift=_pick(
@@ -92,7 +92,7 @@ def _pick(value, default):
 def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
     """Run one pass and return what it decided and why (the ``--json`` document).
 
-    Every option is checked, and the model looked up, before anything is done: ValueError or
+    Every option is checked, and the model looked up, before anything is done: OperatorError or
     UnknownModelError then, with nothing changed. A step that fails later does not lose the
     account of the steps before it: the document comes back with ``status`` "failed", the
     failing ``step`` and its ``error``, and an ``outcome`` sentence that says what was done

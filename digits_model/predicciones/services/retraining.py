@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .. import storage
-from ..exceptions import UnknownModelError
+from ..exceptions import OperatorError, UnknownModelError
 from ..ml import gate as gate_rules
 from ..ml import training
 from ..ml.classifier import dump_classifier, predict
@@ -63,7 +63,7 @@ class RetrainOptions:
     def resolved(self) -> RetrainOptions:
         """Fill unset values from settings, and check every value's range.
 
-        Raises ValueError naming the option and the setting it falls back to, so a bad
+        Raises OperatorError naming the option and the setting it falls back to, so a bad
         value is refused before anything is read, trained or recorded.
         """
         resolved = RetrainOptions(
@@ -91,12 +91,12 @@ def _pick(value, default):
 
 
 def check_range(option: str, setting: str | None, value, low, high=None) -> None:
-    """Raise ValueError, naming the option (and its setting), when value is outside low..high."""
+    """Raise OperatorError, naming the option (and its setting), when value is outside low..high."""
     if value is not None and (value >= low and (high is None or value <= high)):
         return
     where = f"{option} (or {setting})" if setting else option
     expected = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
-    raise ValueError(f"{where} must be {expected}, got {value}")
+    raise OperatorError(f"{where} must be {expected}, got {value}")
 
 
 def last_retrain(model_name: str) -> RetrainRun | None:

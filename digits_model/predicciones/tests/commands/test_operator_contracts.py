@@ -234,3 +234,28 @@ def test_a_pass_that_rolls_out_says_so_in_sentences(
     _, listing, _ = run("models", "--json")
     holdout = {row["version"]: row["holdout"] for row in json.loads(listing)}
     assert holdout[1]["n"] == holdout[2]["n"] == 537
+
+
+# --- Only the project's own failures exit 2; a bug keeps its traceback -----------------------
+def test_an_operator_error_exits_2_with_its_message(monkeypatch):
+    from predicciones.exceptions import OperatorError
+    from predicciones.management.commands import models as models_command
+
+    def refuse(**kwargs):
+        raise OperatorError("--model must name a registered model")
+
+    monkeypatch.setattr(models_command, "model_version_list", refuse)
+    code, out, err = run("models")
+    assert code == 2 and out == ""
+    assert err.strip() == "--model must name a registered model"
+
+
+def test_a_bug_is_not_dressed_up_as_an_operator_error(monkeypatch):
+    from predicciones.management.commands import models as models_command
+
+    def bug(**kwargs):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(models_command, "model_version_list", bug)
+    with pytest.raises(ValueError, match="broadcast"):
+        run("models")
