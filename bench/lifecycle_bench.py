@@ -198,7 +198,7 @@ def phase_drift_populate(seed: int) -> dict:
     from django.utils import timezone
 
     from predicciones import storage
-    from predicciones.ml import drift
+    from predicciones.ml.features import N_FEATURES
     from predicciones.ml.summary import LogSummary
     from predicciones.models import PredictionHour
     from predicciones.selectors import hour_floor
@@ -242,7 +242,7 @@ def phase_drift_populate(seed: int) -> dict:
                 )
             )
     PredictionHour.objects.bulk_create(rows, batch_size=200)
-    assert len(rows) == DRIFT_DAYS * 24 and drift.N_FEATURES == 64
+    assert len(rows) == DRIFT_DAYS * 24 and N_FEATURES == 64
     raw_start = first + DRIFT_DAYS * 24 * HOUR
     insert_rows(version.pk, spread(raw_start, hourly_rows, 3600), seed + 7)
     from django.db import connection

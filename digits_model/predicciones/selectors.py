@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from .exceptions import DriftCheckError, UnknownModelError, WindowRowsDeletedError
 from .ml import drift, summary
+from .ml.features import N_CLASSES, N_FEATURES
 from .models import (
     Deployment,
     DeploymentEvent,
@@ -375,13 +376,13 @@ def _rows_summary(qs, version: ModelVersion, chunk_rows: int) -> summary.LogSumm
         while rows := cursor.fetchmany(chunk_rows):
             features, predicted, confidence = zip(*rows, strict=True)
             block = np.frombuffer(b"".join(features), dtype=np.uint8)
-            if block.size != drift.N_FEATURES * len(rows):
+            if block.size != N_FEATURES * len(rows):
                 raise DriftCheckError(
-                    f"a logged prediction of {version} does not hold {drift.N_FEATURES} feature "
+                    f"a logged prediction of {version} does not hold {N_FEATURES} feature "
                     "bytes; the prediction log is corrupt"
                 )
             try:
-                result.add_block(block.reshape(len(rows), drift.N_FEATURES), predicted, confidence)
+                result.add_block(block.reshape(len(rows), N_FEATURES), predicted, confidence)
             except ValueError as exc:
                 raise DriftCheckError(
                     f"a logged prediction of {version} is out of range ({exc}); "
@@ -528,13 +529,13 @@ def _interval_summary(
         if n:
             block = np.frombuffer(bytes(features), dtype=np.uint8)
             digits = np.frombuffer(predicted.encode("ascii"), dtype=np.uint8) - ord("0")
-            if block.size != drift.N_FEATURES * n or digits.size != n or digits.max() > 9:
+            if block.size != N_FEATURES * n or digits.size != n or digits.max() > 9:
                 raise DriftCheckError(
-                    f"a logged prediction of {version} does not hold {drift.N_FEATURES} "
+                    f"a logged prediction of {version} does not hold {N_FEATURES} "
                     "feature bytes and a digit; the prediction log is corrupt"
                 )
-            result.value_counts += drift.value_counts(block.reshape(n, drift.N_FEATURES))
-            result.class_counts += np.bincount(digits, minlength=drift.N_CLASSES)
+            result.value_counts += drift.value_counts(block.reshape(n, N_FEATURES))
+            result.class_counts += np.bincount(digits, minlength=N_CLASSES)
             result.confidence_units += summary.units_from_halves(units_high, units_low)
             result.n += n
             scale = chunk_rows / n

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-N_FEATURES = 64
-N_CLASSES = 10
+from .features import N_CLASSES, N_FEATURES
 
 
 class ArtifactIntegrityError(RuntimeError):

@@ -43,19 +43,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Features per input (8x8 pixels).
-N_FEATURES = 64
-#: Each feature is an integer 0..16.
-N_VALUES = 17
-#: Digits 0..9.
-N_CLASSES = 10
+from .features import N_CLASSES, N_FEATURES, N_VALUES
+
 #: Lower bound on the reference spread used to normalise W1 (see the module docstring).
 SCALE_FLOOR = 2.0
 
 #: Ordered severities and their numeric codes (for gauges).
 SEVERITIES = ("none", "warning", "critical")
 SEVERITY_CODES = {name: code for code, name in enumerate(SEVERITIES)}
-STATUSES = ("ok", "drift", "insufficient_data")
 
 
 @dataclass(frozen=True)

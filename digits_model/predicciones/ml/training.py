@@ -43,12 +43,9 @@ from . import sources
 from .augment import DEFAULT_DISTORTION, Distortion, training_features
 from .classifier import check_features
 from .exceptions import ImageError
+from .features import N_CLASSES, N_FEATURES, N_VALUES
 from .preprocessing import preprocess
 from .synth import STYLES, render
-
-N_VALUES = 17  # feature values are integers 0..16
-N_CLASSES = 10
-N_FEATURES = 64
 
 #: The base data, in the order rows are stacked.
 SOURCES = ("mnist", "optdigits", "sklearn")

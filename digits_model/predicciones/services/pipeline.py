@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from .. import selectors
 from ..exceptions import OperatorError, PrediccionesError
-from ..models import Deployment
+from ..models import Deployment, DriftReport
 from ..serving import load_version
 from ..storage import StoreError
 from . import registry
@@ -159,7 +159,7 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
     labels = new_label_count(model_name)
     retrain_opts = options.retrain
     without_drift = options.min_samples_without_drift
-    drifted = report.status == "drift"
+    drifted = report.status == DriftReport.Status.DRIFT
     if drifted and labels >= retrain_opts.min_samples:
         trigger = "drift"
         reasons = [
