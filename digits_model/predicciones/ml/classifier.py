@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import pickle
 import weakref
-from pathlib import Path
 
 import numpy as np
 
@@ -19,15 +18,6 @@ class ArtifactIntegrityError(RuntimeError):
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of some bytes."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_classifier(data: bytes, *, sha256: str):
