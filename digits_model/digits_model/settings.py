@@ -224,7 +224,7 @@ REST_FRAMEWORK = {
     # The client address for rate limiting: the last N entries of X-Forwarded-For are trusted
     # proxies' (0: REMOTE_ADDR, for a server facing clients directly).
     "NUM_PROXIES": env_int("DIGITS_TRUSTED_PROXIES", 0),
-    # JSON whatever Accept says, without DRF's per-request header parsing (issue 8).
+    # JSON whatever Accept says, without DRF's per-request header parsing.
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "predicciones.negotiation.JSONOnlyContentNegotiation",
 }
 

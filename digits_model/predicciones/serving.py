@@ -237,8 +237,8 @@ def warm_up() -> None:
     Otherwise the first request a new worker answers waits for the artifact to be fetched,
     checked and unpickled and for the imaging code's lazy imports: about a second on a
     loaded 2-core machine, after every deploy, ``max_requests`` recycle or replacement of a
-    crashed worker (issue 8). Failures are logged, never raised: the worker still starts and
-    loads lazily, as before.
+    crashed worker. Failures are logged, never raised: the worker still starts, and loads
+    each version on its first request instead.
     """
     import io
 
