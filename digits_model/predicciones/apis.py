@@ -17,7 +17,7 @@ from .exception_handler import upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
 from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
-from .services import health, registry
+from .services import registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
 
@@ -211,32 +211,16 @@ class HealthApi(APIView):
         responses={200: schema.HEALTH_RESPONSE, 503: schema.HEALTH_RESPONSE},
     )
     def get(self, request):
-        checks = {"database": health.database_state(), "artifact_store": health.store_state()}
-        routes = get_router().routes()  # keeps the last snapshot when the database is down
-        models = {
-            name: {
-                "live_version": route.live.version,
-                "candidate_version": route.candidate.version if route.candidate else None,
-                "candidate_percent": route.candidate_percent,
-            }
-            for name, route in routes.items()
-        }
-        loaded = settings.DIGITS_DEFAULT_MODEL in routes
-        ready = loaded and checks["database"] == "ok"
-        if not ready:
-            state = "unavailable"
-        elif checks["artifact_store"] != "ok":
-            state = "degraded"
-        else:
-            state = "ok"
-        code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+        # The router keeps its last snapshot when the database is down.
+        health = selectors.readiness_get(routes=get_router().routes())
+        code = status.HTTP_200_OK if health.ready else status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
             {
                 "status_code": code,
-                "status": state,
-                "model_loaded": loaded,
-                "models": models,
-                "checks": checks,
+                "status": health.status,
+                "model_loaded": health.model_loaded,
+                "models": health.models,
+                "checks": health.checks,
             },
             status=code,
         )

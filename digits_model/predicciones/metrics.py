@@ -260,12 +260,12 @@ class DriftGauges(_Source):
 
 class StoreGauges(_Source):
     """Whether the artifact store answers (probed at most every few seconds, see
-    ``services.health``). It does not fail readiness, so it is watched here."""
+    ``selectors.store_state``). It does not fail readiness, so it is watched here."""
 
     name = "artifact_store"
 
     def families(self):
-        from .services.health import store_state
+        from .selectors import store_state
 
         up = GaugeMetricFamily(
             "digits_artifact_store_up",

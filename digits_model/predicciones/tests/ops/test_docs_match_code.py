@@ -105,7 +105,7 @@ def test_readme_error_example_is_the_real_message(client, own_store):
 
 @pytest.mark.django_db
 def test_readme_health_example_is_what_the_service_answers(client, own_store):
-    from predicciones.services.health import store_state_forget
+    from predicciones.selectors import store_state_forget
 
     store_state_forget()
     example = json.loads(block_after(README, "### `GET /health/`", "json"))
