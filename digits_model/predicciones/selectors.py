@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
@@ -20,6 +20,7 @@ from django.utils import timezone
 from . import storage
 from .exceptions import DriftCheckError, UnknownModelError, WindowRowsDeletedError
 from .ml import drift, summary
+from .ml import gate as gate_rules
 from .ml.features import N_CLASSES, N_FEATURES
 from .models import (
     Deployment,
@@ -29,6 +30,7 @@ from .models import (
     Prediction,
     PredictionHour,
     RegisteredModel,
+    RetrainRun,
     Stage,
 )
 
@@ -699,6 +701,87 @@ def prediction_traffic_by_version(
             rows.append({"version": version.version, "n": n})
     total = sum(row["n"] for row in rows)
     return [{**row, "share": row["n"] / total if total else 0.0} for row in rows]
+
+
+# --- Retraining's inputs: labelled feedback since the last retrain -------------------------------
+@dataclass
+class FeedbackSet:
+    """Labelled predictions of one model, split into training rows and validation rows."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_validation: np.ndarray
+    y_validation: np.ndarray
+    validation_ids: list[str] = field(default_factory=list)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_validation(self) -> int:
+        return len(self.y_validation)
+
+
+def last_retrain(model_name: str) -> RetrainRun | None:
+    """The last run that actually trained a candidate (what the cooldown counts from)."""
+    return (
+        RetrainRun.objects.filter(
+            model__name=model_name,
+            status__in=[RetrainRun.Status.REGISTERED, RetrainRun.Status.REFUSED],
+        )
+        .order_by("-started_at")
+        .first()
+    )
+
+
+def new_label_count(model_name: str) -> int:
+    """Labels recorded since the last retrain (all labels if there was none)."""
+    rows = Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
+    previous = last_retrain(model_name)
+    if previous is not None:
+        rows = rows.filter(labelled_at__gt=previous.started_at)
+    return rows.count()
+
+
+def cooldown_remaining(model_name: str, hours: float) -> dt.timedelta | None:
+    """Time left before another retrain is allowed, or None when it is allowed now."""
+    previous = last_retrain(model_name)
+    if previous is None or hours <= 0:
+        return None
+    ready_at = previous.started_at + dt.timedelta(hours=hours)
+    now = timezone.now()
+    return ready_at - now if ready_at > now else None
+
+
+def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
+    """All labelled predictions of a model, split by the fixed feedback holdout."""
+    rows = (
+        Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
+        .order_by("created_at")
+        .values_list("query_id", "image_sha256", "features", "label")
+    )
+    train_X, train_y, val_X, val_y, val_ids = [], [], [], [], []
+    for query_id, image_sha256, features, label in rows.iterator(chunk_size=5000):
+        vector = np.frombuffer(bytes(features), dtype=np.uint8)
+        if gate_rules.in_feedback_holdout(image_sha256, holdout_percent):
+            val_X.append(vector)
+            val_y.append(label)
+            val_ids.append(str(query_id))
+        else:
+            train_X.append(vector)
+            train_y.append(label)
+
+    def stack(vectors):
+        return np.asarray(vectors, dtype=np.float64).reshape(-1, 64)
+
+    return FeedbackSet(
+        X_train=stack(train_X),
+        y_train=np.asarray(train_y, dtype=int),
+        X_validation=stack(val_X),
+        y_validation=np.asarray(val_y, dtype=int),
+        validation_ids=val_ids,
+    )
 
 
 # --- Readiness: can this process answer POST /predict/ now? -------------------------------------

@@ -27,7 +27,7 @@ from ..storage import StoreError
 from . import registry
 from .canary_review import canary_review
 from .drift import drift_report_create
-from .retraining import RetrainOptions, check_range, model_retrain, new_label_count
+from .retraining import RetrainOptions, check_range, model_retrain
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
     }
 
     summary["step"] = "decision"
-    labels = new_label_count(model_name)
+    labels = selectors.new_label_count(model_name)
     retrain_opts = options.retrain
     without_drift = options.min_samples_without_drift
     drifted = report.status == DriftReport.Status.DRIFT
