@@ -24,7 +24,6 @@ Prints one JSON object per measurement. Exits 1 when the drift check misses its 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -415,27 +414,7 @@ def measure(name: str, args, moto: Moto | None, phases) -> dict:
     }
 
 
-# --- For bench/run.py --lifecycle ------------------------------------------------------------
-def bench_lifecycle() -> dict:
-    """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    proc = subprocess.run(
-        [sys.executable, __file__],
-        cwd=BENCH_DIR.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    results = []
-    for line in proc.stdout.splitlines():
-        with contextlib.suppress(ValueError):
-            results.append(json.loads(line))
-    out = {"exit_code": proc.returncode, "results": results}
-    if proc.returncode not in (0, 1) or not results:
-        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
-    return out
-
-
+# --- For bench/run.py's report -----------------------------------------------------------------
 def render_lifecycle(lifecycle: dict) -> list[str]:
     lines = ["The log's lifecycle (bench/lifecycle_bench.py)"]
     for r in lifecycle["results"]:
