@@ -18,7 +18,7 @@ from predicciones.management.base import (
     non_negative_int,
     positive_int,
 )
-from predicciones.management.commands.retrain import add_retrain_arguments, retrain_options
+from predicciones.management.retrain_options import add_retrain_arguments, retrain_options
 from predicciones.models import DriftReport
 from predicciones.services.pipeline import STRATEGIES, PipelineOptions, pipeline_run
 
