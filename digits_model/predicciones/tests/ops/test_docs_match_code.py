@@ -56,14 +56,6 @@ def block_after(text: str, marker: str, language: str = "") -> str:
     return code_blocks(text[start:], language)[0]
 
 
-@pytest.fixture
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
-    storage._store_for.cache_clear()
-    yield
-    storage._store_for.cache_clear()
-
-
 # --- Example outputs are what the code prints ------------------------------------------------
 @pytest.mark.django_db
 def test_readme_predict_example_is_what_the_service_answers(client, own_store):
