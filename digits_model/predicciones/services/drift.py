@@ -24,7 +24,7 @@ from ..exceptions import (
     TrainingStatsUnavailableError,
     UnknownModelError,
 )
-from ..ml import drift
+from ..ml import drift, drift_document
 from ..models import Deployment, DriftReport, ModelVersion
 from .registry import shipped_model_read, shipped_model_store_sync
 
@@ -118,7 +118,7 @@ def training_reference_get(
             f"training statistics of {version} ({version.stats_key}) are not valid JSON"
         ) from exc
     try:
-        return drift.training_reference(document)
+        return drift_document.training_reference(document)
     except ValueError as exc:
         raise TrainingStatsUnavailableError(
             f"training statistics of {version} ({version.stats_key}) are malformed: {exc}"
@@ -216,7 +216,7 @@ def drift_report_create(
             ),
         },
         "store_key": store_key if save else None,
-        **result.to_dict(),
+        **drift_document.result_document(result),
         "sources": {"summary_hours": window.summary_hours, "raw_rows": window.raw_rows},
     }
     report = DriftReport(
