@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from predicciones import selectors, storage
 from predicciones.services.registry import shipped_model_bootstrap
-from predicciones.tests.servers import free_port
+from predicciones.tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
