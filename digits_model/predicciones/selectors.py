@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Avg, F, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Avg, Count, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from . import storage
@@ -49,6 +49,36 @@ def model_get(*, name: str) -> RegisteredModel:
             f"no model named {name!r} is registered; registered models: {known or 'none'}"
         )
     return model
+
+
+def model_name_list() -> list[str]:
+    """Every registered model's name, in order."""
+    return list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
+
+
+def deployment_list() -> list[Deployment]:
+    """Every model's deployment, with its model, live and candidate versions loaded."""
+    return list(Deployment.objects.select_related("model", "live", "candidate"))
+
+
+def feedback_count_per_version() -> list[dict]:
+    """Labelled and correctly predicted requests per model version that has labels:
+    ``{"model", "version", "labelled", "correct"}``."""
+    rows = (
+        Prediction.objects.filter(label__isnull=False)
+        .values("model_version__model__name", "model_version__version")
+        .annotate(labelled=Count("pk"), correct=Count("pk", filter=Q(label=F("prediction"))))
+        .order_by()
+    )
+    return [
+        {
+            "model": row["model_version__model__name"],
+            "version": row["model_version__version"],
+            "labelled": row["labelled"],
+            "correct": row["correct"],
+        }
+        for row in rows
+    ]
 
 
 def model_version_list(*, name: str | None = None) -> list[dict]:

@@ -35,6 +35,8 @@ FORBIDDEN = {
     f"{APP}.storage": (f"{APP}.",),
     f"{APP}.models": (f"{APP}.", "rest_framework"),
     f"{APP}.exceptions": (f"{APP}.",),
+    # Thin interfaces: they read and write through selectors and services, not the ORM.
+    **dict.fromkeys((f"{APP}.apis", f"{APP}.views", f"{APP}.metrics"), (f"{APP}.models",)),
 }
 
 
