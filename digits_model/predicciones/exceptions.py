@@ -94,6 +94,10 @@ class MaintenanceError(PrediccionesError):
     default_message = "Log maintenance cannot run now."
 
 
+class CaptureMismatchError(MaintenanceError):
+    """A captured object is missing, or its digest or row count is not what was recorded."""
+
+
 class TrainingStatsUnavailableError(DriftCheckError):
     """A version's training statistics are missing from the store or malformed."""
 
