@@ -87,6 +87,19 @@ def _answers(url: str, image_path: Path) -> bool:
     return result.stdout.strip() == "200"
 
 
+def django_shell(env: dict[str, str], code: str, *, capture: bool = True) -> str:
+    """Run ``code`` in ``manage.py shell`` with ``env``; its stdout's last line (or "")."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=capture,
+        text=True,
+        check=True,
+    )
+    return (result.stdout or "").strip().rpartition("\n")[2]
+
+
 def service_server(
     var_root: Path, image_path: Path, name: str, label: str, *, prefill: int = 0, **env
 ) -> Server:
@@ -105,12 +118,7 @@ def service_server(
     for args in (["migrate", "--noinput", "-v", "0"], ["bootstrap_model", "-v", "0"]):
         subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=quiet, check=True)
     if prefill:
-        subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", PREFILL_SCRIPT % prefill],
-            cwd=PROJECT_DIR,
-            env=quiet,
-            check=True,
-        )
+        django_shell(quiet, PREFILL_SCRIPT % prefill, capture=False)
     return Server(
         name=name,
         label=label,
@@ -141,20 +149,9 @@ def service_config(env: dict[str, str]) -> str:
             check=True,
         ).stdout
     )
-    synchronous = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "-c",
-            "from django.conf import settings; print(settings.DIGITS_SQLITE_SYNCHRONOUS)",
-        ],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()[-1]
+    synchronous = django_shell(
+        env, "from django.conf import settings; print(settings.DIGITS_SQLITE_SYNCHRONOUS)"
+    )
     return (
         f"gunicorn {conf['worker_class']}, {conf['workers']} workers x {conf['threads']} "
         f"threads, keep-alive {conf['keepalive']} s; SQLite WAL, synchronous={synchronous}"
@@ -234,21 +231,8 @@ def peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
 
 def logged_predictions(server: Server) -> int:
     """Rows in the service's prediction log, read through Django like any operator command."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "-c",
-            "from predicciones.models import Prediction; print(Prediction.objects.count())",
-        ],
-        cwd=PROJECT_DIR,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.strip().splitlines()[-1])
+    code = "from predicciones.models import Prediction; print(Prediction.objects.count())"
+    return int(django_shell(server.env, code))
 
 
 def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
