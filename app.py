@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO / "digits_model"))
 
 from predicciones.ml.classifier import load_classifier, predict  # noqa: E402
-from predicciones.ml.errors import ImageError  # noqa: E402
+from predicciones.ml.exceptions import ImageError  # noqa: E402
 from predicciones.ml.preprocessing import preprocess  # noqa: E402
 
 MODEL = REPO / "digits_model" / "model" / "clf.pickle"

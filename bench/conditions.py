@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "digits_model"))
 
 from predicciones.ml.classifier import load_classifier, predict  # noqa: E402
-from predicciones.ml.errors import ImageError  # noqa: E402
+from predicciones.ml.exceptions import ImageError  # noqa: E402
 from predicciones.ml.preprocessing import preprocess  # noqa: E402
 from predicciones.ml.sources import load_mnist  # noqa: E402
 from predicciones.ml.synth import CONDITIONS, STYLES, render, render_condition  # noqa: E402

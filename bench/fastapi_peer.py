@@ -28,7 +28,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from predicciones.ml.classifier import load_classifier, predict  # noqa: E402
 from predicciones.ml.decoding import MAX_PIXELS  # noqa: E402
-from predicciones.ml.errors import (  # noqa: E402
+from predicciones.ml.exceptions import (  # noqa: E402
     ImageError,
     ImageTooLargeError,
     NoDigitError,

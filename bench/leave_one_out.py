@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "digits_model"))
 
 from predicciones.ml import sources, training  # noqa: E402
 from predicciones.ml.classifier import predict  # noqa: E402
-from predicciones.ml.errors import ImageError  # noqa: E402
+from predicciones.ml.exceptions import ImageError  # noqa: E402
 from predicciones.ml.preprocessing import preprocess  # noqa: E402
 from predicciones.ml.synth import STYLES, render  # noqa: E402
 

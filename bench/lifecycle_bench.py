@@ -24,14 +24,10 @@ Prints one JSON object per measurement. Exits 1 when the drift check misses its 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import resource
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
+sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "digits_model")]
 
 from drift_bench import (  # noqa: E402
     COLUMNS,
@@ -53,7 +49,8 @@ from drift_bench import (  # noqa: E402
     rss_mib,
 )
 
-BIN_DIR = Path(sys.executable).parent
+from predicciones.tests.s3 import MotoServer  # noqa: E402
+
 HOUR = dt.timedelta(hours=1)
 #: check_drift over 30 days of summaries plus one raw hour at this rate.
 REQUESTS_PER_SECOND = 450
@@ -198,7 +195,7 @@ def phase_drift_populate(seed: int) -> dict:
     from django.utils import timezone
 
     from predicciones import storage
-    from predicciones.ml import drift
+    from predicciones.ml.features import N_FEATURES
     from predicciones.ml.summary import LogSummary
     from predicciones.models import PredictionHour
     from predicciones.selectors import hour_floor
@@ -242,7 +239,7 @@ def phase_drift_populate(seed: int) -> dict:
                 )
             )
     PredictionHour.objects.bulk_create(rows, batch_size=200)
-    assert len(rows) == DRIFT_DAYS * 24 and drift.N_FEATURES == 64
+    assert len(rows) == DRIFT_DAYS * 24 and N_FEATURES == 64
     raw_start = first + DRIFT_DAYS * 24 * HOUR
     insert_rows(version.pk, spread(raw_start, hourly_rows, 3600), seed + 7)
     from django.db import connection
@@ -323,63 +320,6 @@ def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> 
 
 
 # --- Driver ------------------------------------------------------------------------------
-class Moto:
-    def __init__(self):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        binary = BIN_DIR / "moto_server"
-        self.process = subprocess.Popen(
-            [
-                str(binary if binary.exists() else shutil.which("moto_server")),
-                "-H",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        import boto3
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.client = boto3.client(
-                    "s3",
-                    endpoint_url=self.endpoint,
-                    aws_access_key_id="bench",
-                    aws_secret_access_key="bench",
-                    region_name="us-east-1",
-                )
-                self.client.list_buckets()
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def bucket_env(self) -> dict:
-        name = f"bench-{uuid.uuid4().hex[:10]}"
-        self.client.create_bucket(Bucket=name)
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "DIGITS_S3_BUCKET": name,
-            "DIGITS_S3_PREFIX": "digits",
-        }
-
-    def stop(self):
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=10)
-
-
 def child(env: dict, *args: str) -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "--phase", *args], env=env, capture_output=True, text=True
@@ -389,7 +329,7 @@ def child(env: dict, *args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def measure(name: str, args, moto: Moto | None, phases) -> dict:
+def measure(name: str, args, moto: MotoServer | None, phases) -> dict:
     with tempfile.TemporaryDirectory(prefix="digits-lifecycle-bench-") as var_dir:
         url, drop = fresh_database_url(args.database_url, Path(var_dir))
         env = {
@@ -402,7 +342,7 @@ def measure(name: str, args, moto: Moto | None, phases) -> dict:
         if url:
             env["DATABASE_URL"] = url
         if moto is not None:
-            env.update(moto.bucket_env())
+            env.update(moto.env(moto.create_bucket()))
         try:
             result = phases(env)
         finally:
@@ -415,27 +355,7 @@ def measure(name: str, args, moto: Moto | None, phases) -> dict:
     }
 
 
-# --- For bench/run.py --lifecycle ------------------------------------------------------------
-def bench_lifecycle() -> dict:
-    """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    proc = subprocess.run(
-        [sys.executable, __file__],
-        cwd=BENCH_DIR.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    results = []
-    for line in proc.stdout.splitlines():
-        with contextlib.suppress(ValueError):
-            results.append(json.loads(line))
-    out = {"exit_code": proc.returncode, "results": results}
-    if proc.returncode not in (0, 1) or not results:
-        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
-    return out
-
-
+# --- For bench/run.py's report -----------------------------------------------------------------
 def render_lifecycle(lifecycle: dict) -> list[str]:
     lines = ["The log's lifecycle (bench/lifecycle_bench.py)"]
     for r in lifecycle["results"]:
@@ -500,7 +420,7 @@ def main(argv=None) -> int:
         }[name]()
         print(json.dumps(result, default=str))
         return 0
-    moto = None if args.local_store else Moto()
+    moto = None if args.local_store else MotoServer().start()
     ok = True
     try:
         for name in args.only or ["capture", "drift", "retention"]:

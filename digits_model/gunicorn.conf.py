@@ -4,7 +4,7 @@ Read from the environment (README "Configuration"). Also prepares prometheus_cli
 multiprocess mode: every worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR,
 which must exist, be empty when the server starts, and have dead workers marked.
 
-Tuning (issue 8, docs/performance.md): threaded workers keep HTTP connections alive, so a
+Tuning (docs/performance.md): threaded workers keep HTTP connections alive, so a
 client posting many images does not pay a TCP handshake each time, and a request waiting
 on the database (a PostgreSQL commit, SQLite's write lock) leaves the CPU to another
 thread of the same worker instead of idling it. Each worker loads its models before it

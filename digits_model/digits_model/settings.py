@@ -13,6 +13,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from predicciones.ml import drift as drift_rules
+from predicciones.ml import gate as gate_rules
+
 BASE_DIR = Path(__file__).resolve().parent.parent  # digits_model/, where manage.py lives
 REPO_DIR = BASE_DIR.parent
 
@@ -170,9 +173,10 @@ DIGITS_RETRAIN_MIN_SAMPLES = env_int("DIGITS_RETRAIN_MIN_SAMPLES", 200)
 DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT = env_int("DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT", 1000)
 DIGITS_RETRAIN_COOLDOWN_HOURS = env_float("DIGITS_RETRAIN_COOLDOWN_HOURS", 24.0)
 # Gate: accuracy gain required, and the most recall any class may lose.
-DIGITS_GATE_MIN_IMPROVEMENT = env_float("DIGITS_GATE_MIN_IMPROVEMENT", 0.005)
-DIGITS_GATE_MAX_CLASS_DROP = env_float("DIGITS_GATE_MAX_CLASS_DROP", 0.02)
-# Share of labelled feedback kept for validation (never trained on), by a hash of the query id.
+DIGITS_GATE_MIN_IMPROVEMENT = env_float("DIGITS_GATE_MIN_IMPROVEMENT", gate_rules.MIN_IMPROVEMENT)
+DIGITS_GATE_MAX_CLASS_DROP = env_float("DIGITS_GATE_MAX_CLASS_DROP", gate_rules.MAX_CLASS_DROP)
+# Share of labelled feedback kept for validation (never trained on), chosen by a hash of the
+# uploaded image's sha256 (so the same picture never lands on both sides).
 DIGITS_FEEDBACK_HOLDOUT_PERCENT = env_int("DIGITS_FEEDBACK_HOLDOUT_PERCENT", 20)
 # Rollout of a gated candidate by run_pipeline, and the canary review's minimum traffic.
 DIGITS_CANARY_PERCENT = env_int("DIGITS_CANARY_PERCENT", 10)
@@ -180,12 +184,20 @@ DIGITS_CANARY_MIN_REQUESTS = env_int("DIGITS_CANARY_MIN_REQUESTS", 200)
 
 # --- Drift checks (manage.py check_drift; the rule is documented in predicciones/ml/drift.py) ---
 # A feature drifted when its normalised W1 (W1 / max(training std, 2)) reaches this.
-DIGITS_DRIFT_FEATURE_THRESHOLD = env_float("DIGITS_DRIFT_FEATURE_THRESHOLD", 0.3)
+DIGITS_DRIFT_FEATURE_THRESHOLD = env_float(
+    "DIGITS_DRIFT_FEATURE_THRESHOLD", drift_rules.DEFAULT_THRESHOLDS.feature
+)
 # Share of drifted features from which the severity is "warning" / "critical".
-DIGITS_DRIFT_WARNING_SHARE = env_float("DIGITS_DRIFT_WARNING_SHARE", 0.25)
-DIGITS_DRIFT_CRITICAL_SHARE = env_float("DIGITS_DRIFT_CRITICAL_SHARE", 0.5)
+DIGITS_DRIFT_WARNING_SHARE = env_float(
+    "DIGITS_DRIFT_WARNING_SHARE", drift_rules.DEFAULT_THRESHOLDS.warning_share
+)
+DIGITS_DRIFT_CRITICAL_SHARE = env_float(
+    "DIGITS_DRIFT_CRITICAL_SHARE", drift_rules.DEFAULT_THRESHOLDS.critical_share
+)
 # Fewer live predictions than this in the window: status "insufficient_data", no alarm.
-DIGITS_DRIFT_MIN_SAMPLES = env_int("DIGITS_DRIFT_MIN_SAMPLES", 100)
+DIGITS_DRIFT_MIN_SAMPLES = env_int(
+    "DIGITS_DRIFT_MIN_SAMPLES", drift_rules.DEFAULT_THRESHOLDS.min_samples
+)
 # Window when check_drift gets neither --last nor --since: the last N predictions.
 DIGITS_DRIFT_WINDOW = env_int("DIGITS_DRIFT_WINDOW", 1000)
 
@@ -207,12 +219,12 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "EXCEPTION_HANDLER": "predicciones.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "predicciones.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "predicciones.schema.AutoSchema",
     # The client address for rate limiting: the last N entries of X-Forwarded-For are trusted
     # proxies' (0: REMOTE_ADDR, for a server facing clients directly).
     "NUM_PROXIES": env_int("DIGITS_TRUSTED_PROXIES", 0),
-    # JSON whatever Accept says, without DRF's per-request header parsing (issue 8).
+    # JSON whatever Accept says, without DRF's per-request header parsing.
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "predicciones.negotiation.JSONOnlyContentNegotiation",
 }
 

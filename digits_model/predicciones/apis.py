@@ -5,24 +5,21 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import schema, selectors
-from .errors import upload_too_large_message
-from .exceptions import PrediccionesError
+from .exception_handler import upload_too_large_message
+from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
 from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
-from .services import health, registry
+from .services import registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
-
-
-class UploadTooLargeError(PrediccionesError):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 
 def format_seconds(seconds: float) -> str:
@@ -33,9 +30,48 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.{decimals}f} seg"
 
 
+class SecondsField(serializers.CharField):
+    """Seconds (a float) as the seed's string, e.g. ``"0.0013 seg"``."""
+
+    def to_representation(self, value) -> str:
+        return format_seconds(value)
+
+
+class ProbabilityField(serializers.FloatField):
+    """A probability, rounded to four decimals."""
+
+    def to_representation(self, value) -> float:
+        return round(float(value), 4)
+
+
+class GridField(serializers.ListField):
+    """The 8x8 grid, already rows of Python ints: passed through rather than re-validated
+    value by value (64 child fields would cost more than the rest of the answer)."""
+
+    def to_representation(self, value) -> list[list[int]]:
+        return [list(row) for row in value]
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class OkStatusField(serializers.Field):
+    """The seed's ``status_code`` of a successful answer: always 200."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value) -> int:
+        return status.HTTP_200_OK
+
+
 class AlternativeSerializer(serializers.Serializer):
+    """One of the next most likely digits, from a ``(digit, probability)`` pair."""
+
     digit = serializers.IntegerField(min_value=0, max_value=9)
-    probability = serializers.FloatField(min_value=0, max_value=1)
+    probability = ProbabilityField(min_value=0, max_value=1)
+
+    def to_representation(self, instance) -> dict:
+        digit, probability = instance
+        return super().to_representation({"digit": digit, "probability": probability})
 
 
 class PredictApi(APIView):
@@ -64,22 +100,31 @@ class PredictApi(APIView):
         )
 
     class OutputSerializer(serializers.Serializer):
-        status_code = serializers.IntegerField()
+        """A ``PredictionResult`` as the seed's contract answers it."""
+
+        status_code = OkStatusField()
         query_id = serializers.UUIDField()
         prediction = serializers.IntegerField(min_value=0, max_value=9)
-        execution_time = serializers.CharField(help_text='Model-side seconds, e.g. "0.0013 seg".')
-        model = serializers.CharField()
-        model_version = serializers.IntegerField()
-        confidence = serializers.FloatField(min_value=0, max_value=1)
+        execution_time = SecondsField(
+            source="seconds", help_text='Model-side seconds, e.g. "0.0013 seg".'
+        )
+        model = serializers.CharField(source="version.model_name")
+        model_version = serializers.IntegerField(source="version.version")
+        confidence = ProbabilityField(min_value=0, max_value=1)
         alternatives = AlternativeSerializer(
             many=True,
             help_text="The next two most likely digits with their probabilities, most likely "
             "first.",
         )
-        input_8x8 = serializers.ListField(
+        input_8x8 = GridField(
+            source="grid",
             child=serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=16)),
             help_text="The 8x8 grid (values 0..16) the model saw.",
         )
+
+    #: One instance renders every answer: creating a serializer deep-copies its fields,
+    #: about ten times the cost of rendering a result with it (rendering keeps no state).
+    output_serializer = OutputSerializer()
 
     @extend_schema(
         operation_id="predict",
@@ -110,22 +155,7 @@ class PredictApi(APIView):
             confidence=round(result.confidence, 4),
             model_seconds=result.seconds,
         )
-        return Response(
-            {
-                "status_code": status.HTTP_200_OK,
-                "query_id": str(result.query_id),
-                "prediction": result.prediction,
-                "execution_time": format_seconds(result.seconds),
-                "model": result.version.model_name,
-                "model_version": result.version.version,
-                "confidence": round(result.confidence, 4),
-                "alternatives": [
-                    {"digit": digit, "probability": round(probability, 4)}
-                    for digit, probability in result.alternatives
-                ],
-                "input_8x8": result.grid,
-            }
-        )
+        return Response(self.output_serializer.to_representation(result))
 
 
 class FeedbackApi(APIView):
@@ -181,32 +211,16 @@ class HealthApi(APIView):
         responses={200: schema.HEALTH_RESPONSE, 503: schema.HEALTH_RESPONSE},
     )
     def get(self, request):
-        checks = {"database": health.database_state(), "artifact_store": health.store_state()}
-        routes = get_router().routes()  # keeps the last snapshot when the database is down
-        models = {
-            name: {
-                "live_version": route.live.version,
-                "candidate_version": route.candidate.version if route.candidate else None,
-                "candidate_percent": route.candidate_percent,
-            }
-            for name, route in routes.items()
-        }
-        loaded = settings.DIGITS_DEFAULT_MODEL in routes
-        ready = loaded and checks["database"] == "ok"
-        if not ready:
-            state = "unavailable"
-        elif checks["artifact_store"] != "ok":
-            state = "degraded"
-        else:
-            state = "ok"
-        code = status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE
+        # The router keeps its last snapshot when the database is down.
+        health = selectors.readiness_get(routes=get_router().routes())
+        code = status.HTTP_200_OK if health.ready else status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
             {
                 "status_code": code,
-                "status": state,
-                "model_loaded": loaded,
-                "models": models,
-                "checks": checks,
+                "status": health.status,
+                "model_loaded": health.model_loaded,
+                "models": health.models,
+                "checks": health.checks,
             },
             status=code,
         )

@@ -1,7 +1,8 @@
 """Errors the service raises on purpose, each with the HTTP status it maps to.
 
-``predicciones.errors`` turns these (and the image errors from ``ml.errors``) into the
-API's error shape. Messages are written for the client and never echo uploaded bytes.
+``predicciones.exception_handler`` turns these (and the image errors from
+``ml.exceptions``) into the API's error shape. Messages are written for the client and
+never echo uploaded bytes.
 """
 
 from rest_framework import status
@@ -16,6 +17,16 @@ class PrediccionesError(Exception):
     def __init__(self, message: str | None = None):
         self.message = message or self.default_message
         super().__init__(self.message)
+
+
+class OperatorError(PrediccionesError):
+    """An option or setting an operator gave that the action cannot run with.
+
+    Commands exit 2 with its one-line message; any other exception is a bug and keeps its
+    traceback.
+    """
+
+    default_message = "An option or setting is out of range."
 
 
 class UnknownModelError(PrediccionesError):
@@ -33,6 +44,13 @@ class PredictionLogError(PrediccionesError):
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_message = "The prediction could not be recorded; try again shortly."
+
+
+class UploadTooLargeError(PrediccionesError):
+    """An uploaded image file above ``DIGITS_MAX_UPLOAD_BYTES``."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_message = "The upload is too large."
 
 
 class UnknownQueryError(PrediccionesError):
@@ -74,6 +92,10 @@ class MaintenanceError(PrediccionesError):
 
     status_code = status.HTTP_409_CONFLICT
     default_message = "Log maintenance cannot run now."
+
+
+class CaptureMismatchError(MaintenanceError):
+    """A captured object is missing, or its digest or row count is not what was recorded."""
 
 
 class TrainingStatsUnavailableError(DriftCheckError):

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Count, F, Q
 from django.http import HttpResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import (
@@ -30,7 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from rest_framework import status
 
-from .errors import error_response
+from .exception_handler import error_response
 from .security import bearer_challenge, bearer_token_valid
 
 logger = logging.getLogger(__name__)
@@ -141,14 +140,8 @@ class FeedbackGauges(_Source):
     name = "feedback"
 
     def families(self):
-        from .models import Prediction
+        from . import selectors
 
-        rows = (
-            Prediction.objects.filter(label__isnull=False)
-            .values("model_version__model__name", "model_version__version")
-            .annotate(labelled=Count("pk"), correct=Count("pk", filter=Q(label=F("prediction"))))
-            .order_by()
-        )
         labels = ["model", "version"]
         labelled = GaugeMetricFamily(
             "digits_feedback_labelled_predictions",
@@ -165,8 +158,8 @@ class FeedbackGauges(_Source):
             "correct / labelled, per model version (only where labels exist).",
             labels=labels,
         )
-        for row in rows:
-            key = [row["model_version__model__name"], str(row["model_version__version"])]
+        for row in selectors.feedback_count_per_version():
+            key = [row["model"], str(row["version"])]
             labelled.add_metric(key, row["labelled"])
             correct.add_metric(key, row["correct"])
             accuracy.add_metric(key, row["correct"] / row["labelled"])
@@ -179,7 +172,7 @@ class DeploymentGauges(_Source):
     name = "deployments"
 
     def families(self):
-        from .models import Deployment
+        from . import selectors
 
         live = GaugeMetricFamily(
             "digits_model_live_version", "Live version number per model.", labels=["model"]
@@ -194,7 +187,7 @@ class DeploymentGauges(_Source):
             "Share of routed traffic the candidate answers (0..99).",
             labels=["model"],
         )
-        for dep in Deployment.objects.select_related("model", "live", "candidate"):
+        for dep in selectors.deployment_list():
             name = [dep.model.name]
             live.add_metric(name, dep.live.version)
             candidate.add_metric(name, dep.candidate.version if dep.candidate_id else 0)
@@ -260,12 +253,12 @@ class DriftGauges(_Source):
 
 class StoreGauges(_Source):
     """Whether the artifact store answers (probed at most every few seconds, see
-    ``services.health``). It does not fail readiness, so it is watched here."""
+    ``selectors.store_state``). It does not fail readiness, so it is watched here."""
 
     name = "artifact_store"
 
     def families(self):
-        from .services.health import store_state
+        from .selectors import store_state
 
         up = GaugeMetricFamily(
             "digits_artifact_store_up",

@@ -11,7 +11,7 @@ from django.urls import Resolver404, resolve
 from rest_framework import status
 
 from . import metrics
-from .errors import DATABASE_DOWN, error_response, first_line, upload_too_large_message
+from .exception_handler import DATABASE_DOWN, error_response, first_line, upload_too_large_message
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("predicciones.access")

@@ -1,9 +1,18 @@
 """Database tables: the model registry, each model's deployment, and the prediction log."""
 
+import re
 import uuid
 
-import numpy as np
 from django.db import models
+
+#: A model name: 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit. It
+#: is part of its versions' keys in the store, so it must never read as a path.
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def is_valid_model_name(name) -> bool:
+    """Whether ``name`` may name a registered model (see :data:`MODEL_NAME_RE`)."""
+    return isinstance(name, str) and bool(MODEL_NAME_RE.match(name)) and ".." not in name
 
 
 class RegisteredModel(models.Model):
@@ -159,10 +168,6 @@ class Prediction(models.Model):
     def __str__(self):
         return f"prediction {self.query_id}: {self.prediction}"
 
-    @property
-    def feature_array(self) -> np.ndarray:
-        return np.frombuffer(bytes(self.features), dtype=np.uint8)
-
 
 class PredictionFailure(models.Model):
     """A request that reached a model version and failed there (for canary error rates)."""
@@ -210,6 +215,25 @@ class RetrainRun(models.Model):
 
     def __str__(self):
         return f"retrain of {self.model_id} at {self.started_at:%Y-%m-%d %H:%M}: {self.status}"
+
+    def as_dict(self) -> dict:
+        """The run as ``retrain --json`` and ``run_pipeline --json`` print it."""
+        return {
+            "model": self.model.name,
+            "status": self.status,
+            "reasons": self.reasons,
+            "trigger": self.trigger,
+            "live_version": self.live_version.version if self.live_version else None,
+            "candidate_version": (
+                self.candidate_version.version if self.candidate_version else None
+            ),
+            "n_new_labels": self.n_new_labels,
+            "n_feedback_train": self.n_feedback_train,
+            "n_feedback_validation": self.n_feedback_validation,
+            "validation_set": self.validation_set,
+            "gate": self.gate,
+            "started_at": self.started_at.isoformat(),
+        }
 
 
 class DriftReport(models.Model):

@@ -2,7 +2,7 @@
 
 DRF's default negotiation parses the ``Accept`` header and each parser's media type with
 Django's e-mail based header parser on every request: about 0.2 ms of a /predict/ request
-whose model work takes about a millisecond (issue 8). Every response of this API is JSON
+whose model work takes about a millisecond. Every response of this API is JSON
 (errors included, by contract), so a view with a single renderer always uses it, and a
 parser is chosen by an exact match of the request's base media type. Views with several
 renderers get DRF's full negotiation.

@@ -1,20 +1,27 @@
-"""Registry and log reads, in the shapes the API and the commands print."""
+"""Reads: the registry, the prediction log and the process's readiness, in the shapes the API
+and the commands print."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from django.db import connection, transaction
-from django.db.models import Avg, Max, Min, OuterRef, Q, Subquery
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Avg, Count, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from . import storage
 from .exceptions import DriftCheckError, UnknownModelError, WindowRowsDeletedError
 from .ml import drift, summary
+from .ml import gate as gate_rules
+from .ml.features import N_CLASSES, N_FEATURES
 from .models import (
     Deployment,
     DeploymentEvent,
@@ -23,6 +30,7 @@ from .models import (
     Prediction,
     PredictionHour,
     RegisteredModel,
+    RetrainRun,
     Stage,
 )
 
@@ -41,6 +49,36 @@ def model_get(*, name: str) -> RegisteredModel:
             f"no model named {name!r} is registered; registered models: {known or 'none'}"
         )
     return model
+
+
+def model_name_list() -> list[str]:
+    """Every registered model's name, in order."""
+    return list(RegisteredModel.objects.order_by("name").values_list("name", flat=True))
+
+
+def deployment_list() -> list[Deployment]:
+    """Every model's deployment, with its model, live and candidate versions loaded."""
+    return list(Deployment.objects.select_related("model", "live", "candidate"))
+
+
+def feedback_count_per_version() -> list[dict]:
+    """Labelled and correctly predicted requests per model version that has labels:
+    ``{"model", "version", "labelled", "correct"}``."""
+    rows = (
+        Prediction.objects.filter(label__isnull=False)
+        .values("model_version__model__name", "model_version__version")
+        .annotate(labelled=Count("pk"), correct=Count("pk", filter=Q(label=F("prediction"))))
+        .order_by()
+    )
+    return [
+        {
+            "model": row["model_version__model__name"],
+            "version": row["model_version__version"],
+            "labelled": row["labelled"],
+            "correct": row["correct"],
+        }
+        for row in rows
+    ]
 
 
 def model_version_list(*, name: str | None = None) -> list[dict]:
@@ -375,13 +413,13 @@ def _rows_summary(qs, version: ModelVersion, chunk_rows: int) -> summary.LogSumm
         while rows := cursor.fetchmany(chunk_rows):
             features, predicted, confidence = zip(*rows, strict=True)
             block = np.frombuffer(b"".join(features), dtype=np.uint8)
-            if block.size != drift.N_FEATURES * len(rows):
+            if block.size != N_FEATURES * len(rows):
                 raise DriftCheckError(
-                    f"a logged prediction of {version} does not hold {drift.N_FEATURES} feature "
+                    f"a logged prediction of {version} does not hold {N_FEATURES} feature "
                     "bytes; the prediction log is corrupt"
                 )
             try:
-                result.add_block(block.reshape(len(rows), drift.N_FEATURES), predicted, confidence)
+                result.add_block(block.reshape(len(rows), N_FEATURES), predicted, confidence)
             except ValueError as exc:
                 raise DriftCheckError(
                     f"a logged prediction of {version} is out of range ({exc}); "
@@ -548,13 +586,13 @@ def _interval_summary(
         if n:
             block = np.frombuffer(bytes(features), dtype=np.uint8)
             digits = np.frombuffer(predicted.encode("ascii"), dtype=np.uint8) - ord("0")
-            if block.size != drift.N_FEATURES * n or digits.size != n or digits.max() > 9:
+            if block.size != N_FEATURES * n or digits.size != n or digits.max() > 9:
                 raise DriftCheckError(
-                    f"a logged prediction of {version} does not hold {drift.N_FEATURES} "
+                    f"a logged prediction of {version} does not hold {N_FEATURES} "
                     "feature bytes and a digit; the prediction log is corrupt"
                 )
-            result.value_counts += drift.value_counts(block.reshape(n, drift.N_FEATURES))
-            result.class_counts += np.bincount(digits, minlength=drift.N_CLASSES)
+            result.value_counts += drift.value_counts(block.reshape(n, N_FEATURES))
+            result.class_counts += np.bincount(digits, minlength=N_CLASSES)
             result.confidence_units += summary.units_from_halves(units_high, units_low)
             result.n += n
             scale = chunk_rows / n
@@ -713,3 +751,180 @@ def prediction_traffic_by_version(
             rows.append({"version": version.version, "n": n})
     total = sum(row["n"] for row in rows)
     return [{**row, "share": row["n"] / total if total else 0.0} for row in rows]
+
+
+# --- Retraining's inputs: labelled feedback since the last retrain -------------------------------
+@dataclass
+class FeedbackSet:
+    """Labelled predictions of one model, split into training rows and validation rows."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_validation: np.ndarray
+    y_validation: np.ndarray
+    validation_ids: list[str] = field(default_factory=list)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_validation(self) -> int:
+        return len(self.y_validation)
+
+
+def last_retrain(model_name: str) -> RetrainRun | None:
+    """The last run that actually trained a candidate (what the cooldown counts from)."""
+    return (
+        RetrainRun.objects.filter(
+            model__name=model_name,
+            status__in=[RetrainRun.Status.REGISTERED, RetrainRun.Status.REFUSED],
+        )
+        .order_by("-started_at")
+        .first()
+    )
+
+
+def new_label_count(model_name: str) -> int:
+    """Labels recorded since the last retrain (all labels if there was none)."""
+    rows = Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
+    previous = last_retrain(model_name)
+    if previous is not None:
+        rows = rows.filter(labelled_at__gt=previous.started_at)
+    return rows.count()
+
+
+def cooldown_remaining(model_name: str, hours: float) -> dt.timedelta | None:
+    """Time left before another retrain is allowed, or None when it is allowed now."""
+    previous = last_retrain(model_name)
+    if previous is None or hours <= 0:
+        return None
+    ready_at = previous.started_at + dt.timedelta(hours=hours)
+    now = timezone.now()
+    return ready_at - now if ready_at > now else None
+
+
+def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
+    """All labelled predictions of a model, split by the fixed feedback holdout."""
+    rows = (
+        Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
+        .order_by("created_at")
+        .values_list("query_id", "image_sha256", "features", "label")
+    )
+    train_X, train_y, val_X, val_y, val_ids = [], [], [], [], []
+    for query_id, image_sha256, features, label in rows.iterator(chunk_size=5000):
+        vector = np.frombuffer(bytes(features), dtype=np.uint8)
+        if gate_rules.in_feedback_holdout(image_sha256, holdout_percent):
+            val_X.append(vector)
+            val_y.append(label)
+            val_ids.append(str(query_id))
+        else:
+            train_X.append(vector)
+            train_y.append(label)
+
+    def stack(vectors):
+        return np.asarray(vectors, dtype=np.float64).reshape(-1, 64)
+
+    return FeedbackSet(
+        X_train=stack(train_X),
+        y_train=np.asarray(train_y, dtype=int),
+        X_validation=stack(val_X),
+        y_validation=np.asarray(val_y, dtype=int),
+        validation_ids=val_ids,
+    )
+
+
+# --- Readiness: can this process answer POST /predict/ now? -------------------------------------
+# Ready means a model is loaded and the database takes writes (no prediction is answered
+# without its log row). The artifact store is reported but never fails readiness: loaded
+# versions keep answering while it is down, and a load balancer that pulled every host for a
+# storage outage would turn it into a full outage. Its state is probed at most every
+# ``STORE_CHECK_SECONDS`` per process, with short timeouts, so probes stay fast either way.
+
+#: How long a process trusts its last probe of the artifact store.
+STORE_CHECK_SECONDS = 10.0
+
+_store_states: dict[str, tuple[float, str]] = {}
+_store_lock = threading.Lock()
+
+
+def database_state() -> str:
+    """``"ok"`` when the database takes a write (made, then rolled back), else
+    ``"error: <kind>"``."""
+    try:
+        with transaction.atomic():
+            # One row of a tiny table rewritten unchanged, then rolled back: a database that is
+            # down, read-only or full fails here as the prediction log would.
+            first = Deployment.objects.order_by("pk").values_list("pk", flat=True)[:1]
+            Deployment.objects.filter(pk__in=list(first)).update(
+                candidate_percent=F("candidate_percent")
+            )
+            transaction.set_rollback(True)
+    except DatabaseError as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def store_state(*, max_age: float = STORE_CHECK_SECONDS) -> str:
+    """``"ok"`` or ``"unreachable: <why>"`` for the configured artifact store.
+
+    The last probe's answer is reused for ``max_age`` seconds; while one thread probes, the
+    others answer with the previous result instead of waiting.
+    """
+    store = storage.get_store()
+    key = store.describe()
+    now = time.monotonic()
+    previous = _store_states.get(key)
+    if previous is not None and now - previous[0] < max_age:
+        return previous[1]
+    if not _store_lock.acquire(blocking=previous is None):
+        return previous[1]
+    try:
+        try:
+            store.ping()
+            state = "ok"
+        except storage.StoreError as exc:
+            state = f"unreachable: {str(exc).splitlines()[0]}"
+        _store_states[key] = (time.monotonic(), state)
+        return state
+    finally:
+        _store_lock.release()
+
+
+def store_state_forget() -> None:
+    """Probe again on the next call (tests, and after the configuration changes)."""
+    _store_states.clear()
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What ``GET /health/`` reports: ``ready`` decides 200 or 503."""
+
+    ready: bool
+    status: str  # "ok", "degraded" (the artifact store is down) or "unavailable"
+    model_loaded: bool
+    models: dict
+    checks: dict
+
+
+def readiness_get(*, routes: dict) -> Readiness:
+    """Probe the database and the artifact store, and say what ``routes`` (the process's
+    routing snapshot, model name -> live/candidate) can answer."""
+    checks = {"database": database_state(), "artifact_store": store_state()}
+    models = {
+        name: {
+            "live_version": route.live.version,
+            "candidate_version": route.candidate.version if route.candidate else None,
+            "candidate_percent": route.candidate_percent,
+        }
+        for name, route in routes.items()
+    }
+    loaded = settings.DIGITS_DEFAULT_MODEL in routes
+    ready = loaded and checks["database"] == "ok"
+    if not ready:
+        state = "unavailable"
+    elif checks["artifact_store"] != "ok":
+        state = "degraded"
+    else:
+        state = "ok"
+    return Readiness(ready=ready, status=state, model_loaded=loaded, models=models, checks=checks)

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -22,12 +23,22 @@ from django.conf import settings
 from . import storage
 from .exceptions import NoLiveModelError, UnknownModelError
 from .ml.classifier import ArtifactIntegrityError, load_classifier, predict
-from .models import Deployment, ModelVersion
+from .models import Deployment, ModelVersion, is_valid_model_name
 
 logger = logging.getLogger(__name__)
 
 #: Pinned versions (``name:version``) kept loaded besides the routed ones.
 PINNED_CACHE_SIZE = 8
+
+#: The step a router runs once when it finds no deployment at all (registering the shipped
+#: model). ``PrediccionesConfig.ready`` hands it over, so this module never imports services.
+_bootstrap: Callable[[], object] | None = None
+
+
+def set_bootstrap(step: Callable[[], object] | None) -> None:
+    """Give every router created from now on the step that fills an empty registry."""
+    global _bootstrap
+    _bootstrap = step
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class Route:
 
     def choose(self, query_id: uuid.UUID) -> LoadedVersion:
         """Canary choice: stable for a query id, ``candidate_percent`` % of ids overall."""
-        if self.candidate is not None and query_id.int % 100 < self.candidate_percent:
+        if self.candidate is not None and canary_bucket(query_id) < self.candidate_percent:
             return self.candidate
         return self.live
 
@@ -62,14 +73,14 @@ def canary_bucket(query_id: uuid.UUID) -> int:
 class Router:
     """Snapshot of deployments plus a cache of loaded classifiers, refreshed on a TTL."""
 
-    def __init__(self, ttl: float | None = None):
+    def __init__(self, ttl: float | None = None, bootstrap: Callable[[], object] | None = None):
         self.ttl = settings.DIGITS_ROUTING_TTL if ttl is None else ttl
+        self._bootstrap = _bootstrap if bootstrap is None else bootstrap
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._loaded: dict[int, LoadedVersion] = {}
         self._pinned: OrderedDict[int, LoadedVersion] = OrderedDict()
         self._checked_at = float("-inf")
-        self._bootstrapped = False
 
     # -- public -----------------------------------------------------------------------------
     def resolve(self, model_ref: str | None, query_id: uuid.UUID) -> LoadedVersion:
@@ -105,11 +116,9 @@ class Router:
             deployments = list(
                 Deployment.objects.select_related("model", "live", "candidate").all()
             )
-            if not deployments and not self._bootstrapped:
-                from .services.registry import shipped_model_bootstrap
-
-                self._bootstrapped = True
-                shipped_model_bootstrap()
+            if not deployments and self._bootstrap is not None:
+                bootstrap, self._bootstrap = self._bootstrap, None
+                bootstrap()
                 deployments = list(
                     Deployment.objects.select_related("model", "live", "candidate").all()
                 )
@@ -191,12 +200,10 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
 
     Anything else is an unknown model; the text is never used as a path.
     """
-    from .services.registry import MODEL_NAME_RE
-
     if not isinstance(ref, str) or len(ref) > 120:
         raise UnknownModelError("Unknown model.")
     name, sep, number = ref.partition(":")
-    if not MODEL_NAME_RE.match(name) or ".." in name:
+    if not is_valid_model_name(name):
         raise UnknownModelError("Unknown model: see GET /models/ for the registered names.")
     if not sep:
         return name, None
@@ -230,8 +237,8 @@ def warm_up() -> None:
     Otherwise the first request a new worker answers waits for the artifact to be fetched,
     checked and unpickled and for the imaging code's lazy imports: about a second on a
     loaded 2-core machine, after every deploy, ``max_requests`` recycle or replacement of a
-    crashed worker (issue 8). Failures are logged, never raised: the worker still starts and
-    loads lazily, as before.
+    crashed worker. Failures are logged, never raised: the worker still starts, and loads
+    each version on its first request instead.
     """
     import io
 

@@ -13,8 +13,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from . import selectors
 from .dashboard import dashboard_context
-from .errors import first_line
-from .models import RegisteredModel
+from .exception_handler import first_line
 from .security import csp_allowing_inline_styles
 
 logger = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ def dashboard(request):
 
 
 def _dashboard(request):
-    models = list(RegisteredModel.objects.values_list("name", flat=True))
+    models = selectors.model_name_list()
     name = request.GET.get("model") or settings.DIGITS_DEFAULT_MODEL
     if models and name not in models:
         raise Http404(f"Unknown model; registered models: {', '.join(models)}.")

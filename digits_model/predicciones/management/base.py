@@ -1,7 +1,9 @@
 """Shared behaviour of the operator commands (their conventions are in the README).
 
 ``--json`` puts exactly one JSON document on stdout. Exit 0 when the command did its job;
-exit 2, with one clear line on stderr and no traceback, when it could not run. Log lines stay
+exit 2, with one clear line on stderr and no traceback, when it could not run: the project's
+own errors (a bad option or setting, an unknown model, a state that forbids the action), the
+artifact store or the database down. Anything else is a bug and shows its traceback. Log lines stay
 out of a command's output unless asked for with ``-v 2`` (or ``-v 3`` for debug lines).
 """
 
@@ -13,7 +15,7 @@ import math
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from predicciones.exceptions import PrediccionesError
+from predicciones.exceptions import OperatorError, PrediccionesError
 from predicciones.storage import StoreError
 
 EXIT_COULD_NOT_RUN = 2
@@ -33,7 +35,7 @@ class OperatorCommand(BaseCommand):
             logging.getLogger().setLevel(logging.DEBUG)
         try:
             return super().execute(*args, **options)
-        except (PrediccionesError, StoreError, DatabaseError, ValueError) as exc:
+        except (PrediccionesError, StoreError, DatabaseError) as exc:
             raise CommandError(one_line(exc), returncode=EXIT_COULD_NOT_RUN) from exc
         finally:
             if verbosity < 2:
@@ -127,7 +129,7 @@ def parse_since(text: str, option: str = "--since"):
     if moment is None:
         day = parse_date(text)
         if day is None:
-            raise ValueError(f"{option} must be an ISO 8601 date or time, got {text!r}")
+            raise OperatorError(f"{option} must be an ISO 8601 date or time, got {text!r}")
         moment = dt.datetime.combine(day, dt.time())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .errors import NoDigitError
+from .exceptions import NoDigitError
 from .preprocessing import preprocess, redraw_strokes
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import pickle
 import weakref
-from pathlib import Path
 
 import numpy as np
 
-N_FEATURES = 64
-N_CLASSES = 10
+from .features import N_CLASSES, N_FEATURES
 
 
 class ArtifactIntegrityError(RuntimeError):
@@ -20,15 +18,6 @@ class ArtifactIntegrityError(RuntimeError):
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of some bytes."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_classifier(data: bytes, *, sha256: str):

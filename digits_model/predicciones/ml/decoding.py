@@ -16,10 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
-
-#: Formats accepted, as Pillow names them.
-ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
+from .exceptions import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 
 #: Default ceiling on declared width x height (an 8000x5000 photo fits).
 MAX_PIXELS = 40_000_000
@@ -299,7 +296,7 @@ def _gray_array(img: Image.Image) -> np.ndarray:
         return composite.astype(np.float32)
     if mode == "L":
         return np.asarray(img, dtype=np.float32) * np.float32(1 / 255)
-    if mode in ("1", "LA", "La") or not mode.startswith(("RGB", "CMYK", "YCbCr", "LAB", "HSV")):
+    if not mode.startswith(("RGB", "CMYK", "YCbCr", "LAB", "HSV")):  # "1" and other grey modes
         return np.asarray(img.convert("L"), dtype=np.float32) * np.float32(1 / 255)
     if mode != "RGB":
         img = img.convert("RGB")

@@ -43,19 +43,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Features per input (8x8 pixels).
-N_FEATURES = 64
-#: Each feature is an integer 0..16.
-N_VALUES = 17
-#: Digits 0..9.
-N_CLASSES = 10
+from .features import N_CLASSES, N_VALUES
+
 #: Lower bound on the reference spread used to normalise W1 (see the module docstring).
 SCALE_FLOOR = 2.0
 
 #: Ordered severities and their numeric codes (for gauges).
 SEVERITIES = ("none", "warning", "critical")
 SEVERITY_CODES = {name: code for code, name in enumerate(SEVERITIES)}
-STATUSES = ("ok", "drift", "insufficient_data")
 
 
 @dataclass(frozen=True)
@@ -332,47 +327,6 @@ class TrainingReference:
     n_samples: int
 
 
-def training_reference(statistics: dict) -> TrainingReference:
-    """Validate a training-statistics document (``ml.training.training_statistics``'s format).
-
-    Raises
-    ------
-    ValueError
-        Naming the first thing that is wrong with the document.
-    """
-    if not isinstance(statistics, dict):
-        raise ValueError(f"expected a JSON object, got {type(statistics).__name__}")
-    try:
-        counts = np.asarray(statistics["value_counts"], dtype=np.float64)
-        classes = np.asarray(statistics["class_counts"], dtype=np.float64)
-    except KeyError as exc:
-        raise ValueError(f"missing {exc.args[0]!r}") from None
-    except (TypeError, ValueError):
-        raise ValueError("value_counts and class_counts must be lists of numbers") from None
-    if counts.shape != (N_FEATURES, N_VALUES):
-        raise ValueError(
-            f"value_counts must be {N_FEATURES} lists of {N_VALUES} counts, got shape "
-            f"{counts.shape}"
-        )
-    if classes.shape != (N_CLASSES,):
-        raise ValueError(f"class_counts must be {N_CLASSES} counts, got shape {classes.shape}")
-    for name, array in (("value_counts", counts), ("class_counts", classes)):
-        if not np.all(np.isfinite(array)) or array.min() < 0 or np.any(array != np.rint(array)):
-            raise ValueError(f"{name} must hold non-negative integers")
-    totals = counts.sum(axis=1)
-    n_samples = int(statistics.get("n_samples", totals[0]))
-    if n_samples <= 0 or np.any(totals != n_samples):
-        raise ValueError(
-            f"every feature's counts must add up to n_samples={n_samples} "
-            f"(got totals from {int(totals.min())} to {int(totals.max())})"
-        )
-    return TrainingReference(
-        value_counts=counts.astype(np.int64),
-        class_counts=classes.astype(np.int64),
-        n_samples=n_samples,
-    )
-
-
 @dataclass(frozen=True)
 class DriftResult:
     """Everything one comparison found. ``features`` is None when there is no live data."""
@@ -393,57 +347,6 @@ class DriftResult:
     @property
     def severity_code(self) -> int:
         return SEVERITY_CODES[self.severity]
-
-    def feature_rows(self) -> list[dict]:
-        """One dict per feature: index, 8x8 position, W1, scale, normalised, drifted, means."""
-        rows = []
-        for j in range(len(self.reference_means)):
-            row = {
-                "feature": j,
-                "row": j // 8,
-                "col": j % 8,
-                "wasserstein": None,
-                "scale": None,
-                "normalised": None,
-                "drifted": False,
-                "reference_mean": round(float(self.reference_means[j]), 4),
-                "current_mean": None,
-            }
-            if self.features is not None:
-                row.update(
-                    wasserstein=float(self.features.wasserstein[j]),
-                    scale=round(float(self.features.scale[j]), 6),
-                    normalised=float(self.features.normalised[j]),
-                    drifted=bool(self.features.drifted[j]),
-                    current_mean=round(float(self.current_means[j]), 4),
-                )
-            rows.append(row)
-        return rows
-
-    def to_dict(self) -> dict:
-        """A JSON-ready summary (the caller adds model, version, window and ids)."""
-        return {
-            "status": self.status,
-            "severity": self.severity,
-            "severity_code": self.severity_code,
-            "score": self.score,
-            "drifted_share": self.drifted_share,
-            "n_drifted": None if self.features is None else int(self.features.drifted.sum()),
-            "n_reference": self.n_reference,
-            "n_current": self.n_current,
-            "thresholds": self.thresholds.to_dict(),
-            "prediction_mix": {
-                "reference": [round(float(v), 6) for v in self.class_mix.reference],
-                "current": [round(float(v), 6) for v in self.class_mix.current],
-                "total_variation": self.class_mix.total_variation,
-            },
-            "confidence": {
-                "current_mean": self.confidence.current_mean,
-                "reference_mean": self.confidence.reference_mean,
-                "shift": self.confidence.shift,
-            },
-            "features": self.feature_rows(),
-        }
 
 
 def compare(

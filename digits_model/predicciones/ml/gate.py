@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-N_CLASSES = 10
+from .features import N_CLASSES
 
 #: Defaults, overridable by settings and command flags.
 MIN_IMPROVEMENT = 0.005

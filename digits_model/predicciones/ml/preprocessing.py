@@ -20,7 +20,7 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image, skeletonize
 
 from .decoding import MAX_PIXELS, WORK_SIZE, Decoded, decode_upload
-from .errors import NoDigitError
+from .exceptions import NoDigitError
 
 #: Side of the bitmap the 8x8 grid is counted from, as in scikit-learn's digits.
 BITMAP_SIZE = 32
@@ -272,35 +272,16 @@ def _find_digit(
     return ink, (ink > weak) & region, inverted, box
 
 
-def ink_map(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Ink strength on 0..1 (paper ~0, stroke cores ~1) and whether the ink was light-on-dark.
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, float, Paper]:
+    """Ink strength on 0..1 (paper ~0, stroke cores ~1), whether the ink was light-on-dark,
+    the background subtracted, the stroke level divided by, and the paper's level and noise.
 
     The paper is the majority of pixels, so the polarity is whichever side of the median
     holds the farther tail. A large-scale background estimate is subtracted so that a
     lighting gradient or a soft shadow does not become ink, and the result is divided by
-    the level of the stroke cores, so a faint pencil and a black marker look alike.
-
-    Parameters
-    ----------
-    gray : ndarray of shape (height, width), float, values in [0, 1]
-
-    Returns
-    -------
-    ink : ndarray of shape (height, width), float32, values in [0, 1]
-    inverted : bool
-
-    Raises
-    ------
-    NoDigitError
-        The image is (nearly) uniform.
+    the level of the stroke cores, so a faint pencil and a black marker look alike. Raises
+    NoDigitError for a (nearly) uniform image.
     """
-    ink, inverted, _, _, _ = _ink(gray)
-    return ink, inverted
-
-
-def _ink(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray, float, Paper]:
-    """:func:`ink_map`, plus the background it subtracted, the stroke level it divided by
-    and the paper's level and noise."""
     inverted = _polarity(gray)
     x = gray if inverted else 1.0 - gray
     background = _background(x)

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .drift import N_CLASSES, N_FEATURES, N_VALUES, value_counts
+from .drift import value_counts
+from .features import N_CLASSES, N_FEATURES, N_VALUES
 
 #: Confidences are summed as integers in units of 2**-CONFIDENCE_BITS.
 CONFIDENCE_BITS = 53

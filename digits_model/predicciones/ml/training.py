@@ -40,13 +40,12 @@ from threadpoolctl import threadpool_limits
 from . import sources
 from .augment import DEFAULT_DISTORTION, Distortion, training_features
 from .classifier import check_features
-from .errors import ImageError
+from .drift import value_counts
+from .exceptions import ImageError
+from .features import N_CLASSES, N_FEATURES, N_VALUES
+from .gate import Scores
 from .preprocessing import preprocess
 from .synth import STYLES, render
-
-N_VALUES = 17  # feature values are integers 0..16
-N_CLASSES = 10
-N_FEATURES = 64
 
 #: The base data, in the order rows are stacked.
 SOURCES = ("mnist", "optdigits", "sklearn")
@@ -320,12 +319,9 @@ def fit_classifier(
 
 def evaluate(clf, X: np.ndarray, y: np.ndarray) -> dict:
     """Accuracy and per-class recall of a fitted classifier."""
-    pred = clf.predict(np.asarray(X, dtype=np.float32))
-    recall = {
-        str(c): round(float((pred[y == c] == c).mean()), 4) if (y == c).any() else None
-        for c in range(N_CLASSES)
-    }
-    return {"accuracy": round(float((pred == y).mean()), 4), "recall": recall, "n": len(y)}
+    scores = Scores.of(y, clf.predict(np.asarray(X, dtype=np.float32)))
+    recall = {str(c): None if r is None else round(r, 4) for c, r in enumerate(scores.recall)}
+    return {"accuracy": round(scores.accuracy, 4), "recall": recall, "n": scores.n}
 
 
 def training_statistics(X: np.ndarray, y: np.ndarray) -> dict:
@@ -342,11 +338,9 @@ def training_statistics(X: np.ndarray, y: np.ndarray) -> dict:
     have value v in feature j), ``class_counts`` (10 counts) and ``feature_means``.
     """
     Xi = np.clip(np.rint(X), 0, N_VALUES - 1).astype(np.int64)
-    offsets = np.arange(Xi.shape[1]) * N_VALUES
-    counts = np.bincount((Xi + offsets).ravel(), minlength=Xi.shape[1] * N_VALUES)
     return {
         "n_samples": len(Xi),
-        "value_counts": counts.reshape(Xi.shape[1], N_VALUES).tolist(),
+        "value_counts": value_counts(Xi).tolist(),
         "class_counts": np.bincount(y, minlength=N_CLASSES).tolist(),
         "feature_means": [round(float(v), 4) for v in Xi.mean(axis=0)],
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .classifier import predict
-from .errors import ImageError
+from .exceptions import ImageError
 from .preprocessing import preprocess
 from .synth import STYLES, render
 

@@ -18,8 +18,13 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from .. import selectors, storage
-from ..exceptions import DriftCheckError, TrainingStatsUnavailableError, UnknownModelError
-from ..ml import drift
+from ..exceptions import (
+    DriftCheckError,
+    OperatorError,
+    TrainingStatsUnavailableError,
+    UnknownModelError,
+)
+from ..ml import drift, drift_document
 from ..models import Deployment, DriftReport, ModelVersion
 from .registry import shipped_model_read, shipped_model_store_sync
 
@@ -35,18 +40,21 @@ def drift_thresholds_from_settings(
 ) -> drift.DriftThresholds:
     """The ``DIGITS_DRIFT_*`` thresholds, with any given value taking precedence.
 
-    Raises ValueError when the combination is inconsistent (e.g. warning above critical).
+    Raises OperatorError when the combination is inconsistent (e.g. warning above critical).
     """
-    return drift.DriftThresholds(
-        feature=settings.DIGITS_DRIFT_FEATURE_THRESHOLD if feature is None else feature,
-        warning_share=(
-            settings.DIGITS_DRIFT_WARNING_SHARE if warning_share is None else warning_share
-        ),
-        critical_share=(
-            settings.DIGITS_DRIFT_CRITICAL_SHARE if critical_share is None else critical_share
-        ),
-        min_samples=settings.DIGITS_DRIFT_MIN_SAMPLES if min_samples is None else min_samples,
-    )
+    try:
+        return drift.DriftThresholds(
+            feature=settings.DIGITS_DRIFT_FEATURE_THRESHOLD if feature is None else feature,
+            warning_share=(
+                settings.DIGITS_DRIFT_WARNING_SHARE if warning_share is None else warning_share
+            ),
+            critical_share=(
+                settings.DIGITS_DRIFT_CRITICAL_SHARE if critical_share is None else critical_share
+            ),
+            min_samples=settings.DIGITS_DRIFT_MIN_SAMPLES if min_samples is None else min_samples,
+        )
+    except ValueError as exc:
+        raise OperatorError(str(exc)) from exc
 
 
 def drift_version_resolve(*, name: str | None = None, version: int | None = None) -> ModelVersion:
@@ -110,7 +118,7 @@ def training_reference_get(
             f"training statistics of {version} ({version.stats_key}) are not valid JSON"
         ) from exc
     try:
-        return drift.training_reference(document)
+        return drift_document.training_reference(document)
     except ValueError as exc:
         raise TrainingStatsUnavailableError(
             f"training statistics of {version} ({version.stats_key}) are malformed: {exc}"
@@ -208,7 +216,7 @@ def drift_report_create(
             ),
         },
         "store_key": store_key if save else None,
-        **result.to_dict(),
+        **drift_document.result_document(result),
         "sources": {"summary_hours": window.summary_hours, "raw_rows": window.raw_rows},
     }
     report = DriftReport(

@@ -47,7 +47,7 @@ from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
 from .. import storage
-from ..exceptions import MaintenanceError
+from ..exceptions import CaptureMismatchError, MaintenanceError
 from ..ml import summary as log_summary
 from ..models import CapturePart, LabelHour, ModelVersion, Prediction, PredictionHour
 from ..selectors import HOUR, hour_floor, hour_summary_read
@@ -96,10 +96,6 @@ _ROW_COLUMNS = (
     "labelled_at",
 )
 _NUMBER_TEXT = [str(i) for i in range(256)]
-
-
-class CaptureMismatchError(MaintenanceError):
-    """A captured object is missing, or its digest or row count is not what was recorded."""
 
 
 # --- Settings -------------------------------------------------------------------------------

@@ -20,14 +20,14 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import selectors
-from ..exceptions import PrediccionesError
-from ..models import Deployment
+from ..exceptions import OperatorError, PrediccionesError
+from ..models import Deployment, DriftReport
 from ..serving import load_version
 from ..storage import StoreError
 from . import registry
-from .canary import canary_review
+from .canary_review import canary_review
 from .drift import drift_report_create
-from .retraining import RetrainOptions, check_range, model_retrain, new_label_count
+from .retraining import RetrainOptions, check_range, model_retrain
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ STRATEGIES = ("canary", "bluegreen")
 
 #: Failures a step may end with; the pass then reports what it had done (anything else is a bug
 #: and propagates).
-STEP_ERRORS = (PrediccionesError, StoreError, DatabaseError, ValueError)
+STEP_ERRORS = (PrediccionesError, StoreError, DatabaseError)
 
 
 @dataclass
@@ -51,10 +51,10 @@ class PipelineOptions:
     def resolved(self) -> PipelineOptions:
         """Fill unset values from settings and check them all, before the pass does anything.
 
-        Raises ValueError naming the option (and the setting it falls back to).
+        Raises OperatorError naming the option (and the setting it falls back to).
         """
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+            raise OperatorError(f"--strategy must be one of {', '.join(STRATEGIES)}")
         resolved = PipelineOptions(
             retrain=self.retrain.resolved(),
             min_samples_without_drift=_pick(
@@ -92,7 +92,7 @@ def _pick(value, default):
 def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
     """Run one pass and return what it decided and why (the ``--json`` document).
 
-    Every option is checked, and the model looked up, before anything is done: ValueError or
+    Every option is checked, and the model looked up, before anything is done: OperatorError or
     UnknownModelError then, with nothing changed. A step that fails later does not lose the
     account of the steps before it: the document comes back with ``status`` "failed", the
     failing ``step`` and its ``error``, and an ``outcome`` sentence that says what was done
@@ -156,10 +156,10 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
     }
 
     summary["step"] = "decision"
-    labels = new_label_count(model_name)
+    labels = selectors.new_label_count(model_name)
     retrain_opts = options.retrain
     without_drift = options.min_samples_without_drift
-    drifted = report.status == "drift"
+    drifted = report.status == DriftReport.Status.DRIFT
     if drifted and labels >= retrain_opts.min_samples:
         trigger = "drift"
         reasons = [
@@ -182,10 +182,8 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
 
     summary["step"] = "retrain"
     retrain_opts.trigger = trigger
-    from ..management.commands.retrain import retrain_summary
-
     run = model_retrain(model_name=model_name, options=retrain_opts)
-    summary["retrain"] = retrain_summary(run)
+    summary["retrain"] = run.as_dict()
     if run.candidate_version is None:
         done.append(f"no new version: retrain {run.status} ({'; '.join(run.reasons)})")
         return

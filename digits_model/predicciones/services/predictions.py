@@ -109,7 +109,7 @@ def prediction_log_insert(**values) -> None:
     The same row ``Prediction.objects.create(**values)`` writes (each value is prepared by
     the model's own field, so SQLite and PostgreSQL get what the ORM would send), without
     building a model instance and compiling the INSERT on every request: that is 40 % of
-    the ORM's cost and about 80 µs of the /predict/ hot path (issue 8).
+    the ORM's cost and about 80 µs of the /predict/ hot path.
     """
     statement = _insert_statements.get(connection.vendor)
     if statement is None:

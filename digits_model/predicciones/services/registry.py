@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,15 +17,19 @@ from django.db import IntegrityError, transaction
 from .. import storage
 from ..exceptions import DeploymentChangedError, RegistryError, UnknownModelError
 from ..ml.classifier import sha256_bytes
-from ..models import Deployment, DeploymentEvent, ModelVersion, RegisteredModel
+from ..models import (
+    Deployment,
+    DeploymentEvent,
+    ModelVersion,
+    RegisteredModel,
+    is_valid_model_name,
+)
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
 
 def validate_model_name(name: str) -> str:
-    if not isinstance(name, str) or not MODEL_NAME_RE.match(name) or ".." in name:
+    if not is_valid_model_name(name):
         raise RegistryError(
             "A model name is 1-100 letters, digits, '.', '_' or '-', starting with a letter "
             "or digit."
@@ -55,10 +58,9 @@ def model_version_register(
     for attempt in range(5):
         try:
             with transaction.atomic():
-                model, _ = RegisteredModel.objects.get_or_create(name=name)
-                # Lock the model row: version numbers (and their store keys) are handed out
-                # one at a time, so no process ever writes over another's artifact.
-                model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+                # Version numbers (and their store keys) are handed out one at a time, so no
+                # process ever writes over another's artifact.
+                model = _locked_model(name)
                 last = model.versions.order_by("-version").values_list("version", flat=True)
                 number = (last.first() or 0) + 1
                 artifact_key = storage.model_artifact_key(name, number)
@@ -129,8 +131,7 @@ def shipped_model_bootstrap() -> ModelVersion | None:
             # Every gunicorn worker bootstraps as it starts (serving.warm_up), all at once: with
             # the model row locked, "no version yet" and registering are one step, so exactly
             # one worker registers (without the lock, each one added a copy as a new version).
-            model, _ = RegisteredModel.objects.get_or_create(name=name)
-            RegisteredModel.objects.select_for_update().get(pk=model.pk)
+            model = _locked_model(name)
             if model.versions.exists():
                 return None
             version = model_version_register(
@@ -184,8 +185,7 @@ def deployment_set_candidate(
     with transaction.atomic():
         deployment = _locked_deployment(name)
         target = _version(name, version)
-        if target.pk == deployment.live_id:
-            raise RegistryError(f"{target} is already live")
+        _check_not_live(deployment, target)
         previous = deployment.candidate
         deployment.candidate = target
         deployment.candidate_percent = percent
@@ -237,8 +237,7 @@ def deployment_promote(
             target = deployment.candidate
         else:
             target = _version(name, version)
-        if target.pk == deployment.live_id:
-            raise RegistryError(f"{target} is already live")
+        _check_not_live(deployment, target)
         previous = deployment.live
         deployment.previous_live = previous
         deployment.live = target
@@ -297,6 +296,17 @@ def deployment_rollback(
             reason=reason,
         )
         return deployment
+
+
+def _locked_model(name: str) -> RegisteredModel:
+    """The model's row (created if new), locked until the transaction ends."""
+    model, _ = RegisteredModel.objects.get_or_create(name=name)
+    return RegisteredModel.objects.select_for_update().get(pk=model.pk)
+
+
+def _check_not_live(deployment: Deployment, target: ModelVersion) -> None:
+    if target.pk == deployment.live_id:
+        raise RegistryError(f"{target} is already live")
 
 
 def _locked_deployment(name: str, *, expect: DeploymentState | None = None) -> Deployment:

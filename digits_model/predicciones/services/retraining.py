@@ -9,9 +9,8 @@ slice of the feedback that no candidate ever trains on.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import sklearn
@@ -19,34 +18,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from .. import storage
-from ..exceptions import UnknownModelError
+from ..exceptions import OperatorError, UnknownModelError
 from ..ml import gate as gate_rules
 from ..ml import training
 from ..ml.classifier import dump_classifier, predict
-from ..models import Deployment, Prediction, RetrainRun
+from ..models import Deployment, RetrainRun
+from ..selectors import cooldown_remaining, feedback_set, new_label_count
 from ..serving import load_version
 from .registry import model_version_register
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FeedbackSet:
-    """Labelled predictions of one model, split into training rows and validation rows."""
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_validation: np.ndarray
-    y_validation: np.ndarray
-    validation_ids: list[str] = field(default_factory=list)
-
-    @property
-    def n_train(self) -> int:
-        return len(self.y_train)
-
-    @property
-    def n_validation(self) -> int:
-        return len(self.y_validation)
 
 
 @dataclass
@@ -63,7 +44,7 @@ class RetrainOptions:
     def resolved(self) -> RetrainOptions:
         """Fill unset values from settings, and check every value's range.
 
-        Raises ValueError naming the option and the setting it falls back to, so a bad
+        Raises OperatorError naming the option and the setting it falls back to, so a bad
         value is refused before anything is read, trained or recorded.
         """
         resolved = RetrainOptions(
@@ -91,73 +72,12 @@ def _pick(value, default):
 
 
 def check_range(option: str, setting: str | None, value, low, high=None) -> None:
-    """Raise ValueError, naming the option (and its setting), when value is outside low..high."""
+    """Raise OperatorError, naming the option (and its setting), when value is outside low..high."""
     if value is not None and (value >= low and (high is None or value <= high)):
         return
     where = f"{option} (or {setting})" if setting else option
     expected = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
-    raise ValueError(f"{where} must be {expected}, got {value}")
-
-
-def last_retrain(model_name: str) -> RetrainRun | None:
-    """The last run that actually trained a candidate (what the cooldown counts from)."""
-    return (
-        RetrainRun.objects.filter(
-            model__name=model_name,
-            status__in=[RetrainRun.Status.REGISTERED, RetrainRun.Status.REFUSED],
-        )
-        .order_by("-started_at")
-        .first()
-    )
-
-
-def new_label_count(model_name: str) -> int:
-    """Labels recorded since the last retrain (all labels if there was none)."""
-    rows = Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
-    previous = last_retrain(model_name)
-    if previous is not None:
-        rows = rows.filter(labelled_at__gt=previous.started_at)
-    return rows.count()
-
-
-def cooldown_remaining(model_name: str, hours: float) -> dt.timedelta | None:
-    """Time left before another retrain is allowed, or None when it is allowed now."""
-    previous = last_retrain(model_name)
-    if previous is None or hours <= 0:
-        return None
-    ready_at = previous.started_at + dt.timedelta(hours=hours)
-    now = timezone.now()
-    return ready_at - now if ready_at > now else None
-
-
-def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
-    """All labelled predictions of a model, split by the fixed feedback holdout."""
-    rows = (
-        Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
-        .order_by("created_at")
-        .values_list("query_id", "image_sha256", "features", "label")
-    )
-    train_X, train_y, val_X, val_y, val_ids = [], [], [], [], []
-    for query_id, image_sha256, features, label in rows.iterator(chunk_size=5000):
-        vector = np.frombuffer(bytes(features), dtype=np.uint8)
-        if gate_rules.in_feedback_holdout(image_sha256, holdout_percent):
-            val_X.append(vector)
-            val_y.append(label)
-            val_ids.append(str(query_id))
-        else:
-            train_X.append(vector)
-            train_y.append(label)
-
-    def stack(vectors):
-        return np.asarray(vectors, dtype=np.float64).reshape(-1, 64)
-
-    return FeedbackSet(
-        X_train=stack(train_X),
-        y_train=np.asarray(train_y, dtype=int),
-        X_validation=stack(val_X),
-        y_validation=np.asarray(val_y, dtype=int),
-        validation_ids=val_ids,
-    )
+    raise OperatorError(f"{where} must be {expected}, got {value}")
 
 
 def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:

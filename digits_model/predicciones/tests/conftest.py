@@ -78,6 +78,17 @@ def fresh_server_factory():
 
 
 @pytest.fixture
+def own_store(settings, tmp_path):
+    """This test's own local artifact folder (yielded), in place of the suite's."""
+    from predicciones import storage
+
+    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
+    storage._store_for.cache_clear()
+    yield tmp_path / "artifacts"
+    storage._store_for.cache_clear()
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 

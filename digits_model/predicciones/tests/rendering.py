@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 from sklearn.datasets import load_digits
 
+from predicciones.ml.augment import reconstruct_bitmap
+
 PAPER = 235
 INK = 30
 
@@ -24,22 +26,6 @@ def digits_data() -> tuple[np.ndarray, np.ndarray]:
     """``load_digits()``'s X (1797, 64) as ints 0..16 and y (1797,)."""
     digits = load_digits()
     return digits.data.astype(int), digits.target.astype(int)
-
-
-def digit_bitmap(features: np.ndarray) -> np.ndarray:
-    """A 32x32 boolean bitmap whose 4x4 block counts are exactly ``features`` (64 ints).
-
-    Within each block the inked pixels are those where a smooth (bilinear) upsampling of
-    the 8x8 grid is darkest, so strokes stay continuous across blocks.
-    """
-    grid = np.asarray(features, dtype=float).reshape(8, 8)
-    smooth = ndimage.zoom(grid, 4, order=1, mode="nearest")
-    # Tiny deterministic tie-breaker so equal values pick a stable order.
-    smooth += np.linspace(0, 1e-6, smooth.size).reshape(smooth.shape)
-    blocks = smooth.reshape(8, 4, 8, 4).transpose(0, 2, 1, 3).reshape(8, 8, 16)
-    ranks = np.argsort(np.argsort(-blocks, axis=2), axis=2)  # 0 = darkest in its block
-    chosen = ranks < grid[:, :, None]
-    return chosen.reshape(8, 8, 4, 4).transpose(0, 2, 1, 3).reshape(32, 32)
 
 
 def render_upload(
@@ -68,7 +54,7 @@ def render_upload(
     """
     if style == "segments":
         return segment_digit(label, rng=rng, fmt=fmt)
-    bitmap = digit_bitmap(features)
+    bitmap = reconstruct_bitmap(features)
     if style == "marker":
         bitmap = ndimage.binary_dilation(bitmap, iterations=2)
     elif style not in {"scan", "small_offset"}:
@@ -102,7 +88,7 @@ def shrunk_shifted_features(
     bitmap pixels before counting. (The service's preprocessing normalises this away, so
     at the feature level it stands for a client-side pipeline or a preprocessing regression.)
     """
-    bitmap = digit_bitmap(features).astype(np.float32)
+    bitmap = reconstruct_bitmap(features).astype(np.float32)
     side = max(1, round(32 * factor))
     small = np.asarray(
         Image.fromarray((bitmap * 255).astype(np.uint8), mode="L").resize(

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import requests
 
-from .servers import BIN_DIR, free_port
+from .processes import ProcessGroup, free_port
+from .servers import BIN_DIR
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -40,41 +38,27 @@ class MotoServer:
     def __init__(self):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
         self.log_path = Path(tempfile.mkstemp(prefix="moto-", suffix=".log")[1])
+        self.group = ProcessGroup(
+            [moto_server_path(), "-H", "127.0.0.1", "-p", str(self.port)],
+            log_path=self.log_path,
+            name="moto_server",
+        )
 
     def start(self, timeout: float = 30) -> MotoServer:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._log = log
-        self.process = subprocess.Popen(
-            [moto_server_path(), "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto_server exited early:\n{self.log_path.read_text()}")
-            try:
-                requests.get(self.endpoint + "/moto-api/", timeout=1)
-                return self
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"moto_server not ready after {timeout}s")
+        self.group.start(ready=self._ready, timeout=timeout, poll=0.1)
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            requests.get(self.endpoint + "/moto-api/", timeout=1)
+        except requests.RequestException:
+            return False
+        return True
 
     def stop(self) -> None:
         """Stop the server (its buckets are gone: moto keeps them in memory)."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
-            self._log = None
+        self.group.stop(timeout=10)
 
     def env(self, bucket: str, prefix: str = "digits") -> dict[str, str]:
         """Environment for the service (and boto3) to use ``bucket`` on this server."""

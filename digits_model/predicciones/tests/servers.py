@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 
+from .processes import ProcessGroup, free_port
+
 REPO_DIR = Path(__file__).resolve().parents[3]
 PROJECT_DIR = REPO_DIR / "digits_model"
 BIN_DIR = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:
@@ -57,48 +50,36 @@ class ServerProcess:
         self.env.pop("DATABASE_URL", None)
         if database_url:
             self.env["DATABASE_URL"] = database_url
-        self.process: subprocess.Popen | None = None
         self.log_path = self.var_dir / "server.log"
+        self.group = ProcessGroup(
+            [str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"],
+            log_path=self.log_path,
+            name="server",
+            cwd=PROJECT_DIR,
+            env=self.env,
+        )
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.group.process
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, timeout: float = 60) -> ServerProcess:
         self.manage("migrate", "--noinput", "-v", "0")
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"],
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._log = log
-        self.wait_ready(timeout)
+        self.group.start(ready=self._ready, timeout=timeout)
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_tail()}")
-            try:
-                if requests.get(self.url("/health/"), timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_tail()}")
+        self.group.wait_ready(ready=self._ready, timeout=timeout)
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(self.url("/health/"), timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
+        self.group.stop(timeout=20)
 
     def cleanup(self) -> None:
         self.stop()
@@ -138,7 +119,4 @@ class ServerProcess:
         return [int(pid) for pid in out.split()]
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return self.group.log_tail(lines)

@@ -11,7 +11,7 @@ import contextlib
 import socket
 import threading
 
-from .servers import free_port
+from .processes import free_port
 
 
 class TcpProxy:

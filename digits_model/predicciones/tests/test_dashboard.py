@@ -10,12 +10,7 @@ from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
 from predicciones.tests.rendering import digits_data
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 
 def test_without_reports_it_says_how_to_make_one(client):

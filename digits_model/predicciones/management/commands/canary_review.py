@@ -9,7 +9,7 @@ applies only to the versions it was made on: a candidate swapped in meanwhile is
 from django.conf import settings
 
 from predicciones.management.base import OperatorCommand, positive_int
-from predicciones.services.canary import canary_review
+from predicciones.services.canary_review import canary_review
 
 
 class Command(OperatorCommand):

@@ -19,6 +19,7 @@ from predicciones.management.base import (
     positive_fraction,
     positive_int,
 )
+from predicciones.models import DriftReport
 from predicciones.services.drift import drift_report_create, drift_thresholds_from_settings
 
 EXIT_DRIFT_FOUND = 1
@@ -109,7 +110,7 @@ class Command(OperatorCommand):
             self.write_json(document)
         else:
             self.stdout.write(render_table(document, style=self.style))
-        if options["fail_on_drift"] and report.status == "drift":
+        if options["fail_on_drift"] and report.status == DriftReport.Status.DRIFT:
             raise CommandError(
                 f"drift found: {report.severity}, {document['n_drifted']} of 64 features",
                 returncode=EXIT_DRIFT_FOUND,
@@ -120,8 +121,8 @@ def render_table(doc: dict, *, style=None) -> str:
     """The report as a readable summary, worst features first, then the 8x8 map."""
     status = doc["status"].upper()
     if style is not None:
-        paint = {"ok": style.SUCCESS, "drift": style.ERROR}.get(doc["status"], style.WARNING)
-        status = paint(status)
+        paints = {DriftReport.Status.OK: style.SUCCESS, DriftReport.Status.DRIFT: style.ERROR}
+        status = paints.get(doc["status"], style.WARNING)(status)
     window = doc["window"]
     span = (
         f"last {window['last']} predictions"

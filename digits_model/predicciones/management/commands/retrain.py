@@ -8,63 +8,9 @@ trains is recorded, refusals with their reasons.
 
 from django.conf import settings
 
-from predicciones.management.base import (
-    OperatorCommand,
-    fraction,
-    non_negative_float,
-    non_negative_int,
-    random_seed,
-)
-from predicciones.services.retraining import RetrainOptions, model_retrain
-
-
-def add_retrain_arguments(parser) -> None:
-    """The options retrain shares with run_pipeline."""
-    parser.add_argument("--model", default=None, help="Model name (default: the default).")
-    parser.add_argument("--seed", type=random_seed, default=0, help="Random seed (default 0).")
-    parser.add_argument("--min-samples", type=non_negative_int, help="New labels required.")
-    parser.add_argument(
-        "--cooldown-hours", type=non_negative_float, help="Hours since the last retrain (0: none)."
-    )
-    parser.add_argument(
-        "--min-improvement", type=fraction, help="Accuracy gain required (0.005: half a point)."
-    )
-    parser.add_argument(
-        "--max-class-drop", type=fraction, help="Largest recall loss of one digit (0..1)."
-    )
-    parser.add_argument("--quick", action="store_true", help="Fewer augmentations (tests).")
-    parser.add_argument("--dry-run", action="store_true", help="Decide, change nothing.")
-    parser.add_argument("--json", action="store_true")
-
-
-def retrain_options(opts: dict, **extra) -> RetrainOptions:
-    """RetrainOptions from parsed command options (unset ones fall back to settings)."""
-    return RetrainOptions(
-        seed=opts["seed"],
-        min_samples=opts["min_samples"],
-        cooldown_hours=opts["cooldown_hours"],
-        min_improvement=opts["min_improvement"],
-        max_class_drop=opts["max_class_drop"],
-        quick=opts["quick"],
-        **extra,
-    )
-
-
-def retrain_summary(run) -> dict:
-    return {
-        "model": run.model.name,
-        "status": run.status,
-        "reasons": run.reasons,
-        "trigger": run.trigger,
-        "live_version": run.live_version.version if run.live_version else None,
-        "candidate_version": run.candidate_version.version if run.candidate_version else None,
-        "n_new_labels": run.n_new_labels,
-        "n_feedback_train": run.n_feedback_train,
-        "n_feedback_validation": run.n_feedback_validation,
-        "validation_set": run.validation_set,
-        "gate": run.gate,
-        "started_at": run.started_at.isoformat(),
-    }
+from predicciones.management.base import OperatorCommand
+from predicciones.management.retrain_options import add_retrain_arguments, retrain_options
+from predicciones.services.retraining import model_retrain
 
 
 class Command(OperatorCommand):
@@ -78,9 +24,8 @@ class Command(OperatorCommand):
             model_name=opts["model"] or settings.DIGITS_DEFAULT_MODEL,
             options=retrain_options(opts, dry_run=opts["dry_run"]),
         )
-        summary = retrain_summary(run)
         if opts["json"]:
-            self.write_json(summary)
+            self.write_json(run.as_dict())
             return
         style = self.style.SUCCESS if run.status == "registered" else self.style.WARNING
         self.stdout.write(style(f"retrain {run.status}"))

@@ -18,7 +18,8 @@ from predicciones.management.base import (
     non_negative_int,
     positive_int,
 )
-from predicciones.management.commands.retrain import add_retrain_arguments, retrain_options
+from predicciones.management.retrain_options import add_retrain_arguments, retrain_options
+from predicciones.models import DriftReport
 from predicciones.services.pipeline import STRATEGIES, PipelineOptions, pipeline_run
 
 
@@ -68,7 +69,10 @@ class Command(OperatorCommand):
                 f"the {summary['step']} step failed: {summary['error']}",
                 returncode=EXIT_COULD_NOT_RUN,
             )
-        if opts["fail_on_drift"] and summary.get("drift", {}).get("status") == "drift":
+        if (
+            opts["fail_on_drift"]
+            and summary.get("drift", {}).get("status") == DriftReport.Status.DRIFT
+        ):
             raise CommandError("drift found", returncode=1)
 
 
@@ -115,9 +119,9 @@ def _drift_words(drift: dict) -> str:
     if drift["score"] is None:
         return f"no predictions to compare ({samples})"
     found = {
-        "drift": f"drift found, severity {drift['severity']}",
-        "ok": "no drift",
-        "insufficient_data": "too few predictions to judge",
+        DriftReport.Status.DRIFT: f"drift found, severity {drift['severity']}",
+        DriftReport.Status.OK: "no drift",
+        DriftReport.Status.INSUFFICIENT_DATA: "too few predictions to judge",
     }.get(drift["status"], drift["status"])
     recorded = f", report {drift['report_id']}" if drift.get("report_id") else ", not recorded"
     return (

@@ -15,6 +15,7 @@ import numpy as np
 import sklearn
 from django.conf import settings
 
+from predicciones.exceptions import OperatorError
 from predicciones.management.base import OperatorCommand, positive_int, random_seed
 from predicciones.ml.classifier import dump_classifier, sha256_bytes
 from predicciones.ml.training import (
@@ -52,7 +53,7 @@ class Command(OperatorCommand):
 
     def handle(self, *args, seed, jobs, register, quick, verbosity, **options):
         if quick and not register:
-            raise ValueError("--quick is only for --register: model/clf.pickle is fully trained")
+            raise OperatorError("--quick is only for --register: model/clf.pickle is fully trained")
         if quick:
             clf, statistics = train_classifier(seed=seed, quick=True, n_jobs=jobs)
             metrics = {"validation": validation_metrics(clf, n_jobs=jobs), "quick": True}

@@ -1,4 +1,4 @@
-"""Hostile uploads and abusive requests, in process: the corpus of issue 8 against the view.
+"""Hostile uploads and abusive requests, in process: the hostile corpus against the view.
 
 Each answer is one the contract allows (a JSON 4xx in the error shape, or a 200 where the
 file really is a digit), never a 5xx or a traceback; nothing is written to disk or read
@@ -18,7 +18,7 @@ import pytest
 from django.conf import settings
 from rest_framework import status
 
-from predicciones.ml.errors import ImageError
+from predicciones.ml.exceptions import ImageError
 from predicciones.ml.preprocessing import preprocess
 from predicciones.tests.conftest import draw_digit_image
 from predicciones.tests.hostile import (
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 CORPUS = hostile_uploads()
 
-#: Found by fuzzing (issue 8): a 261-byte TIFF whose StripOffsets tag has type RATIONAL.
+#: Found by fuzzing: a 261-byte TIFF whose StripOffsets tag has type RATIONAL.
 #: Pillow raises TypeError ("'IFDRational' object cannot be interpreted as an integer")
 #: while loading it; it once escaped ml/decoding.py as a 500.
 TIFF_RATIONAL_STRIP_OFFSETS = base64.b64decode(

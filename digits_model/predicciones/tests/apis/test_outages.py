@@ -12,19 +12,18 @@ import pytest
 from django.db import OperationalError, connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from predicciones import storage
-from predicciones.services import health
+from predicciones import selectors, storage
 from predicciones.services.registry import shipped_model_bootstrap
-from predicciones.tests.servers import free_port
+from predicciones.tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def _fresh_store_probe():
-    health.store_state_forget()
+    selectors.store_state_forget()
     yield
-    health.store_state_forget()
+    selectors.store_state_forget()
 
 
 def predict(client, image: bytes):
@@ -122,7 +121,7 @@ def store_goes_down(s3_store, client, png_seven, monkeypatch):
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     storage._store_for.cache_clear()
-    health.store_state_forget()
+    selectors.store_state_forget()
 
 
 def test_store_outage_keeps_readiness_and_predictions(client, png_seven, store_goes_down):

@@ -4,6 +4,7 @@ import io
 import re
 import uuid
 
+import numpy as np
 import pytest
 from PIL import Image
 from rest_framework import status
@@ -69,7 +70,7 @@ def test_every_answer_is_logged_with_its_features(client, png_seven):
     row = Prediction.objects.get(query_id=body["query_id"])
     assert row.prediction == body["prediction"]
     assert row.model_version.version == body["model_version"]
-    assert row.feature_array.reshape(8, 8).tolist() == body["input_8x8"]
+    assert np.frombuffer(bytes(row.features), np.uint8).reshape(8, 8).tolist() == body["input_8x8"]
     assert len(row.image_sha256) == 64
     assert row.latency_ms > 0
 

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from predicciones.ml.errors import ImageError
+from predicciones.ml.exceptions import ImageError
 from predicciones.ml.preprocessing import preprocess
 
 pytestmark = [

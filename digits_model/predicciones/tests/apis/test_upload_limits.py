@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from predicciones.ml.decoding import open_image
-from predicciones.ml.errors import ImageTooLargeError
+from predicciones.ml.exceptions import ImageTooLargeError
 from predicciones.tests.hostile import png_bomb
 
 pytestmark = pytest.mark.django_db

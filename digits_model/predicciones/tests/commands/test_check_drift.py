@@ -1,27 +1,20 @@
 """manage.py check_drift in process: output shapes, exit codes, S3 (moto_server) failures."""
 
-import io
 import json
 
 import numpy as np
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from predicciones import selectors, storage
 from predicciones.models import DriftReport
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
+from predicciones.tests.commands.running import command_run
 from predicciones.tests.conftest import require
 from predicciones.tests.factories import predictions_log
 from predicciones.tests.rendering import digits_data
 from predicciones.tests.s3 import MotoServer, moto_server_path
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +42,7 @@ def drifted(digits):
 
 
 def run(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("check_drift", *args, stdout=out, stderr=err)
-        code = 0
-    except CommandError as exc:
-        code = exc.returncode
-        err.write(str(exc))
-    return code, out.getvalue(), err.getvalue()
+    return command_run("check_drift", *args)
 
 
 def test_json_has_the_documented_fields(in_distribution):

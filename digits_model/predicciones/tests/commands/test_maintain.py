@@ -7,12 +7,9 @@ comes back.
 
 import datetime as dt
 import gzip
-import io
 import json
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.utils import timezone
 
 from predicciones import storage
@@ -20,6 +17,7 @@ from predicciones.models import CapturePart, Prediction, PredictionHour
 from predicciones.selectors import hour_floor
 from predicciones.services.predictions import feedback_record
 from predicciones.services.registry import shipped_model_bootstrap
+from predicciones.tests.commands.running import command_run
 from predicciones.tests.conftest import require
 from predicciones.tests.factories import predictions_log
 from predicciones.tests.s3 import MotoServer, moto_server_path
@@ -31,14 +29,7 @@ HOUR = dt.timedelta(hours=1)
 
 
 def run(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("maintain", *args, stdout=out, stderr=err)
-        code = 0
-    except CommandError as exc:
-        code = exc.returncode
-        err.write(str(exc))
-    return code, out.getvalue(), err.getvalue()
+    return command_run("maintain", *args)
 
 
 @pytest.fixture

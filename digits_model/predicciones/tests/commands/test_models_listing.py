@@ -9,10 +9,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from predicciones import storage
 from predicciones.services import registry
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 MODEL = "clf.pickle"
 #: What a retrain records for a candidate that passed the gate against v1.
@@ -20,14 +19,6 @@ RETRAINED_METRICS = {
     "validation": {"set": "a1b2c3d4e5f60718", "accuracy": 0.967, "n": 642, "live_accuracy": 0.936},
     "base_holdout": {"accuracy": 0.9497, "n": 537},
 }
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
-    storage._store_for.cache_clear()
-    yield
-    storage._store_for.cache_clear()
 
 
 @pytest.fixture

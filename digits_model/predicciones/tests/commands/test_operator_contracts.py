@@ -5,12 +5,9 @@ or recorded; unknown model names exit 2 everywhere; a dry run writes nothing; a 
 run_pipeline that fails after doing part of its work still says what it did.
 """
 
-import io
 import json
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from django.db import OperationalError, connection
 from django.utils import timezone
 
@@ -19,31 +16,13 @@ from predicciones.ml.classifier import load_classifier, sha256_bytes
 from predicciones.models import Deployment, DriftReport, ModelVersion, RetrainRun
 from predicciones.services import registry
 from predicciones.services.registry import shipped_model_bootstrap
+from predicciones.tests.commands.running import command_run as run
 from predicciones.tests.factories import predictions_log
 from predicciones.tests.rendering import digits_data
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 MODEL = "clf.pickle"
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
-    storage._store_for.cache_clear()
-    yield
-    storage._store_for.cache_clear()
-
-
-def run(command, *args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(command, *args, stdout=out, stderr=err)
-        code = 0
-    except CommandError as exc:
-        code = exc.returncode
-        err.write(str(exc))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -234,3 +213,28 @@ def test_a_pass_that_rolls_out_says_so_in_sentences(
     _, listing, _ = run("models", "--json")
     holdout = {row["version"]: row["holdout"] for row in json.loads(listing)}
     assert holdout[1]["n"] == holdout[2]["n"] == 6537
+
+
+# --- Only the project's own failures exit 2; a bug keeps its traceback -----------------------
+def test_an_operator_error_exits_2_with_its_message(monkeypatch):
+    from predicciones.exceptions import OperatorError
+    from predicciones.management.commands import models as models_command
+
+    def refuse(**kwargs):
+        raise OperatorError("--model must name a registered model")
+
+    monkeypatch.setattr(models_command, "model_version_list", refuse)
+    code, out, err = run("models")
+    assert code == 2 and out == ""
+    assert err.strip() == "--model must name a registered model"
+
+
+def test_a_bug_is_not_dressed_up_as_an_operator_error(monkeypatch):
+    from predicciones.management.commands import models as models_command
+
+    def bug(**kwargs):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(models_command, "model_version_list", bug)
+    with pytest.raises(ValueError, match="broadcast"):
+        run("models")

@@ -4,34 +4,16 @@ The training itself is exercised end to end (tests/e2e/test_retrain_pipeline.py)
 commands' decisions that need no training.
 """
 
-import io
 import json
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
 
 from predicciones.services.registry import shipped_model_bootstrap
+from predicciones.tests.commands.running import command_run as run
 from predicciones.tests.factories import predictions_log
 from predicciones.tests.rendering import digits_data
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
-
-
-def run(command, *args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(command, *args, stdout=out, stderr=err)
-        code = 0
-    except CommandError as exc:
-        code = exc.returncode
-        err.write(str(exc))
-    return code, out.getvalue(), err.getvalue()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Hostile uploads and abusive requests against a real gunicorn server (issue 8).
+"""Hostile uploads and abusive requests against a real gunicorn server.
 
 The corpus of ``tests/hostile.py`` and request-level abuse over real HTTP, including what
 only a socket can send (a body cut short, a client that stalls mid-upload). Each answer is

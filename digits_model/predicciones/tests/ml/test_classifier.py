@@ -13,6 +13,7 @@ from predicciones.ml.classifier import (
     dump_classifier,
     load_classifier,
     predict,
+    predict_proba,
     sha256_bytes,
 )
 
@@ -92,3 +93,22 @@ def test_predict_returns_labels_and_confidences(clf, base_digits):
     assert np.all((confidences >= 0) & (confidences <= 1))
     one, conf = predict(clf, X[0])
     assert one.shape == (1,) and conf.shape == (1,)
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.zeros(128), r"shape \(n, 64\) or \(64,\); got \(128,\)"),
+        (np.zeros((2, 8, 8)), r"got \(2, 8, 8\)"),
+        (np.zeros((3, 63)), r"got \(3, 63\)"),
+        (np.full((1, 64), 17.0), "numbers in 0..16"),
+        (np.full((1, 64), -1.0), "numbers in 0..16"),
+        (np.full((1, 64), np.nan), "numbers in 0..16"),
+    ],
+)
+def test_predict_refuses_rows_of_the_wrong_shape_or_scale(clf, X, message):
+    """128 values are not silently read as two rows, nor a 0..255 image as features."""
+    with pytest.raises(ValueError, match=message):
+        predict(clf, X)
+    with pytest.raises(ValueError, match=message):
+        predict_proba(clf, X)

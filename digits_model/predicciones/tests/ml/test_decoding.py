@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from predicciones.ml.decoding import decode_image, decode_upload, sniff_format
-from predicciones.ml.errors import (
+from predicciones.ml.exceptions import (
     ImageTooLargeError,
     NoDigitError,
     UnreadableImageError,

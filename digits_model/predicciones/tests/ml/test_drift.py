@@ -7,13 +7,13 @@ from hypothesis import strategies as st
 from scipy.stats import wasserstein_distance
 from sklearn.datasets import load_digits
 
-from predicciones.ml import drift
+from predicciones.ml import drift, drift_document
 
 
 def digits_reference() -> drift.TrainingReference:
     digits = load_digits()
     X = digits.data.astype(int)
-    return drift.training_reference(
+    return drift_document.training_reference(
         {
             "n_samples": len(X),
             "value_counts": drift.value_counts(X).tolist(),
@@ -159,7 +159,7 @@ def test_too_few_samples_is_insufficient_data_never_an_alarm(reference):
 def test_no_live_data_gives_insufficient_data_with_empty_scores(reference):
     result = drift.compare(reference, np.zeros((64, 17)), np.zeros(10))
     assert result.status == "insufficient_data" and result.score is None
-    document = result.to_dict()
+    document = drift_document.result_document(result)
     assert document["n_current"] == 0
     assert all(f["wasserstein"] is None for f in document["features"])
     assert document["prediction_mix"]["total_variation"] is None
@@ -182,7 +182,7 @@ def test_confidence_shift():
 
 def test_result_document_has_64_features_with_positions(reference):
     result = drift.compare(reference, reference.value_counts, reference.class_counts)
-    document = result.to_dict()
+    document = drift_document.result_document(result)
     assert len(document["features"]) == 64
     f = document["features"][27]
     assert (f["feature"], f["row"], f["col"]) == (27, 3, 3)
@@ -203,7 +203,7 @@ def test_result_document_has_64_features_with_positions(reference):
 )
 def test_malformed_training_statistics_are_refused_with_a_reason(statistics, message):
     with pytest.raises(ValueError, match=message):
-        drift.training_reference(statistics)
+        drift_document.training_reference(statistics)
 
 
 @pytest.mark.parametrize(

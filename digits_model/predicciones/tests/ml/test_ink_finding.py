@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predicciones.ml.errors import NoDigitError
+from predicciones.ml.exceptions import NoDigitError
 from predicciones.ml.preprocessing import _normalise, preprocess
 
 

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from predicciones.ml.augment import reconstruct_bitmap
 from predicciones.ml.classifier import predict
 from predicciones.ml.datasets import load_base_data
 from predicciones.ml.preprocessing import Preprocessed, preprocess
-from predicciones.tests.rendering import digit_bitmap
 
 from .conftest import digit_coverage, encode, paint
 
@@ -238,7 +238,7 @@ def test_disconnected_strokes_are_kept():
 def test_fat_marker_blob_filling_the_picture_is_found_whole(index):
     # Strokes so fat that they fill the loops and cover a third of the picture: the paper
     # estimate must not take the blob for paper (it used to, and the upload was "blank").
-    blob = ndimage.binary_dilation(digit_bitmap(load_base_data()[0][index]), iterations=2)
+    blob = ndimage.binary_dilation(reconstruct_bitmap(load_base_data()[0][index]), iterations=2)
     pixels = np.pad(np.kron(np.where(blob, 0.1, 0.93), np.ones((6, 6))), 15, constant_values=0.93)
     assert (pixels < 0.5).mean() > 0.25
     pre = preprocess(encode(pixels, "JPEG", quality=90))

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from predicciones.ml.classifier import predict
-from predicciones.ml.errors import ImageError
+from predicciones.ml.exceptions import ImageError
 from predicciones.ml.preprocessing import preprocess
 from predicciones.ml.sources import load_mnist
 from predicciones.ml.synth import CONDITIONS, render_condition

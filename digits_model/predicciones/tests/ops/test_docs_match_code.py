@@ -56,14 +56,6 @@ def block_after(text: str, marker: str, language: str = "") -> str:
     return code_blocks(text[start:], language)[0]
 
 
-@pytest.fixture
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
-    storage._store_for.cache_clear()
-    yield
-    storage._store_for.cache_clear()
-
-
 # --- Example outputs are what the code prints ------------------------------------------------
 @pytest.mark.django_db
 def test_readme_predict_example_is_what_the_service_answers(client, own_store):
@@ -106,7 +98,7 @@ def test_readme_error_example_is_the_real_message(client, own_store):
 
 @pytest.mark.django_db
 def test_readme_health_example_is_what_the_service_answers(client, own_store):
-    from predicciones.services.health import store_state_forget
+    from predicciones.selectors import store_state_forget
 
     store_state_forget()
     example = json.loads(block_after(README, "### `GET /health/`", "json"))

@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from predicciones.tests.servers import BIN_DIR, REPO_DIR, free_port
+from predicciones.tests.processes import free_port
+from predicciones.tests.servers import BIN_DIR, REPO_DIR
 
 ENTRYPOINT = REPO_DIR / "docker" / "entrypoint.sh"
 

@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from predicciones.tests.conftest import require
-from predicciones.tests.servers import BIN_DIR, REPO_DIR, free_port
+from predicciones.tests.processes import free_port
+from predicciones.tests.servers import BIN_DIR, REPO_DIR
 
 INIT_BUCKET = REPO_DIR / "docker" / "init_bucket.py"
 

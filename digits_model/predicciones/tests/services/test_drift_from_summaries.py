@@ -15,7 +15,6 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from predicciones import storage
 from predicciones.exceptions import WindowRowsDeletedError
 from predicciones.models import PredictionHour
 from predicciones.selectors import hour_floor
@@ -24,20 +23,12 @@ from predicciones.services.lifecycle import lifecycle_settings, log_maintain
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 HOUR = dt.timedelta(hours=1)
 SPAN_HOURS = 12
 #: Fields of a report that name the run rather than describe the data.
 RUN_FIELDS = {"report_uid", "created_at", "store_key", "sources"}
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
-    storage._store_for.cache_clear()
-    yield
-    storage._store_for.cache_clear()
 
 
 @pytest.fixture

@@ -17,13 +17,7 @@ from predicciones.services.registry import model_version_register, shipped_model
 from predicciones.tests.factories import predictions_log
 from predicciones.tests.rendering import digits_data, shrunk_shifted_features
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    """Each test gets its own local artifact folder (the database is rolled back anyway)."""
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 
 @pytest.fixture

@@ -26,17 +26,9 @@ from predicciones.services.predictions import feedback_record
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 HOUR = dt.timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def own_store(settings, tmp_path):
-    settings.DIGITS_ARTIFACTS_DIR = tmp_path / "artifacts"
-    storage._store_for.cache_clear()
-    yield tmp_path / "artifacts"
-    storage._store_for.cache_clear()
 
 
 @pytest.fixture

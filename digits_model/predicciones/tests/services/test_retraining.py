@@ -9,15 +9,10 @@ from django.utils import timezone
 from sklearn.datasets import load_digits
 
 from predicciones.models import Deployment, PredictionFailure, RetrainRun
+from predicciones.selectors import cooldown_remaining, feedback_set, new_label_count
 from predicciones.services import registry
-from predicciones.services.canary import canary_review
-from predicciones.services.retraining import (
-    RetrainOptions,
-    cooldown_remaining,
-    feedback_set,
-    model_retrain,
-    new_label_count,
-)
+from predicciones.services.canary_review import canary_review
+from predicciones.services.retraining import RetrainOptions, model_retrain
 from predicciones.tests.factories import predictions_log
 
 pytestmark = pytest.mark.django_db
@@ -175,7 +170,7 @@ def test_a_review_acts_only_on_the_candidate_it_judged(canary, monkeypatch):
     from sklearn.linear_model import LogisticRegression
 
     from predicciones.ml.classifier import dump_classifier
-    from predicciones.services import canary as canary_module
+    from predicciones.services import canary_review as canary_module
 
     v1, v2 = canary
     served(v1, load_digits().data[:200])

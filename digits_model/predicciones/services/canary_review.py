@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from django.conf import settings
 
 from .. import selectors
-from ..exceptions import DeploymentChangedError
+from ..exceptions import DeploymentChangedError, OperatorError
 from ..models import Deployment, DeploymentEvent, Prediction, PredictionFailure
 from .registry import DeploymentState, deployment_promote, deployment_rollback
 
@@ -107,7 +107,7 @@ def canary_review(
     """Review ``model_name``'s running canary and (when ``apply``) act on the decision."""
     min_requests = settings.DIGITS_CANARY_MIN_REQUESTS if min_requests is None else min_requests
     if min_requests < 1:
-        raise ValueError(
+        raise OperatorError(
             f"--min-requests (or DIGITS_CANARY_MIN_REQUESTS) must be >= 1, got {min_requests}"
         )
     selectors.model_get(name=model_name)

@@ -13,7 +13,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 
 from .exceptions import PrediccionesError
-from .ml import errors as image_errors
+from .ml import exceptions as image_errors
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,36 @@
+"""Bench scripts run as child processes, each printing one JSON object per measurement."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.paths import REPO_DIR
+
+
+def script_run(script: Path, *args: str) -> dict:
+    """Run ``script`` and collect its JSON lines.
+
+    It makes its own database, so ``DATABASE_URL`` is not passed on. Returns ``exit_code`` and
+    ``results``, plus the end of its stderr when it failed or printed nothing.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=REPO_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    results = []
+    for line in proc.stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            results.append(json.loads(line))
+    out = {"exit_code": proc.returncode, "results": results}
+    if proc.returncode not in (0, 1) or not results:
+        out["stderr_tail"] = proc.stderr.strip().splitlines()[-5:]
+    return out
