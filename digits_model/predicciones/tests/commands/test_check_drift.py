@@ -2,10 +2,10 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from predicciones import selectors, storage
+from predicciones.ml.training import base_rows
 from predicciones.models import DriftReport
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run
@@ -22,13 +22,19 @@ def digits():
     return digits_data()
 
 
+@pytest.fixture(scope="module")
+def handwriting():
+    """200 MNIST validation digits drawn plainly and preprocessed: the training population."""
+    rows = base_rows(part="validation", n_augment=0, sources_=("mnist",), step=30)
+    return rows.X, rows.y
+
+
 @pytest.fixture
-def in_distribution(digits):
+def in_distribution(handwriting):
     """The live version with 200 logged in-distribution predictions."""
     version = shipped_model_bootstrap()
-    X, y = digits
-    idx = np.random.default_rng(0).choice(len(X), 200, replace=False)
-    predictions_log(version, X[idx], predictions=y[idx])
+    X, y = handwriting
+    predictions_log(version, X[:200], predictions=y[:200])
     return version
 
 

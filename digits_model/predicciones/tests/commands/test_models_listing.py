@@ -17,7 +17,7 @@ MODEL = "clf.pickle"
 #: What a retrain records for a candidate that passed the gate against v1.
 RETRAINED_METRICS = {
     "validation": {"set": "a1b2c3d4e5f60718", "accuracy": 0.967, "n": 642, "live_accuracy": 0.936},
-    "base_holdout": {"accuracy": 0.9497, "n": 537},
+    "base_holdout": {"accuracy": 0.9497, "n": 6537},
 }
 
 
