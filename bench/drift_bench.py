@@ -50,11 +50,15 @@ def django_setup() -> None:
 # --- Populate (parent) ---------------------------------------------------------------------------
 def generate(n: int, seed: int):
     """Yield (features uint8 (k, 64), predictions, confidences) batches of realistic rows:
-    load_digits rows resampled, with a little +-1 jitter so the histograms are not tiny."""
-    from sklearn.datasets import load_digits
+    the features of 600 MNIST validation digits drawn plainly and preprocessed like uploads
+    (what the shipped model's traffic looks like), resampled, with a little +-1 jitter so
+    the histograms are not tiny."""
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    from predicciones.ml.training import base_rows
 
-    digits = load_digits()
-    X = digits.data.astype(np.int16)
+    rows = base_rows(part="validation", n_augment=0, sources_=("mnist",), step=10)
+    X, labels = rows.X.astype(np.int16), rows.y
     rng = np.random.default_rng(seed)
     done = 0
     while done < n:
@@ -62,7 +66,7 @@ def generate(n: int, seed: int):
         idx = rng.integers(0, len(X), k)
         jitter = rng.integers(-1, 2, (k, 64)) * (rng.random((k, 64)) < 0.1)
         features = np.clip(X[idx] + jitter, 0, 16).astype(np.uint8)
-        yield features, digits.target[idx], rng.uniform(0.4, 1.0, k)
+        yield features, labels[idx], rng.uniform(0.4, 1.0, k)
         done += k
 
 

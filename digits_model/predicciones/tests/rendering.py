@@ -9,6 +9,7 @@ handwriting, so it stands for real drift.
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -17,9 +18,18 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 
 from predicciones.ml.augment import reconstruct_bitmap
+from predicciones.ml.training import base_rows
 
 PAPER = 235
 INK = 30
+
+
+@functools.cache
+def handwriting_features() -> tuple[np.ndarray, np.ndarray]:
+    """Features (600, 64) and labels of MNIST validation digits drawn plainly and
+    preprocessed like uploads: what the shipped model's in-distribution traffic looks like."""
+    rows = base_rows(part="validation", n_augment=0, sources_=("mnist",), step=10)
+    return rows.X.astype(int), rows.y.astype(int)
 
 
 def digits_data() -> tuple[np.ndarray, np.ndarray]:

@@ -5,13 +5,12 @@ import json
 import pytest
 
 from predicciones import selectors, storage
-from predicciones.ml.training import base_rows
 from predicciones.models import DriftReport
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run
 from predicciones.tests.conftest import require
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data
+from predicciones.tests.rendering import digits_data, handwriting_features
 from predicciones.tests.s3 import MotoServer, moto_server_path
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
@@ -24,9 +23,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def handwriting():
-    """200 MNIST validation digits drawn plainly and preprocessed: the training population."""
-    rows = base_rows(part="validation", n_augment=0, sources_=("mnist",), step=30)
-    return rows.X, rows.y
+    return handwriting_features()
 
 
 @pytest.fixture

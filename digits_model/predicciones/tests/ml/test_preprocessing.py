@@ -242,8 +242,8 @@ def test_fat_marker_blob_filling_the_picture_is_found_whole(index):
     pixels = np.pad(np.kron(np.where(blob, 0.1, 0.93), np.ones((6, 6))), 15, constant_values=0.93)
     assert (pixels < 0.5).mean() > 0.25
     pre = preprocess(encode(pixels, "JPEG", quality=90))
-    # Whole, not hollowed out: it reads like the same blob in black on white paper (its
-    # outline alone, what a blob taken for paper leaves, is 4 to 5.5 per cell away).
+    # Whole, not hollowed out: it reads like the same blob in black on white paper (measured:
+    # 0 to 2.4 per cell away; its outline alone, what a blob taken for paper leaves, 4.8 to 6.7).
     ideal = np.pad(np.kron(np.where(blob, 0.0, 1.0), np.ones((6, 6))), 15, constant_values=1.0)
     reference = preprocess(encode(ideal)).features.astype(float)
-    assert np.abs(pre.features - reference).mean() < 2.0
+    assert np.abs(pre.features - reference).mean() < 3.5

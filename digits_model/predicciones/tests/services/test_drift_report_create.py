@@ -15,7 +15,7 @@ from predicciones.models import DriftReport
 from predicciones.services.drift import drift_report_create
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data, shrunk_shifted_features
+from predicciones.tests.rendering import handwriting_features, shrunk_shifted_features
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
@@ -27,7 +27,7 @@ def live():
 
 @pytest.fixture(scope="module")
 def digits():
-    return digits_data()
+    return handwriting_features()
 
 
 def sample(digits, n, seed=0):
