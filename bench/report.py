@@ -85,7 +85,7 @@ def render(report: dict) -> str:
     drift = report.get("drift")
     lines.append("check_drift over logged predictions (bench/drift_bench.py)")
     if drift is None:
-        lines.append("  not run: bench/drift_bench.py does not exist")
+        lines.append("  not run")
     else:
         for result in drift["results"]:
             lines.append(
