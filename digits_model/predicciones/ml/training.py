@@ -69,8 +69,8 @@ N_AUGMENT_FAST = 1
 #: blur, for tilted and out-of-focus phone photos.
 TRAINING_DISTORTION = dataclasses.replace(DEFAULT_DISTORTION, rotation=15.0, blur=1.5)
 #: The classifier's hyper-parameters (family and size by grouped cross-validation on
-#: training rows, ``bench/select_model.py``; 30 epochs would double the fit, the longest
-#: step of ``make train``).
+#: training rows, ``bench/select_model.py``; 30 epochs would double the fit, about seven
+#: minutes of one core, and take ``make train`` past its budget).
 MLP_PARAMS = {
     "hidden_layer_sizes": (256, 128),
     "alpha": 1e-4,
