@@ -29,28 +29,12 @@ sys.path.insert(0, str(REPO / "digits_model"))
 
 from predicciones.ml import sources, training  # noqa: E402
 from predicciones.ml.classifier import predict  # noqa: E402
-from predicciones.ml.exceptions import ImageError  # noqa: E402
-from predicciones.ml.preprocessing import preprocess  # noqa: E402
-from predicciones.ml.synth import STYLES, render  # noqa: E402
+from predicciones.ml.synth import STYLES  # noqa: E402
+from predicciones.ml.validation import styled_features  # noqa: E402
 
 #: Seed of the left-out digits' renderings (style k of digit i: default_rng([SEED, i, k])).
 SEED = 4242
 LOADERS = {"optdigits": sources.load_optdigits, "sklearn": sources.load_sklearn_digits}
-
-
-def _read_chunk(digits, index):
-    """Render each digit in every style and preprocess the bytes; -1 rows for refusals."""
-    rows = np.zeros((len(digits), len(STYLES), 64), np.uint8)
-    ok = np.zeros((len(digits), len(STYLES)), bool)
-    for n, (digit, i) in enumerate(zip(digits, index, strict=True)):
-        for k, style in enumerate(STYLES):
-            try:
-                rng = np.random.default_rng([SEED, i, k])
-                rows[n, k] = preprocess(render(digit, style, rng)).features
-                ok[n, k] = True
-            except ImageError:
-                pass
-    return rows, ok
 
 
 def read_as_uploads(source: str, jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,7 +44,7 @@ def read_as_uploads(source: str, jobs: int) -> tuple[np.ndarray, np.ndarray, np.
     X, y = LOADERS[source]()
     index = np.arange(len(y))
     chunks = np.array_split(index, 8 * jobs)
-    parts = Parallel(n_jobs=jobs)(delayed(_read_chunk)(X[c], c) for c in chunks)
+    parts = Parallel(n_jobs=jobs)(delayed(styled_features)(X[c], c, seed=SEED) for c in chunks)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), y
 
 

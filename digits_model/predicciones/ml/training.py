@@ -41,11 +41,9 @@ from . import sources
 from .augment import DEFAULT_DISTORTION, Distortion, training_features
 from .classifier import check_features
 from .drift import value_counts
-from .exceptions import ImageError
 from .features import N_CLASSES, N_FEATURES, N_VALUES
 from .gate import Scores
-from .preprocessing import preprocess
-from .synth import STYLES, render
+from .validation import styled_features
 
 #: The base data, in the order rows are stacked.
 SOURCES = ("mnist", "optdigits", "sklearn")
@@ -124,9 +122,6 @@ class Rows:
 
     def __len__(self) -> int:
         return len(self.y)
-
-    def subset(self, keep: np.ndarray) -> Rows:
-        return Rows(self.X[keep], self.y[keep], self.ids[keep], self.variant[keep])
 
     @classmethod
     def concat(cls, parts: list[Rows]) -> Rows:
@@ -259,16 +254,8 @@ def calibration_uploads(*, step: int = 1, n_jobs: int = 1) -> tuple[np.ndarray, 
 
 
 def _uploads_chunk(digits, labels, ids):
-    rows, ys = [], []
-    for digit, label, digit_id in zip(digits, labels, ids, strict=True):
-        for k, style in enumerate(STYLES):
-            rng = np.random.default_rng([VALIDATION_SEED, int(digit_id), k])
-            try:
-                rows.append(preprocess(render(digit, style, rng)).features)
-            except ImageError:
-                continue
-            ys.append(label)
-    return np.array(rows, np.uint8).reshape(-1, N_FEATURES), np.array(ys, np.int64)
+    features, accepted = styled_features(digits, ids, seed=VALIDATION_SEED)
+    return features[accepted], np.repeat(labels, accepted.sum(axis=1)).astype(np.int64)
 
 
 def fit_classifier(

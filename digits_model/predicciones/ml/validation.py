@@ -1,7 +1,9 @@
-"""Score a classifier on digits rendered as uploads and sent through the real preprocessing.
+"""Draw digits as uploads, send them through the real preprocessing, and score a classifier.
 
-Used by the semeion regression test and ``bench/semeion_baseline.py`` (same function, same
-sample, same seeds, so the committed number and the test's number are comparable).
+:func:`styled_features` draws the digits (training's calibration uploads and
+``bench/leave_one_out.py``). :func:`upload_accuracy` is used by the semeion regression test
+and ``bench/semeion_baseline.py`` (same function, same sample, same seeds, so the committed
+number and the test's number are comparable).
 """
 
 from __future__ import annotations
@@ -12,6 +14,33 @@ from .classifier import predict
 from .exceptions import ImageError
 from .preprocessing import preprocess
 from .synth import STYLES, render
+
+
+def styled_features(
+    digits: np.ndarray, ids: np.ndarray, *, seed: int, styles: tuple[str, ...] = STYLES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each digit drawn in each style and preprocessed from the image bytes, like an upload.
+
+    Digit ``ids[i]`` in style ``k`` is drawn with ``numpy.random.default_rng([seed,
+    ids[i], k])``, so a digit looks the same whatever else is drawn with it.
+
+    Returns
+    -------
+    features : ndarray of shape (n, len(styles), 64), uint8 (zeros where refused)
+    accepted : ndarray of shape (n, len(styles)), bool
+        False where the preprocessing refused the upload.
+    """
+    features = np.zeros((len(digits), len(styles), 64), np.uint8)
+    accepted = np.zeros((len(digits), len(styles)), bool)
+    for n, (digit, digit_id) in enumerate(zip(digits, ids, strict=True)):
+        for k, style in enumerate(styles):
+            rng = np.random.default_rng([seed, int(digit_id), k])
+            try:
+                features[n, k] = preprocess(render(digit, style, rng)).features
+            except ImageError:
+                continue
+            accepted[n, k] = True
+    return features, accepted
 
 
 def upload_accuracy(
