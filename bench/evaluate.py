@@ -45,11 +45,10 @@ sys.path.insert(0, str(REPO / "digits_model"))
 from predicciones.ml.datasets import DEFAULT_SEMEION_DIR, load_semeion  # noqa: E402
 from predicciones.ml.sources import load_mnist  # noqa: E402
 from predicciones.ml.synth import CONDITIONS, STYLES, render  # noqa: E402
+from predicciones.ml.training import digit_part  # noqa: E402
 
 MODEL_DIR = REPO / "digits_model" / "model"
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
-#: MNIST's validation slice: the digits no model trains on.
-MNIST_SLICE = np.arange(9, 60_000, 10)
 
 
 def free_port() -> int:
@@ -202,7 +201,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--sample", type=int, default=0, help="semeion digits to use (0: all)")
     parser.add_argument(
-        "--mnist", type=int, default=len(MNIST_SLICE), help="MNIST slice digits per style"
+        "--mnist", type=int, default=6000, help="MNIST slice digits per style (all: 6000)"
     )
     parser.add_argument(
         "--conditions", type=int, default=1000, help="MNIST slice digits per condition"
@@ -225,29 +224,30 @@ def main(argv=None) -> int:
         pick = np.random.default_rng(args.seed).choice(len(labels), args.sample, replace=False)
         images, labels = images[np.sort(pick)], labels[np.sort(pick)]
     mnist_images, mnist_labels = load_mnist()
+    # MNIST's validation slice: the digits no model trains on.
+    mnist_slice = np.flatnonzero(digit_part("mnist", np.arange(len(mnist_labels))) == "validation")
     manifest = json.loads((MODEL_DIR / "clf.manifest.json").read_text())
 
     # (family, set name, digits, labels, style): every set is drawn, posted and scored alike.
     plan = [("semeion", f"semeion / {st}", images, labels, st) for st in STYLES]
-    slice_ = MNIST_SLICE[: args.mnist]
+    slice_ = mnist_slice[: args.mnist]
     plan += [
         ("mnist", f"MNIST slice / {st}", mnist_images[slice_], mnist_labels[slice_], st)
         for st in STYLES
     ]
-    part = MNIST_SLICE[: args.conditions]
+    part = mnist_slice[: args.conditions]
     plan += [
         ("conditions", f"condition / {c}", mnist_images[part], mnist_labels[part], c)
         for c in CONDITIONS
     ]
-    results, family = [], {}
+    results = []  # (family, set name, result)
     started = time.monotonic()
     with Server(args.workers) as server:
         for k, (fam, name, digits, truth, style) in enumerate(plan):
             blobs = render_all(digits, style, args.seed + k, args.workers)
             uploads = [(f"u{i}.img", b) for i, b in enumerate(blobs)]
             result = score(post_all(server.url, uploads, threads=args.workers * 2), truth)
-            results.append((name, result))
-            family.setdefault(fam, []).append(result)
+            results.append((fam, name, result))
             print(line(name, result), flush=True)
         test_dir = REPO / "test"
         with open(test_dir / "labels.csv", newline="") as fh:
@@ -286,9 +286,10 @@ def main(argv=None) -> int:
         ("mnist", "MNIST slice / overall"),
         ("conditions", "conditions / overall"),
     ):
-        lines += [line(name, r) for name, r in results if r in family.get(fam, [])]
-        if fam in family:
-            lines.append(line(label, overall(family[fam])))
+        parts = [(name, r) for f, name, r in results if f == fam]
+        lines += [line(name, r) for name, r in parts]
+        if parts:
+            lines.append(line(label, overall([r for _, r in parts])))
     lines.append(line("test/ images", test_result))
     for name, metrics in (
         ("validation (manifest)", validation),
@@ -298,7 +299,7 @@ def main(argv=None) -> int:
     ):
         if metrics:
             lines.append(f"{name:<28}{metrics['n']:>6}{metrics['accuracy']:>10.4f}")
-    everything = overall([r for _, r in results])
+    everything = overall([r for _, _, r in results])
     lines += ["", "Confidence reliability (every upload above):"]
     lines += reliability(everything["confidence"], everything["correct"])
     lines.append(f"eval took {time.monotonic() - started:.0f} s")
