@@ -155,16 +155,18 @@ def _fast_proba(clf, X: np.ndarray) -> np.ndarray | None:
         activation = activation @ coef + intercept
         if i < len(layers) - 1:
             np.maximum(activation, 0, out=activation)
-    activation -= activation.max(axis=1, keepdims=True)
-    proba = np.exp(activation)
-    proba /= proba.sum(axis=1, keepdims=True)
+    proba = _softmax(activation)
     if beta is None:
         return proba
-    z = beta * np.log(proba + _LOG_EPS)
+    return _softmax(beta * np.log(proba + _LOG_EPS))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, in place on ``z``."""
     z -= z.max(axis=1, keepdims=True)
-    proba = np.exp(z)
-    proba /= proba.sum(axis=1, keepdims=True)
-    return proba
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
 
 
 def _fast_parts(clf):
