@@ -12,7 +12,7 @@ confidence is also reported on the first half alone (writers that served neither
 nor calibration).
 
 Usage: python bench/leave_one_out.py [--source optdigits|sklearn ...] [--jobs 2]
-       [--out var/leave_one_out.txt]   (about 12 minutes a source on 2 cores)
+       [--out var/leave_one_out.txt]   (the whole recipe trained once a source)
 """
 
 from __future__ import annotations
