@@ -49,9 +49,10 @@ def _sk(make):
 
 #: name -> fit(X, y) returning a fitted classifier.
 CANDIDATES = {
-    "mlp 128": _mlp(hidden_layer_sizes=(128,)),
-    "mlp 256-128": _mlp(),
-    "mlp 512-256": _mlp(hidden_layer_sizes=(512, 256)),
+    "mlp 128": _mlp(members=1, hidden_layer_sizes=(128,)),
+    "mlp 256-128": _mlp(members=1),
+    "mlp 512-256": _mlp(members=1, hidden_layer_sizes=(512, 256)),
+    f"soft vote of {training.N_MEMBERS} mlp 256-128": _mlp(),
     "svc rbf C=10": _sk(lambda: SVC(C=10.0, gamma="scale")),
     "hist gradient boosting": _sk(lambda: HistGradientBoostingClassifier(random_state=0)),
     "extra trees 300": _sk(lambda: ExtraTreesClassifier(300, n_jobs=1, random_state=0)),

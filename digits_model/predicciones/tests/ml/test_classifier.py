@@ -60,6 +60,42 @@ def test_fast_path_matches_predict_proba(clf, base_digits):
     )
 
 
+def test_shipped_model_is_a_soft_vote_of_perceptrons(clf):
+    from sklearn.ensemble import VotingClassifier
+
+    from predicciones.ml.training import N_MEMBERS
+
+    vote = clf.calibrated_classifiers_[0].estimator.estimator[-1]
+    assert type(vote) is VotingClassifier and vote.voting == "soft"
+    assert len(vote.estimators_) == N_MEMBERS
+    # Members differ: each was initialised from its own seed.
+    first_layers = [m.coefs_[0] for m in vote.estimators_]
+    assert not np.array_equal(first_layers[0], first_layers[1])
+
+
+def test_one_perceptron_takes_the_fast_path_too(base_digits):
+    # Models trained before the vote (one perceptron) may still sit in a registry.
+    from predicciones.ml.training import fit_classifier
+
+    X, y = base_digits
+    for members in (1, 2):
+        model = fit_classifier(X[:400], y[:400], members=members, max_iter=5)
+        assert _fast_proba(model, X[400:450]) is not None
+        np.testing.assert_allclose(
+            _fast_proba(model, X[400:450]), model.predict_proba(X[400:450]), rtol=0, atol=1e-12
+        )
+
+
+def test_a_weighted_vote_takes_the_plain_path(base_digits):
+    from predicciones.ml.training import fit_classifier
+
+    X, y = base_digits
+    model = fit_classifier(X[:400], y[:400], members=2, max_iter=5)
+    model[-1].weights = [1.0, 3.0]
+    assert _fast_proba(model, X[:5]) is None
+    np.testing.assert_allclose(predict_proba(model, X[:5]), model.predict_proba(X[:5]))
+
+
 def test_other_models_take_the_plain_path(base_digits):
     from sklearn.linear_model import LogisticRegression
 
