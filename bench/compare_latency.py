@@ -4,9 +4,10 @@ On a machine shared with other work (training beside the benchmark), absolute me
 by a factor of two from one minute to the next. This script loads the preprocessing of a
 git revision (exported with ``git archive`` to a temporary folder) and that of the working
 tree in the same process and times decode + preprocess + predict of ``bench/images.py``'s
-images (the rows of README "Performance") alternately, one call of each in turn, with the
-shipped model. The paired ratio (median of after / before over the pairs) is what to read;
-the medians are printed too, in wall time and in CPU time of the calling thread.
+images (the rows of README "Performance") alternately, one call of each in turn, each side
+with its own classifier code and its own shipped model. The paired ratio (median of after /
+before over the pairs) is what to read; the medians are printed too, in wall time and in
+CPU time of the calling thread.
 
 Usage: python bench/compare_latency.py [--before main] [--repeat 1000]
 """
@@ -49,9 +50,10 @@ def load_package(root: Path):
 
 
 def export_revision(revision: str, into: Path) -> Path:
-    """``digits_model/predicciones`` of a git revision, unpacked under ``into``."""
+    """``digits_model/predicciones`` and the model of a git revision, unpacked under ``into``."""
+    paths = ["digits_model/predicciones", "digits_model/model"]
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", revision, "digits_model/predicciones"],
+        ["git", "-C", str(REPO), "archive", revision, *paths],
         check=True,
         capture_output=True,
     ).stdout
@@ -60,17 +62,26 @@ def export_revision(revision: str, into: Path) -> Path:
     return into / "digits_model"
 
 
+def _model_side(preprocess, predict, clf):
+    return lambda data: predict(clf, preprocess(data).features)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="main", help="git revision to compare against")
     parser.add_argument("--repeat", type=int, default=1000, help="pairs per image (40 for 12 MP)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        before, classifier = load_package(export_revision(args.before, Path(tmp)))
-        after, _ = load_package(REPO / "digits_model")
-        manifest = json.loads(MODEL.with_suffix(".manifest.json").read_text())
-        clf = classifier.load_classifier(MODEL.read_bytes(), sha256=manifest["sha256"])
-        predict = classifier.predict
+        root = export_revision(args.before, Path(tmp))
+        sides = {
+            "before": (*load_package(root), root / "model" / "clf.pickle"),
+            "after": (*load_package(REPO / "digits_model"), MODEL),
+        }
+        timed = {}
+        for key, (preprocess, classifier, model) in sides.items():
+            manifest = json.loads(model.with_suffix(".manifest.json").read_text())
+            clf = classifier.load_classifier(model.read_bytes(), sha256=manifest["sha256"])
+            timed[key] = _model_side(preprocess, classifier.predict, clf)
         print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(
             f"{'image':<16}{'before ms':>10}{'after ms':>10}{'ratio':>7}"
@@ -78,16 +89,15 @@ def main(argv=None) -> int:
         )
         for name, data in model_side_images().items():
             n = 40 if "4000" in name else args.repeat
-            timed = {"before": before, "after": after}
             wall = {key: [] for key in timed}
             cpu = {key: [] for key in timed}
             for _ in range(5):  # warm caches and lazy imports
                 for run in timed.values():
-                    predict(clf, run(data).features)
+                    run(data)
             for i in range(n):
                 for key in ("before", "after") if i % 2 else ("after", "before"):
                     started, cpu_started = time.perf_counter(), time.thread_time()
-                    predict(clf, timed[key](data).features)
+                    timed[key](data)
                     cpu[key].append(time.thread_time() - cpu_started)
                     wall[key].append(time.perf_counter() - started)
             wb, wa = np.array(wall["before"]), np.array(wall["after"])

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         f"{args.folds} folds grouped by digit ({time.monotonic() - started:.0f} s to draw)"
     )
     folds = list(GroupKFold(n_splits=args.folds).split(rows.X, rows.y, rows.ids))
-    header = f"{'candidate':<24}{'cv clean':>9}{'cv all':>8}{'fit s':>7}{'ms/row':>8}{'MB':>7}"
+    header = f"{'candidate':<28}{'cv clean':>9}{'cv all':>8}{'fit s':>7}{'ms/row':>8}{'MB':>7}"
     print(header)
     for name in args.only or CANDIDATES:
         clean, every, fit_s = [], [], []
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         ms = predict_ms(clf, rows.X[folds[-1][1]])
         mb = len(pickle.dumps(clf)) / 2**20
         print(
-            f"{name:<24}{np.mean(clean):>9.4f}{np.mean(every):>8.4f}"
+            f"{name:<28}{np.mean(clean):>9.4f}{np.mean(every):>8.4f}"
             f"{np.mean(fit_s):>7.0f}{ms:>8.3f}{mb:>7.1f}",
             flush=True,
         )
