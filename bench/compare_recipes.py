@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     F, accepted, y = mnist_uploads(args.mnist, args.jobs)
     X_cal, y_cal = training.calibration_uploads(n_jobs=args.jobs)
     header = f"{'recipe':<28}" + "".join(f"{s:>10}" for s in STYLES)
-    header += f"{'mnist':>8}{'calib.':>8}{'fit s':>7}"
+    header += f"{'all 5':>8}{'calib.':>8}{'fit s':>7}"
     lines = [
         f"training rows: {len(rows.y)}; MNIST validation digits: {len(y)} x {len(STYLES)} "
         f"styles; calibration uploads: {len(y_cal)}; shipped weight: {SHIPPED:g}",
