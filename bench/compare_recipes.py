@@ -58,20 +58,11 @@ def training_rows(seed: int, jobs: int) -> training.Rows:
 
 def mnist_uploads(n: int, jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features (n, 5, 64), accepted (n, 5) and labels of MNIST's first n validation digits."""
-    from joblib import Parallel, delayed
-
     images, labels = sources.load_mnist()
     index = np.flatnonzero(training.digit_part("mnist", np.arange(len(labels))) == "validation")
     index = index[:n]
-    chunks = np.array_split(index, 8 * jobs)
-    parts = Parallel(n_jobs=jobs)(
-        delayed(styled_features)(images[c], c, seed=training.VALIDATION_SEED) for c in chunks
-    )
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        labels[index],
-    )
+    features = styled_features(images[index], index, seed=training.VALIDATION_SEED, n_jobs=jobs)
+    return (*features, labels[index])
 
 
 def main(argv=None) -> int:

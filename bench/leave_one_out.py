@@ -39,13 +39,8 @@ LOADERS = {"optdigits": sources.load_optdigits, "sklearn": sources.load_sklearn_
 
 def read_as_uploads(source: str, jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features (n, 5, 64), accepted (n, 5) and labels (n,) of a source's digits."""
-    from joblib import Parallel, delayed
-
     X, y = LOADERS[source]()
-    index = np.arange(len(y))
-    chunks = np.array_split(index, 8 * jobs)
-    parts = Parallel(n_jobs=jobs)(delayed(styled_features)(X[c], c, seed=SEED) for c in chunks)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), y
+    return (*styled_features(X, np.arange(len(y)), seed=SEED, n_jobs=jobs), y)
 
 
 def main(argv=None) -> int:

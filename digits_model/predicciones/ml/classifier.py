@@ -151,9 +151,10 @@ def _fast_proba(clf, X: np.ndarray) -> np.ndarray | None:
     if parts is None:
         return None
     scale, shift, (coef, intercept), layers, beta = parts
+    members = layers[0][0].shape[0]
     # The members' first layers side by side: one product, then (members, n, units).
     activation = np.clip(X * scale + shift, 0.0, 1.0) @ coef + intercept
-    activation = activation.reshape(len(X), len(layers[0][0]), -1).transpose(1, 0, 2)
+    activation = activation.reshape(len(X), members, -1).transpose(1, 0, 2)
     for coefs, intercepts in layers:
         np.maximum(activation, 0, out=activation)
         activation = activation @ coefs + intercepts

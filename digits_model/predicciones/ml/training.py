@@ -253,22 +253,11 @@ def calibration_uploads(*, step: int = 1, n_jobs: int = 1) -> tuple[np.ndarray, 
     keep = np.sort(
         np.concatenate([np.flatnonzero(part & (labels == c))[::step] for c in range(10)])
     )
-    chunks = np.array_split(keep, max(1, 4 * n_jobs))
-    args = [(digits[c], labels[c], ID_OFFSET["sklearn"] + index[c]) for c in chunks if len(c)]
-    if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        parts = Parallel(n_jobs=n_jobs)(delayed(_uploads_chunk)(*a) for a in args)
-    else:
-        parts = [_uploads_chunk(*a) for a in args]
-    X = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, N_FEATURES), np.uint8)
-    y = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-    return X, y
-
-
-def _uploads_chunk(digits, labels, ids):
-    features, accepted = styled_features(digits, ids, seed=VALIDATION_SEED)
-    return features[accepted], np.repeat(labels, accepted.sum(axis=1)).astype(np.int64)
+    features, accepted = styled_features(
+        digits[keep], ID_OFFSET["sklearn"] + index[keep], seed=VALIDATION_SEED, n_jobs=n_jobs
+    )
+    y = np.repeat(labels[keep], accepted.sum(axis=1)).astype(np.int64)
+    return features[accepted], y
 
 
 def fit_classifier(

@@ -1,9 +1,9 @@
 """Draw digits as uploads, send them through the real preprocessing, and score a classifier.
 
-:func:`styled_features` draws the digits (training's calibration uploads and
-``bench/leave_one_out.py``). :func:`upload_accuracy` is used by the semeion regression test
-and ``bench/semeion_baseline.py`` (same function, same sample, same seeds, so the committed
-number and the test's number are comparable).
+:func:`styled_features` draws the digits (training's calibration uploads,
+``bench/leave_one_out.py`` and ``bench/compare_recipes.py``). :func:`upload_accuracy` is
+used by the semeion regression test and ``bench/semeion_baseline.py`` (same function, same
+sample, same seeds, so the committed number and the test's number are comparable).
 """
 
 from __future__ import annotations
@@ -17,12 +17,18 @@ from .synth import STYLES, render
 
 
 def styled_features(
-    digits: np.ndarray, ids: np.ndarray, *, seed: int, styles: tuple[str, ...] = STYLES
+    digits: np.ndarray,
+    ids: np.ndarray,
+    *,
+    seed: int,
+    styles: tuple[str, ...] = STYLES,
+    n_jobs: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each digit drawn in each style and preprocessed from the image bytes, like an upload.
 
     Digit ``ids[i]`` in style ``k`` is drawn with ``numpy.random.default_rng([seed,
-    ids[i], k])``, so a digit looks the same whatever else is drawn with it.
+    ids[i], k])``, so a digit looks the same whatever else is drawn with it, and the result
+    does not depend on ``n_jobs`` (processes drawing and reading the uploads).
 
     Returns
     -------
@@ -30,6 +36,15 @@ def styled_features(
     accepted : ndarray of shape (n, len(styles)), bool
         False where the preprocessing refused the upload.
     """
+    ids = np.asarray(ids)
+    if n_jobs > 1 and len(digits) > 1:
+        from joblib import Parallel, delayed
+
+        chunks = [c for c in np.array_split(np.arange(len(digits)), 8 * n_jobs) if len(c)]
+        parts = Parallel(n_jobs=n_jobs)(
+            delayed(styled_features)(digits[c], ids[c], seed=seed, styles=styles) for c in chunks
+        )
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     features = np.zeros((len(digits), len(styles), 64), np.uint8)
     accepted = np.zeros((len(digits), len(styles)), bool)
     for n, (digit, digit_id) in enumerate(zip(digits, ids, strict=True)):
