@@ -18,7 +18,16 @@ from scipy import ndimage
 from predicciones.ml.augment import reconstruct_bitmap
 from predicciones.ml.classifier import predict
 from predicciones.ml.datasets import load_base_data
-from predicciones.ml.preprocessing import Preprocessed, preprocess
+from predicciones.ml.preprocessing import (
+    BLOB_DEPTH,
+    FRAME_HEIGHT,
+    FRAME_PAD,
+    STROKE_WIDTH,
+    Preprocessed,
+    normalize_stroke_width,
+    preprocess,
+    redraw_strokes,
+)
 
 from .conftest import digit_coverage, encode, paint
 
@@ -247,3 +256,22 @@ def test_fat_marker_blob_filling_the_picture_is_found_whole(index):
     ideal = np.pad(np.kron(np.where(blob, 0.0, 1.0), np.ones((6, 6))), 15, constant_values=1.0)
     reference = preprocess(encode(ideal)).features.astype(float)
     assert np.abs(pre.features - reference).mean() < 3.5
+
+
+def test_strokes_are_redrawn_at_one_width_and_blobs_are_kept():
+    size = FRAME_HEIGHT + 2 * FRAME_PAD
+    yy, xx = np.mgrid[0:size, 0:size]
+    # A ring drawn with a thin pen and with a pen three times the redrawn width: both come
+    # out as the same ring, STROKE_WIDTH wide.
+    radius = np.hypot(yy - size / 2, xx - size / 2)
+    rings = [np.abs(radius - 15) <= w / 2 for w in (2.0, 3 * STROKE_WIDTH / 2)]
+    redrawn = [normalize_stroke_width(r) for r in rings]
+    assert (redrawn[0] ^ redrawn[1]).sum() <= 0.1 * redrawn[0].sum()
+    assert abs(redrawn[0].sum() / (2 * np.pi * 15) - STROKE_WIDTH) < 1.5
+    # A loop filled by a fat pen stays a blob (a little eroded at its edge); traced along its
+    # skeleton it would be a dot.
+    disc = radius <= 2 * BLOB_DEPTH + 2
+    kept = normalize_stroke_width(disc)
+    assert kept[radius <= BLOB_DEPTH + STROKE_WIDTH / 2].all()
+    assert not (kept & ~disc).any()
+    assert kept.sum() > 5 * redraw_strokes(disc, STROKE_WIDTH).sum()
