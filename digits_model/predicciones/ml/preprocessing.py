@@ -665,8 +665,9 @@ def normalize_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     The slant is measured by image moments (``mu11 / mu02``) and sheared away; the digit is
     resampled so that its larger side spans :data:`FRAME_HEIGHT` pixels; its strokes are
     redrawn at one width (:func:`normalize_stroke_width`), so a thin ball-point and a thick
-    marker look alike, but a loop the pen filled stays a blob; finally it fills the 32 px box's height, keeping its aspect ratio
-    within [:data:`MIN_WIDTH`, :data:`MAX_WIDTH`], centred.
+    marker look alike, but a loop the pen filled stays a blob; finally it fills the 32 px
+    box's height, keeping its aspect ratio within [:data:`MIN_WIDTH`, :data:`MAX_WIDTH`],
+    centred.
 
     Parameters
     ----------
