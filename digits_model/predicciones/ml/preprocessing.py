@@ -94,6 +94,8 @@ STROKE_WIDTH = 6.0
 #: 0.943 / 0.959; 1.5: 0.934 / 0.951 / 0.958; 2: 0.937 / 0.949 / 0.962 (marker 0.936);
 #: 2.5: 0.937 / 0.941 / 0.961.
 BLOB_DEPTH = STROKE_WIDTH
+#: Side of the square inscribed in a disc of radius BLOB_DEPTH (odd, centred on its pixel).
+_BLOB_SQUARE = 2 * int(BLOB_DEPTH / np.sqrt(2)) + 1
 
 
 class Paper(NamedTuple):
@@ -752,8 +754,12 @@ def normalize_stroke_width(shape: np.ndarray) -> np.ndarray:
     skeleton = skeletonize(shape)
     if not skeleton.any():
         return shape
-    blobs = ndimage.distance_transform_edt(shape) > BLOB_DEPTH
-    return ndimage.distance_transform_edt(~(skeleton | blobs)) <= STROKE_WIDTH / 2
+    keep = skeleton
+    # Ink deeper than BLOB_DEPTH has the square inscribed in that disc all around it; where
+    # no such square fits (every pen stroke), the distance transform can be skipped.
+    if ndimage.minimum_filter(shape, size=_BLOB_SQUARE).any():
+        keep = skeleton | (ndimage.distance_transform_edt(shape) > BLOB_DEPTH)
+    return ndimage.distance_transform_edt(~keep) <= STROKE_WIDTH / 2
 
 
 def redraw_strokes(shape: np.ndarray, width: float) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from predicciones.ml.augment import reconstruct_bitmap
 from predicciones.ml.classifier import predict
@@ -275,3 +276,16 @@ def test_strokes_are_redrawn_at_one_width_and_blobs_are_kept():
     assert kept[radius <= BLOB_DEPTH + STROKE_WIDTH / 2].all()
     assert not (kept & ~disc).any()
     assert kept.sum() > 5 * redraw_strokes(disc, STROKE_WIDTH).sum()
+
+
+@pytest.mark.parametrize("width", [2.0, STROKE_WIDTH, 2 * BLOB_DEPTH - 1, 2 * BLOB_DEPTH + 1, 20.0])
+def test_blobs_are_found_whatever_shortcut_is_taken(width):
+    # The redraw skips the distance transform of the ink where no blob can be; the result
+    # must be what the transform gives, at widths on both sides of a blob's.
+    size = FRAME_HEIGHT + 2 * FRAME_PAD
+    yy, xx = np.mgrid[0:size, 0:size]
+    shape = np.abs(np.hypot(yy - size / 2, xx - size / 2 - 3) - 14) <= width / 2
+    shape[5:12, 3 : 3 + int(width)] = True  # a stroke end near the frame's edge
+    keep = skeletonize(shape) | (ndimage.distance_transform_edt(shape) > BLOB_DEPTH)
+    expected = ndimage.distance_transform_edt(~keep) <= STROKE_WIDTH / 2
+    assert np.array_equal(normalize_stroke_width(shape), expected)
