@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from predicciones.tests.conftest import draw_digit_image
-from predicciones.tests.sample_images import NEAR_TIES, labelled_images
+from predicciones.tests.sample_images import HARD_IMAGES, labelled_images
 
 pytestmark = pytest.mark.e2e
 
@@ -39,8 +39,8 @@ def test_seed_curl_reads_the_test_images(server):
         assert body["status_code"] == 200, body
         if body["prediction"] != label:
             wrong.append(path.name)
-    # As in test_app_and_notebook: only the known near ties may be misread.
-    assert set(wrong) <= set(NEAR_TIES), wrong
+    # As in test_app_and_notebook: only the three known hard images may be misread.
+    assert set(wrong) <= set(HARD_IMAGES), wrong
 
 
 def assert_json_error(response, code):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from predicciones.tests.sample_images import NEAR_TIES, TEST_DIR, labelled_images
+from predicciones.tests.sample_images import HARD_IMAGES, TEST_DIR, labelled_images
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -51,7 +51,7 @@ def test_sample_images_are_read_correctly(clf):
         for path, label in labelled_images()
         if predict(clf, preprocess(path.read_bytes()).features)[0][0] != label
     ]
-    assert set(wrong) <= set(NEAR_TIES), wrong
+    assert set(wrong) <= set(HARD_IMAGES), wrong
 
 
 @pytest.mark.slow
