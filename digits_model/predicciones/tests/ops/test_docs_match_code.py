@@ -7,7 +7,6 @@ against the code, and every option of the operator commands is documented.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -24,6 +23,7 @@ from predicciones.logfmt import JsonFormatter
 from predicciones.management.base import OperatorCommand
 from predicciones.management.commands.models import render_versions
 from predicciones.tests.ops.test_container_files import environment_variables_read
+from predicciones.tests.sample_images import labelled_images
 from predicciones.tests.servers import PROJECT_DIR, REPO_DIR
 
 README = (REPO_DIR / "README.md").read_text()
@@ -67,8 +67,7 @@ def test_readme_predict_example_is_what_the_service_answers(client, own_store):
     )
     with open(REPO_DIR / image, "rb") as fh:
         answer = client.post("/predict/", {"image": fh, "model": model}).json()
-    with open(REPO_DIR / "test" / "labels.csv", newline="") as fh:
-        label = {row["file"]: int(row["label"]) for row in csv.DictReader(fh)}[image.split("/")[-1]]
+    label = {path.name: label for path, label in labelled_images()}[image.split("/")[-1]]
 
     assert set(example) == set(answer), "README's /predict/ example lists other fields"
     assert example["prediction"] == answer["prediction"] == label, (
