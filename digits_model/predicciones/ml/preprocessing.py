@@ -94,8 +94,6 @@ STROKE_WIDTH = 6.0
 #: 0.943 / 0.959; 1.5: 0.934 / 0.951 / 0.958; 2: 0.937 / 0.949 / 0.962 (marker 0.936);
 #: 2.5: 0.937 / 0.941 / 0.961.
 BLOB_DEPTH = STROKE_WIDTH
-#: Side of the square inscribed in a disc of radius BLOB_DEPTH (odd, centred on its pixel).
-_BLOB_SQUARE = 2 * int(BLOB_DEPTH / np.sqrt(2)) + 1
 
 
 class Paper(NamedTuple):
@@ -751,24 +749,21 @@ def normalize_stroke_width(shape: np.ndarray) -> np.ndarray:
     -------
     shape : ndarray of shape (h, w), bool
     """
-    skeleton = skeletonize(shape)
-    if not skeleton.any():
-        return shape
-    keep = skeleton
-    # Ink deeper than BLOB_DEPTH has the square inscribed in that disc all around it; where
-    # no such square fits (every pen stroke), the distance transform can be skipped.
-    if ndimage.minimum_filter(shape, size=_BLOB_SQUARE).any():
-        keep = skeleton | (ndimage.distance_transform_edt(shape) > BLOB_DEPTH)
-    return ndimage.distance_transform_edt(~keep) <= STROKE_WIDTH / 2
+    return redraw_strokes(shape, STROKE_WIDTH, keep_deeper_than=BLOB_DEPTH)
 
 
-def redraw_strokes(shape: np.ndarray, width: float) -> np.ndarray:
+def redraw_strokes(
+    shape: np.ndarray, width: float, *, keep_deeper_than: float | None = None
+) -> np.ndarray:
     """The shape's strokes redrawn ``width`` pixels wide around its skeleton (a pen tracing it).
 
     Parameters
     ----------
     shape : ndarray of shape (h, w), bool
     width : float
+    keep_deeper_than : float, optional
+        Ink further than this from the paper is kept as it is (grown back by ``width / 2``
+        around its core) instead of being thinned to the skeleton.
 
     Returns
     -------
@@ -777,6 +772,12 @@ def redraw_strokes(shape: np.ndarray, width: float) -> np.ndarray:
     skeleton = skeletonize(shape)
     if not skeleton.any():
         return shape
+    # Ink deeper than ``keep_deeper_than`` has the square inscribed in that disc all around
+    # it; where no such square fits (every pen stroke), the distance transform is skipped.
+    if keep_deeper_than is not None:
+        square = 2 * int(keep_deeper_than / np.sqrt(2)) + 1
+        if ndimage.minimum_filter(shape, size=square).any():
+            skeleton |= ndimage.distance_transform_edt(shape) > keep_deeper_than
     return ndimage.distance_transform_edt(~skeleton) <= width / 2
 
 
