@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-TEST_DIR = Path(__file__).resolve().parents[3] / "test"
+from .servers import REPO_DIR
+
+TEST_DIR = REPO_DIR / "test"
 
 #: Reading all 60 is the aim. These three are load_digits digits drawn from their 8x8 counts
 #: as blurred blobs, in forms MNIST's writers rarely use. digit_47 and digit_55 are misread

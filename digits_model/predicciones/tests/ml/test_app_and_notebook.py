@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from predicciones.tests.sample_images import HARD_IMAGES, TEST_DIR, labelled_images
-
-REPO = Path(__file__).resolve().parents[4]
+from predicciones.tests.servers import REPO_DIR
 
 
 def test_labels_cover_at_least_50_images():
@@ -23,7 +21,7 @@ def test_labels_cover_at_least_50_images():
 def test_app_prints_the_digit():
     path, label = labelled_images()[0]
     out = subprocess.run(
-        [sys.executable, str(REPO / "app.py"), str(path)],
+        [sys.executable, str(REPO_DIR / "app.py"), str(path)],
         capture_output=True,
         text=True,
         check=True,
@@ -36,7 +34,7 @@ def test_app_refuses_a_non_image(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
     out = subprocess.run(
-        [sys.executable, str(REPO / "app.py"), str(bad)], capture_output=True, text=True
+        [sys.executable, str(REPO_DIR / "app.py"), str(bad)], capture_output=True, text=True
     )
     assert out.returncode == 2
     assert "Unsupported" in out.stderr
@@ -59,9 +57,12 @@ def test_notebook_regenerates_identical_images(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("DIGITS_TEST_DIR", str(tmp_path))
-    notebook = nbformat.read(REPO / "data_generator.ipynb", as_version=4)
+    notebook = nbformat.read(REPO_DIR / "data_generator.ipynb", as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(REPO_DIR)}},
     )
     client.execute()
     assert (tmp_path / "labels.csv").read_bytes() == (TEST_DIR / "labels.csv").read_bytes()
