@@ -25,7 +25,7 @@ STEP = 270
 
 @pytest.fixture(scope="module")
 def quick_model():
-    return train_classifier(seed=0, n_augment=1, step=STEP)
+    return train_classifier(seed=0, quick=True, n_augment=1, step=STEP)
 
 
 def test_reconstructed_bitmap_reproduces_the_counts(base_digits):
@@ -38,14 +38,14 @@ def test_reconstructed_bitmap_reproduces_the_counts(base_digits):
 
 def test_same_seed_gives_the_same_bytes(quick_model):
     clf, stats = quick_model
-    again, stats_again = train_classifier(seed=0, n_augment=1, step=STEP)
+    again, stats_again = train_classifier(seed=0, quick=True, n_augment=1, step=STEP)
     assert dump_classifier(clf) == dump_classifier(again)
     assert stats == stats_again
 
 
 def test_rendering_does_not_depend_on_the_number_of_processes(quick_model):
     clf, _ = quick_model
-    parallel, _ = train_classifier(seed=0, n_augment=1, step=STEP, n_jobs=2)
+    parallel, _ = train_classifier(seed=0, quick=True, n_augment=1, step=STEP, n_jobs=2)
     assert dump_classifier(clf) == dump_classifier(parallel)
 
 
@@ -88,7 +88,7 @@ def test_extra_rows_are_trained_on():
     # Forty copies of one row, all labelled 5: the model must learn that row is a 5.
     row = np.tile(np.array([[16] * 8 + [0] * 56], dtype=float), (40, 1))
     clf, stats = train_classifier(
-        seed=0, n_augment=0, step=STEP, extra_X=row, extra_y=np.full(40, 5)
+        seed=0, quick=True, n_augment=0, step=STEP, extra_X=row, extra_y=np.full(40, 5)
     )
     assert stats["n_samples"] == len(base_rows(part="train", n_augment=0, step=STEP)) + 40
     assert predict(clf, row[:1])[0][0] == 5
@@ -96,10 +96,12 @@ def test_extra_rows_are_trained_on():
 
 def test_extra_rows_are_validated():
     with pytest.raises(ValueError, match="shape"):
-        train_classifier(seed=0, n_augment=0, step=STEP, extra_X=np.zeros((2, 10)), extra_y=[1, 2])
+        train_classifier(
+            seed=0, quick=True, n_augment=0, step=STEP, extra_X=np.zeros((2, 10)), extra_y=[1, 2]
+        )
     with pytest.raises(ValueError, match=r"0\.\.16"):
         train_classifier(
-            seed=0, n_augment=0, step=STEP, extra_X=np.full((1, 64), 99.0), extra_y=[1]
+            seed=0, quick=True, n_augment=0, step=STEP, extra_X=np.full((1, 64), 99.0), extra_y=[1]
         )
 
 
@@ -124,10 +126,25 @@ def test_a_few_hundred_feedback_rows_teach_a_new_style(base_digits):
     rows, source, _ = training_features(mirrored[feedback], n_augment=0, seed=5)
     test_rows, test_source, _ = training_features(mirrored[unseen], n_augment=0, seed=6)
     test_y = y[unseen][test_source]
-    plain, _ = train_classifier(seed=0, n_augment=1, step=90)
+    plain, _ = train_classifier(seed=0, quick=True, n_augment=1, step=90)
     taught, _ = train_classifier(
-        seed=0, n_augment=1, step=90, extra_X=rows, extra_y=y[feedback][source]
+        seed=0, quick=True, n_augment=1, step=90, extra_X=rows, extra_y=y[feedback][source]
     )
     before = (predict(plain, test_rows)[0] == test_y).mean()
     after = (predict(taught, test_rows)[0] == test_y).mean()
     assert after >= before + 0.2 and after >= 0.8, (before, after)
+
+
+def test_a_small_training_set_is_trained_for_more_epochs(base_digits, monkeypatch):
+    X, y = base_digits
+    monkeypatch.setattr(training, "MIN_STEPS", 40)
+    batch = training.MLP_PARAMS["batch_size"]
+    # 600 rows are 3 batches an epoch: 40 steps take 14 epochs, fewer than the recipe's 15.
+    small = training.fit_classifier(X[:600], y[:600], members=1)
+    assert small[-1].estimators_[0].max_iter == training.MLP_PARAMS["max_iter"]
+    monkeypatch.setattr(training, "MIN_STEPS", 60)
+    longer = training.fit_classifier(X[:600], y[:600], members=1)
+    assert longer[-1].estimators_[0].max_iter == -(-60 // -(-600 // batch)) == 20
+    assert longer[-1].estimators_[0].n_iter_ > training.MLP_PARAMS["max_iter"]
+    explicit = training.fit_classifier(X[:600], y[:600], members=1, max_iter=3)
+    assert explicit[-1].estimators_[0].max_iter == 3
