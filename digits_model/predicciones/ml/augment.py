@@ -240,6 +240,7 @@ def training_features(
     distortion: Distortion = DEFAULT_DISTORTION,
     n_jobs: int = 1,
     ids: np.ndarray | None = None,
+    bitmaps: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render each digit cleanly and ``n_augment`` times distorted, and preprocess them all.
 
@@ -259,10 +260,14 @@ def training_features(
         Worker processes (joblib); 1 runs in this process.
     ids : ndarray of shape (n_samples,), int, optional
         A stable id per digit, unique across sources; default ``0..n_samples - 1``.
+    bitmaps : bool
+        Return the 32x32 bitmaps the features are counted from instead of the features
+        (studies of other grids, ``bench/what_limits.py``).
 
     Returns
     -------
     features : ndarray of shape (n_rows, 64), uint8, values 0..16
+        Or, with ``bitmaps``, of shape (n_rows, 32, 32), float32, values in [0, 1].
     source : ndarray of shape (n_rows,), int
         Index into ``X`` of the digit each row came from (for grouped splits and labels).
     variant : ndarray of shape (n_rows,), int
@@ -271,7 +276,9 @@ def training_features(
     X = np.asarray(X)
     ids = np.arange(len(X)) if ids is None else np.asarray(ids)
     chunks = np.array_split(np.arange(len(X)), max(1, n_jobs * 8))
-    args = [(X[idx], idx, ids[idx], n_augment, seed, distortion) for idx in chunks if len(idx)]
+    args = [
+        (X[idx], idx, ids[idx], n_augment, seed, distortion, bitmaps) for idx in chunks if len(idx)
+    ]
     if n_jobs > 1:
         from joblib import Parallel, delayed
 
@@ -279,12 +286,12 @@ def training_features(
     else:
         parts = [_features_chunk(*a) for a in args]
     if not parts:
-        empty = np.zeros((0, 64), np.uint8), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return empty
+        rows = np.zeros((0, 32, 32), np.float32) if bitmaps else np.zeros((0, 64), np.uint8)
+        return rows, np.zeros(0, np.int64), np.zeros(0, np.int64)
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
-def _features_chunk(X, indices, ids, n_augment, seed, distortion):
+def _features_chunk(X, indices, ids, n_augment, seed, distortion, bitmaps=False):
     rows, source, variant = [], [], []
     for i, digit_id, x in zip(indices, ids, X, strict=True):
         rng = np.random.default_rng([seed, int(digit_id)])
@@ -301,14 +308,18 @@ def _features_chunk(X, indices, ids, n_augment, seed, distortion):
                     blur=rng.uniform(0, distortion.blur),
                 )
             try:
-                features = preprocess(gray).features
+                done = preprocess(gray)
             except NoDigitError:
                 continue
-            rows.append(features)
+            rows.append(done.bitmap if bitmaps else done.features)
             source.append(i)
             variant.append(k)
+    if bitmaps:
+        rows = np.array(rows, dtype=np.float32).reshape(-1, 32, 32)
+    else:
+        rows = np.array(rows, dtype=np.uint8).reshape(-1, 64)
     return (
-        np.array(rows, dtype=np.uint8).reshape(-1, 64),
+        rows,
         np.array(source, dtype=np.int64),
         np.array(variant, dtype=np.int64),
     )

@@ -23,6 +23,7 @@ def styled_features(
     seed: int,
     styles: tuple[str, ...] = STYLES,
     n_jobs: int = 1,
+    bitmaps: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each digit drawn in each style and preprocessed from the image bytes, like an upload.
 
@@ -30,9 +31,12 @@ def styled_features(
     ids[i], k])``, so a digit looks the same whatever else is drawn with it, and the result
     does not depend on ``n_jobs`` (processes drawing and reading the uploads).
 
+    With ``bitmaps`` the 32x32 bitmaps the features are counted from are returned instead.
+
     Returns
     -------
     features : ndarray of shape (n, len(styles), 64), uint8 (zeros where refused)
+        Or, with ``bitmaps``, of shape (n, len(styles), 32, 32), float32.
     accepted : ndarray of shape (n, len(styles)), bool
         False where the preprocessing refused the upload.
     """
@@ -42,16 +46,19 @@ def styled_features(
 
         chunks = [c for c in np.array_split(np.arange(len(digits)), 8 * n_jobs) if len(c)]
         parts = Parallel(n_jobs=n_jobs)(
-            delayed(styled_features)(digits[c], ids[c], seed=seed, styles=styles) for c in chunks
+            delayed(styled_features)(digits[c], ids[c], seed=seed, styles=styles, bitmaps=bitmaps)
+            for c in chunks
         )
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    features = np.zeros((len(digits), len(styles), 64), np.uint8)
+    shape, dtype = ((32, 32), np.float32) if bitmaps else ((64,), np.uint8)
+    features = np.zeros((len(digits), len(styles), *shape), dtype)
     accepted = np.zeros((len(digits), len(styles)), bool)
     for n, (digit, digit_id) in enumerate(zip(digits, ids, strict=True)):
         for k, style in enumerate(styles):
             rng = np.random.default_rng([seed, int(digit_id), k])
             try:
-                features[n, k] = preprocess(render(digit, style, rng)).features
+                done = preprocess(render(digit, style, rng))
+                features[n, k] = done.bitmap if bitmaps else done.features
             except ImageError:
                 continue
             accepted[n, k] = True

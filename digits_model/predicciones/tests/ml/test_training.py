@@ -148,3 +148,22 @@ def test_a_small_training_set_is_trained_for_more_epochs(base_digits, monkeypatc
     assert longer[-1].estimators_[0].n_iter_ > training.MLP_PARAMS["max_iter"]
     explicit = training.fit_classifier(X[:600], y[:600], members=1, max_iter=3)
     assert explicit[-1].estimators_[0].max_iter == 3
+
+
+def test_rows_and_uploads_can_be_had_as_the_bitmaps_they_are_counted_from(base_digits):
+    from predicciones.ml.preprocessing import bitmap_to_features
+    from predicciones.ml.validation import styled_features
+
+    X, _ = base_digits
+    features, which, variant = training_features(X[:8], n_augment=2, seed=3)
+    bitmaps, which_b, variant_b = training_features(X[:8], n_augment=2, seed=3, bitmaps=True)
+    assert bitmaps.shape == (len(features), 32, 32)
+    np.testing.assert_array_equal(which, which_b)
+    np.testing.assert_array_equal(variant, variant_b)
+    np.testing.assert_array_equal([bitmap_to_features(b) for b in bitmaps], features)
+    features, accepted = styled_features(X[:3], np.arange(3), seed=3)
+    bitmaps, accepted_b = styled_features(X[:3], np.arange(3), seed=3, bitmaps=True)
+    np.testing.assert_array_equal(accepted, accepted_b)
+    assert bitmaps.shape == (3, features.shape[1], 32, 32)
+    counted = [[bitmap_to_features(b) for b in row] for row in bitmaps]
+    np.testing.assert_array_equal(counted, features)
