@@ -296,6 +296,7 @@ def main(argv=None) -> int:
         ("  of it, MNIST slice", validation.get("mnist", {})),
         ("  of it, load_digits", validation.get("sklearn", {})),
         ("sklearn example split", split),
+        ("  the model, second half", split.get("base_model", {})),
     ):
         if metrics:
             lines.append(f"{name:<28}{metrics['n']:>6}{metrics['accuracy']:>10.4f}")
