@@ -151,15 +151,15 @@ def main(argv=None) -> int:
         w = np.concatenate([np.ones(len(mnist_y)), np.full(len(small_y), weight)])
         model = one_perceptron(X, y, w, args.seed)
         line = f"{name:<34}{len(y):>8}"
-        for bitmaps, accepted, labels in sets.values():
+        right = {}
+        for set_name, (bitmaps, accepted, labels) in sets.items():
             n, k = accepted.shape
             predicted = model.predict(
                 counted(bitmaps.reshape(n * k, 32, 32), grid).astype(np.float32)
             )
-            right = (predicted.reshape(n, k) == labels[:, None]) & accepted
-            line += f"{right.mean():>13.4f}"
-            per_style = right.mean(axis=0)
-        line += "".join(f"{a:>10.4f}" for a in per_style)  # MNIST's, the last set
+            right[set_name] = (predicted.reshape(n, k) == labels[:, None]) & accepted
+            line += f"{right[set_name].mean():>13.4f}"
+        line += "".join(f"{a:>10.4f}" for a in right["MNIST"].mean(axis=0))
         lines.append(line)
         print(line, flush=True)
     lines.append(f"({time.monotonic() - started:.0f} s)")
