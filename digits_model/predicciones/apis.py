@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +16,7 @@ from . import schema, selectors
 from .exception_handler import upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
+from .parsers import BoundedJSONParser
 from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
 from .services import registry
 from .services.predictions import feedback_record, prediction_create
@@ -161,7 +162,7 @@ class PredictApi(APIView):
 class FeedbackApi(APIView):
     """``POST /feedback/``: the true label for a logged prediction (a second one replaces it)."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
     authentication_classes = [ApiKeyAuthentication]
 
     class InputSerializer(serializers.Serializer):
@@ -237,7 +238,7 @@ class LivenessApi(APIView):
 class AdminApi(APIView):
     """Base for operator actions: ``Authorization: Bearer $DIGITS_ADMIN_TOKEN``."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
     authentication_classes = [AdminTokenAuthentication]
 
     def respond(self, name: str):

@@ -11,6 +11,7 @@ snapshot keeps serving.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: Pinned versions (``name:version``) kept loaded besides the routed ones.
 PINNED_CACHE_SIZE = 8
+
+#: The version part of a pinned reference: 1 to 9 ASCII digits.
+VERSION_RE = re.compile(r"[0-9]{1,9}")
 
 #: The step a router runs once when it finds no deployment at all (registering the shipped
 #: model). ``PrediccionesConfig.ready`` hands it over, so this module never imports services.
@@ -207,7 +211,8 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
         raise UnknownModelError("Unknown model: see GET /models/ for the registered names.")
     if not sep:
         return name, None
-    if not number.isdigit() or len(number) > 9:
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() refuses or reads.
+    if not VERSION_RE.fullmatch(number):
         raise UnknownModelError(f"Unknown model version: {name}:{number[:20]!r}.")
     return name, int(number)
 

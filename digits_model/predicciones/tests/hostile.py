@@ -8,6 +8,7 @@ Nothing here is read from disk: every file is made from a few bytes in memory.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import struct
@@ -187,6 +188,98 @@ def hostile_uploads() -> list[Upload]:
         Upload("tiff-header-only", b"II*\x00" + b"\xff" * 60, "x.tiff", {400}),
         Upload("webp-header-only", b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 8, "x.webp", {400}),
         Upload("png-named-exe", seven_png, "setup.exe", {200}),
+    ]
+
+
+#: ``model`` values that name no registered version, each a 404 (a 400 for a malformed form):
+#: paths, control characters, and version numbers that are not plain ASCII digits
+#: (``str.isdigit()`` accepts superscripts, which ``int()`` refuses, and other scripts'
+#: digits, which ``int()`` reads).
+HOSTILE_MODEL_REFS = {
+    "dotdot": "../clf.pickle",
+    "dotdot-real-path": "../../digits_model/model/clf.pickle",
+    "etc-passwd": "/etc/passwd",
+    "nul": "clf.pickle\x00.jpg",
+    "version-dotdot": "clf.pickle:../../1",
+    "urlencoded": "..%2F..%2Fetc%2Fpasswd",
+    "crlf": "clf.pickle\r\nX-Injected: 1",
+    "5000-chars": "x" * 5000,
+    "unicode-name": "\u2102\U0001d55d\U0001d557.pickle",
+    "slashes": "clf.pickle/../../x",
+    "superscript-two": "clf.pickle:\u00b2",
+    "superscript-one": "clf.pickle:\u00b9",
+    "arabic-indic-one": "clf.pickle:\u0661",
+    "fullwidth-one": "clf.pickle:\uff11",
+    "devanagari-one": "clf.pickle:\u0967",
+    "circled-one": "clf.pickle:\u2460",
+    "version-plus": "clf.pickle:+1",
+    "version-minus": "clf.pickle:-1",
+    "version-underscore": "clf.pickle:1_0",
+    "version-space": "clf.pickle: 1",
+    "version-exponent": "clf.pickle:1e3",
+    "version-hex": "clf.pickle:0x1",
+    "version-10-digits": "clf.pickle:1234567890",
+    "version-empty": "clf.pickle:",
+    "version-twice": "clf.pickle:1:1",
+    "version-only": ":1",
+}
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class Body:
+    """One hostile request body for a JSON or form endpoint, and the answers allowed."""
+
+    name: str
+    data: bytes
+    content_type: str = "application/json"
+    allowed: frozenset[int] = frozenset({400})
+
+    def __post_init__(self):
+        object.__setattr__(self, "allowed", frozenset(self.allowed))
+
+
+def hostile_feedback_bodies() -> list[Body]:
+    """Bodies for ``POST /feedback/``: deep nesting (Python's JSON decoder recursed into a
+    500), numbers and digits that are not what they look like, wrong shapes, broken
+    encodings. None names a logged prediction, so none may be a 200."""
+    unknown = "00000000-0000-4000-8000-000000000000"
+
+    def doc(**fields) -> bytes:
+        return json.dumps({"query_id": unknown, "label": 7, **fields}).encode()
+
+    return [
+        Body("deep-list-100000", b"[" * 100_000 + b"]" * 100_000),
+        Body("deep-list-unclosed", b"[" * 100_000),
+        Body("deep-object-50000", b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+        Body("deep-in-a-field", b'{"query_id": ' + b"[" * 5_000 + b"]" * 5_000 + b', "label": 7}'),
+        Body("nested-9-levels", b'{"query_id": ' + b"[" * 8 + b"]" * 8 + b', "label": 7}'),
+        Body("top-level-list", b"[1, 2, 3]"),
+        Body("top-level-string", b'"hello"'),
+        Body("top-level-null", b"null"),
+        Body("label-superscript", doc(label="\u00b2")),
+        Body("label-arabic-indic", doc(label="\u0667"), allowed={400, 404}),
+        Body("label-float", doc(label=7.5)),
+        Body("label-huge-exponent", doc(query_id=unknown).replace(b"7}", b"1e999}")),
+        Body("label-nan", doc(query_id=unknown).replace(b"7}", b"NaN}")),
+        Body("label-5000-digits", doc(query_id=unknown).replace(b"7}", b"9" * 5000 + b"}")),
+        Body("label-list", doc(label=[7])),
+        Body("label-object", doc(label={"value": 7})),
+        Body("label-negative", doc(label=-1)),
+        Body("label-bool", doc(label=True)),
+        Body("query-id-superscript", doc(query_id="\u00b2" * 36)),
+        Body("query-id-number", doc(query_id=12345678901234567890), allowed={400, 404}),
+        Body("query-id-object", doc(query_id={"id": unknown})),
+        Body("unknown-query-id", doc(), allowed={404}),
+        Body("invalid-utf8", b'{"query_id": "\xff\xfe", "label": 7}'),
+        Body("utf16-with-bom", doc().decode().encode("utf-16")),
+        Body("duplicate-keys", b'{"label": 7, "label": 70, "query_id": "x"}'),
+        Body("truncated", doc()[:-5]),
+        Body("empty", b""),
+        Body("form-label-superscript", b"query_id=x&label=%C2%B2", FORM),
+        Body("form-deep-brackets", b"query_id" + b"[" * 5000 + b"=1&label=7", FORM),
     ]
 
 

@@ -24,8 +24,10 @@ import requests
 
 from predicciones.tests.conftest import draw_digit_image
 from predicciones.tests.hostile import (
+    HOSTILE_MODEL_REFS,
     PICKLE_EXPLOIT_MARKER,
     corpus_params,
+    hostile_feedback_bodies,
     hostile_uploads,
 )
 from predicciones.tests.servers import ServerProcess
@@ -177,11 +179,7 @@ def test_pickle_upload_is_never_unpickled_by_the_server(hostile_server):
     assert not os.path.exists(PICKLE_EXPLOIT_MARKER)
 
 
-@pytest.mark.parametrize(
-    "model",
-    ["../clf.pickle", "/etc/passwd", "clf.pickle\x00", "x" * 5000, "clf.pickle/../../x"],
-    ids=["dotdot", "etc-passwd", "nul", "5000-chars", "slashes"],
-)
+@pytest.mark.parametrize("model", HOSTILE_MODEL_REFS.values(), ids=HOSTILE_MODEL_REFS.keys())
 def test_hostile_model_names_over_http(hostile_server, model):
     response = requests.post(
         hostile_server.url("/predict/"),
@@ -192,6 +190,17 @@ def test_hostile_model_names_over_http(hostile_server, model):
     body = assert_allowed(response, {400, 404})
     assert "root:" not in body["error"]
     assert_answers_good_request(hostile_server)
+
+
+@pytest.mark.parametrize("body", hostile_feedback_bodies(), ids=lambda body: body.name)
+def test_hostile_feedback_bodies_over_http(hostile_server, body):
+    response = requests.post(
+        hostile_server.url("/feedback/"),
+        data=body.data,
+        headers={"Content-Type": body.content_type},
+        timeout=30,
+    )
+    assert_allowed(response, body.allowed)
 
 
 @pytest.mark.parametrize(
