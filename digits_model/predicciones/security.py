@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import ipaddress
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .exceptions import AdminDisabledError
@@ -22,6 +24,28 @@ from .exceptions import AdminDisabledError
 API_KEY_HEADER = "X-API-Key"
 API_KEY_MESSAGE = f"Missing or wrong API key: send the header '{API_KEY_HEADER}: <key>'."
 ADMIN_AUTH_MESSAGE = "Missing or wrong admin token: send 'Authorization: Bearer <token>'."
+
+
+def client_address(request) -> str:
+    """The client's address: ``REMOTE_ADDR``, or behind ``DIGITS_TRUSTED_PROXIES`` = N proxies
+    the N-th entry from the end of ``X-Forwarded-For`` (the one the outermost trusted proxy
+    appended; entries before it are whatever the client wrote). DRF's throttles pick the same
+    entry. Normalised, so one address has one spelling; "unknown" if it is not an address.
+    """
+    request = getattr(request, "_request", request)
+    cached = getattr(request, "client_address", None)
+    if cached is not None:
+        return cached
+    address = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    proxies = api_settings.NUM_PROXIES or 0
+    if proxies and forwarded:
+        entries = forwarded.split(",")
+        address = entries[-min(proxies, len(entries))].strip()
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return "unknown"
 
 
 def api_key_of(request) -> str:
@@ -114,7 +138,7 @@ class PredictRateThrottle(SimpleRateThrottle):
         if key:
             ident = "key-" + hashlib.sha256(key.encode()).hexdigest()[:32]
         else:
-            ident = self.get_ident(request)
+            ident = client_address(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
