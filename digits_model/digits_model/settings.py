@@ -5,6 +5,7 @@ that ``make run`` works with nothing configured (SQLite, a local artifact folder
 README's configuration table lists them all.
 """
 
+import contextlib
 import os
 import re
 import secrets
@@ -54,6 +55,37 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+#: Shortest admin token, API key or metrics token accepted: 16 random characters are about 96
+#: bits, beyond guessing even without the throttle on failed attempts.
+MIN_TOKEN_LENGTH = 16
+
+
+def env_secret(name: str) -> str:
+    """A token from the environment ("" when unset), refused when shorter than
+    :data:`MIN_TOKEN_LENGTH` (the message never shows it)."""
+    value = os.environ.get(name, "").strip()
+    check_secret_length(name, [value] if value else [])
+    return value
+
+
+def env_secret_list(name: str) -> list[str]:
+    """Comma-separated tokens, each refused when shorter than :data:`MIN_TOKEN_LENGTH`."""
+    values = env_list(name, "")
+    check_secret_length(name, values)
+    return values
+
+
+def check_secret_length(name: str, values: list[str]) -> None:
+    for position, value in enumerate(values, 1):
+        if len(value) < MIN_TOKEN_LENGTH:
+            which = f"its entry {position} is" if len(values) > 1 else "it is"
+            raise ImproperlyConfigured(
+                f"{name} is too short: {which} {len(value)} characters, at least "
+                f"{MIN_TOKEN_LENGTH} are needed (make one with: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
 
 
 # --- Core ------------------------------------------------------------------------------------
@@ -119,6 +151,22 @@ if not DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default needs its folder
     DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file readable by its owner only, unless it exists.
+
+    SQLite makes a new database file with the process's umask (0644 as a rule): readable by
+    every local user, with the prediction log and the registry's digests in it. An empty file
+    is an empty SQLite database, and SQLite gives its -wal and -shm files the database file's
+    own permissions.
+    """
+    # It may exist (then it is left as it is), or the folder may be read-only or missing
+    # (SQLite says so when it connects).
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 # SQLite's durability level (docs/performance.md, "Durability"). Either way a prediction's row
 # is committed before its 200 and survives the crash, SIGKILL or OOM-kill of any service
 # process. NORMAL (the default, with WAL) does not fsync each commit: a power cut or kernel
@@ -142,6 +190,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; "
         f"PRAGMA synchronous={DIGITS_SQLITE_SYNCHRONOUS}; PRAGMA busy_timeout=30000;",
     }
+    _name = str(DATABASES["default"]["NAME"])
+    if _name and _name != ":memory:" and not _name.startswith("file:"):
+        _create_private(Path(_name))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Uploads -------------------------------------------------------------------------------------
@@ -165,7 +216,7 @@ DIGITS_S3_BUCKET = os.environ.get("DIGITS_S3_BUCKET", "").strip()
 DIGITS_S3_PREFIX = env_str("DIGITS_S3_PREFIX", "digits").strip("/")
 # How long a worker trusts its cached view of which version is live (seconds).
 DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0)
-DIGITS_ADMIN_TOKEN = os.environ.get("DIGITS_ADMIN_TOKEN", "").strip()
+DIGITS_ADMIN_TOKEN = env_secret("DIGITS_ADMIN_TOKEN")
 
 # --- Retraining and rollout --------------------------------------------------------------------
 # New labelled samples needed before a retrain (with drift), and without drift.
@@ -248,7 +299,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Optional API keys and rate limiting for /predict/ and /feedback/ (off by default) ----------
 # Comma-separated keys, sent as `X-API-Key: <key>`; empty means the endpoints are open.
-DIGITS_API_KEYS = env_list("DIGITS_API_KEYS", "")
+DIGITS_API_KEYS = env_secret_list("DIGITS_API_KEYS")
 # DRF rate string ("60/min", "1000/hour"); empty means no limit. Counted per API key when keys
 # are on, else per client address, in the cache below.
 DIGITS_PREDICT_RATE = os.environ.get("DIGITS_PREDICT_RATE", "").strip() or None
@@ -310,7 +361,7 @@ DIGITS_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(
 # writes its counters there and GET /metrics adds them up. Empty: one process (runserver, tests).
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
 # Optional bearer token for GET /metrics (empty: open, for a scraper on a private network).
-DIGITS_METRICS_TOKEN = os.environ.get("DIGITS_METRICS_TOKEN", "").strip()
+DIGITS_METRICS_TOKEN = env_secret("DIGITS_METRICS_TOKEN")
 
 # --- Logging -------------------------------------------------------------------------------------
 # One line a request from the "predicciones.access" logger (RequestContextMiddleware); with
