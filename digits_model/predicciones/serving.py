@@ -75,15 +75,32 @@ def canary_bucket(query_id: uuid.UUID) -> int:
 
 
 class Router:
-    """Snapshot of deployments plus a cache of loaded classifiers, refreshed on a TTL."""
+    """Snapshot of deployments plus a cache of loaded classifiers, refreshed on a TTL.
+
+    A request may pin a version (``clf.pickle:3``) only while that version is its model's
+    live, candidate or previous one (one rollback away): those are what an operator serves
+    or may serve again. An archived version or one never rolled out (a retrained candidate
+    held back, say) is not served, pinned or not: it is a 404, and a client cannot make a
+    worker fetch and unpickle it. To try such a version without sending it traffic, make it
+    a blue/green standby (``canary <name> <version> --percent 0``) and pin it.
+    """
 
     def __init__(self, ttl: float | None = None, bootstrap: Callable[[], object] | None = None):
         self.ttl = settings.DIGITS_ROUTING_TTL if ttl is None else ttl
         self._bootstrap = _bootstrap if bootstrap is None else bootstrap
+        #: Held while the deployments are re-read and new versions loaded (one thread at a
+        #: time; the others keep answering from the current snapshot meanwhile).
+        self._refresh_lock = threading.Lock()
+        #: Held for the pinned cache's bookkeeping only, never while loading.
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._loaded: dict[int, LoadedVersion] = {}
+        #: Per model, the versions that may be pinned (number -> registry row).
+        self._pinnable: dict[str, dict[int, ModelVersion]] = {}
         self._pinned: OrderedDict[int, LoadedVersion] = OrderedDict()
+        #: One lock per version being loaded for a pin: the load (a download and an unpickle)
+        #: runs outside ``_lock``, and two requests for the same version load it once.
+        self._loading: dict[int, threading.Lock] = {}
         self._checked_at = float("-inf")
 
     # -- public -----------------------------------------------------------------------------
@@ -101,10 +118,16 @@ class Router:
         return route.choose(query_id)
 
     def routes(self) -> dict[str, Route]:
-        if time.monotonic() - self._checked_at >= self.ttl:
-            with self._lock:
+        # Only the first snapshot is waited for; later, while one thread refreshes (and perhaps
+        # loads a new version for a second), the others use the current one.
+        if time.monotonic() - self._checked_at >= self.ttl and self._refresh_lock.acquire(
+            blocking=not self._routes
+        ):
+            try:
                 if time.monotonic() - self._checked_at >= self.ttl:
                     self._refresh()
+            finally:
+                self._refresh_lock.release()
         return self._routes
 
     def invalidate(self) -> None:
@@ -117,15 +140,11 @@ class Router:
     # -- internals --------------------------------------------------------------------------
     def _refresh(self) -> None:
         try:
-            deployments = list(
-                Deployment.objects.select_related("model", "live", "candidate").all()
-            )
+            deployments = list(_DEPLOYMENTS.all())
             if not deployments and self._bootstrap is not None:
                 bootstrap, self._bootstrap = self._bootstrap, None
                 bootstrap()
-                deployments = list(
-                    Deployment.objects.select_related("model", "live", "candidate").all()
-                )
+                deployments = list(_DEPLOYMENTS.all())
         except Exception:
             # Database unreachable: keep serving from the last snapshot, try again later.
             logger.exception("could not read deployments; keeping the previous routing")
@@ -133,8 +152,12 @@ class Router:
             return
         routes: dict[str, Route] = {}
         loaded: dict[int, LoadedVersion] = {}
+        pinnable: dict[str, dict[int, ModelVersion]] = {}
         for dep in deployments:
             name = dep.model.name
+            pinnable[name] = {
+                row.version: row for row in (dep.previous_live, dep.candidate, dep.live) if row
+            }
             live = self._load(dep.live, loaded)
             if live is None:
                 previous = self._routes.get(name)
@@ -150,6 +173,7 @@ class Router:
             )
         self._loaded = loaded
         self._routes = routes
+        self._pinnable = pinnable
         self._checked_at = time.monotonic()
 
     def _load(self, row: ModelVersion, into: dict[int, LoadedVersion]) -> LoadedVersion | None:
@@ -167,26 +191,51 @@ class Router:
         for version in self._loaded.values():
             if version.model_name == name and version.version == number:
                 return version
+        row = self._pinnable.get(name, {}).get(number)
+        if row is None:
+            raise UnknownModelError(
+                f"{name}:{number} is not served: only a model's live, candidate and previous "
+                "versions can be pinned (see GET /models/)."
+            )
         with self._lock:
-            for pk, version in self._pinned.items():
-                if version.model_name == name and version.version == number:
-                    self._pinned.move_to_end(pk)
-                    return version
-            try:
-                row = ModelVersion.objects.select_related("model").get(
-                    model__name=name, version=number
-                )
-            except ModelVersion.DoesNotExist:
-                raise UnknownModelError(f"Unknown model version: {name}:{number}.") from None
-            try:
-                loaded = load_version(row)
-            except (ArtifactIntegrityError, storage.StoreError) as exc:
-                logger.error("refusing to load pinned %s: %s", row, exc)
-                raise NoLiveModelError(f"{name}:{number} cannot be loaded right now.") from exc
+            loaded = self._cached_pin(row.pk)
+            if loaded is not None:
+                return loaded
+            loading = self._loading.setdefault(row.pk, threading.Lock())
+        try:
+            with loading:
+                with self._lock:
+                    loaded = self._cached_pin(row.pk)
+                if loaded is None:
+                    loaded = self._load_pin(row)
+        finally:
+            with self._lock:
+                self._loading.pop(row.pk, None)
+        return loaded
+
+    def _load_pin(self, row: ModelVersion) -> LoadedVersion:
+        try:
+            loaded = load_version(row)
+        except (ArtifactIntegrityError, storage.StoreError) as exc:
+            logger.error("refusing to load pinned %s: %s", row, exc)
+            raise NoLiveModelError(f"{row} cannot be loaded right now.") from exc
+        with self._lock:
             self._pinned[row.pk] = loaded
             while len(self._pinned) > PINNED_CACHE_SIZE:
                 self._pinned.popitem(last=False)
-            return loaded
+        return loaded
+
+    def _cached_pin(self, pk: int) -> LoadedVersion | None:
+        """A pinned version already loaded (callers hold ``_lock``)."""
+        loaded = self._pinned.get(pk)
+        if loaded is not None:
+            self._pinned.move_to_end(pk)
+        return loaded
+
+
+_DEPLOYMENTS = Deployment.objects.select_related(
+    "model", "live__model", "candidate__model", "previous_live__model"
+)
 
 
 def load_version(row: ModelVersion) -> LoadedVersion:
