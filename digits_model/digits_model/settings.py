@@ -229,6 +229,12 @@ DIGITS_GATE_MAX_CLASS_DROP = env_float("DIGITS_GATE_MAX_CLASS_DROP", gate_rules.
 # Share of labelled feedback kept for validation (never trained on), chosen by a hash of the
 # uploaded image's sha256 (so the same picture never lands on both sides).
 DIGITS_FEEDBACK_HOLDOUT_PERCENT = env_int("DIGITS_FEEDBACK_HOLDOUT_PERCENT", 20)
+# Most labels one untrusted source (a client address, an ordinary API key) contributes to the
+# rows a retrain trains on (its latest ones); trusted keys' labels are not capped.
+DIGITS_FEEDBACK_SOURCE_CAP = env_int("DIGITS_FEEDBACK_SOURCE_CAP", 50)
+# Let run_pipeline roll out, and canary_review promote, a version trained on labels from
+# untrusted sources (off: it is registered and waits for an operator's canary or promote).
+DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK = env_bool("DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK")
 # Rollout of a gated candidate by run_pipeline, and the canary review's minimum traffic.
 DIGITS_CANARY_PERCENT = env_int("DIGITS_CANARY_PERCENT", 10)
 DIGITS_CANARY_MIN_REQUESTS = env_int("DIGITS_CANARY_MIN_REQUESTS", 200)
@@ -300,15 +306,40 @@ SPECTACULAR_SETTINGS = {
 # --- Optional API keys and rate limiting for /predict/ and /feedback/ (off by default) ----------
 # Comma-separated keys, sent as `X-API-Key: <key>`; empty means the endpoints are open.
 DIGITS_API_KEYS = env_secret_list("DIGITS_API_KEYS")
-# DRF rate string ("60/min", "1000/hour"); empty means no limit. Counted per API key when keys
-# are on, else per client address, in the cache below.
-DIGITS_PREDICT_RATE = os.environ.get("DIGITS_PREDICT_RATE", "").strip() or None
-if DIGITS_PREDICT_RATE and not re.fullmatch(
-    r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", DIGITS_PREDICT_RATE
-):
+
+
+def env_rate(name: str, default: str | None) -> str | None:
+    """A DRF rate string ("60/min", "1000/hour"); None when it is "off" (or unset without a
+    default)."""
+    value = env_str(name, default or "")
+    if not value or value.lower() == "off":
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must look like 60/min or 1000/hour, got {value!r}")
+    return value
+
+
+# Rate limit of /predict/; empty means no limit. Counted per API key when keys are on, else per
+# client address, in the cache below.
+DIGITS_PREDICT_RATE = env_rate("DIGITS_PREDICT_RATE", None)
+# Keys whose labels are trusted: the operator's own labellers. The validation gate judges a
+# retrained candidate on the base holdout plus held-out labels given with these keys only (see
+# predicciones/provenance.py). Each is also accepted wherever an API key is asked for.
+DIGITS_TRUSTED_API_KEYS = env_secret_list("DIGITS_TRUSTED_API_KEYS")
+# /feedback/ answers 401 without one of the keys above or of DIGITS_API_KEYS, even when
+# /predict/ is open: the production setting when retraining runs.
+DIGITS_FEEDBACK_REQUIRE_KEY = env_bool("DIGITS_FEEDBACK_REQUIRE_KEY")
+if DIGITS_FEEDBACK_REQUIRE_KEY and not (DIGITS_API_KEYS or DIGITS_TRUSTED_API_KEYS):
     raise ImproperlyConfigured(
-        f"DIGITS_PREDICT_RATE must look like 60/min or 1000/hour, got {DIGITS_PREDICT_RATE!r}"
+        "DIGITS_FEEDBACK_REQUIRE_KEY is on but no key is configured: set DIGITS_API_KEYS or "
+        "DIGITS_TRUSTED_API_KEYS (or every label would be refused)"
     )
+# Rate limit of /feedback/ per label source (API key, else client address); "off": none.
+# Trusted keys are not limited.
+DIGITS_FEEDBACK_RATE = env_rate("DIGITS_FEEDBACK_RATE", "30/min")
+# Failed authentications (401s) allowed per client address; beyond it, that address's requests
+# that need a key or token get 429 until the window has passed. "off": no limit.
+DIGITS_AUTH_FAILURE_RATE = env_rate("DIGITS_AUTH_FAILURE_RATE", "20/min")
 # The cache holding rate-limit counters: "file" (default; shared by every worker on one host),
 # "database" (shared by every host; needs `manage.py createcachetable`, which the container
 # runs), or "locmem" (per worker process: a limit of N/min becomes N/min per worker).

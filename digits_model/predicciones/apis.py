@@ -17,7 +17,14 @@ from .exception_handler import upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
 from .parsers import BoundedJSONParser
-from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
+from .security import (
+    AdminTokenAuthentication,
+    ApiKeyAuthentication,
+    FeedbackKeyAuthentication,
+    FeedbackRateThrottle,
+    PredictRateThrottle,
+    label_source,
+)
 from .services import registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
@@ -160,10 +167,12 @@ class PredictApi(APIView):
 
 
 class FeedbackApi(APIView):
-    """``POST /feedback/``: the true label for a logged prediction (a second one replaces it)."""
+    """``POST /feedback/``: the true label for a logged prediction (a second one replaces it),
+    recorded with its source (API key id, else client address)."""
 
     parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
-    authentication_classes = [ApiKeyAuthentication]
+    authentication_classes = [FeedbackKeyAuthentication]
+    throttle_classes = [FeedbackRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         query_id = serializers.UUIDField(help_text="The query_id a /predict/ answer gave.")
@@ -173,12 +182,15 @@ class FeedbackApi(APIView):
         operation_id="feedback",
         summary="Record the true digit for a logged prediction",
         request=InputSerializer,
-        responses={200: schema.FEEDBACK_RESPONSE, **schema.error_responses(400, 401, 404, 415)},
+        responses={
+            200: schema.FEEDBACK_RESPONSE,
+            **schema.error_responses(400, 401, 404, 415, 429),
+        },
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row = feedback_record(**serializer.validated_data)
+        row = feedback_record(**serializer.validated_data, source=label_source(request))
         return Response(
             {
                 "status_code": status.HTTP_200_OK,

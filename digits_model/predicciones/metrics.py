@@ -31,7 +31,12 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework import status
 
 from .exception_handler import error_response
-from .security import bearer_challenge, bearer_token_valid
+from .security import (
+    auth_failure_wait,
+    bearer_challenge,
+    bearer_token_valid,
+    record_auth_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -315,7 +320,13 @@ def scrape_registry() -> CollectorRegistry:
 def metrics_view(request):
     """``GET /metrics``: Prometheus text format; ``Authorization: Bearer`` when a token is set."""
     expected = settings.DIGITS_METRICS_TOKEN
+    wait = auth_failure_wait(request) if expected else None
+    if wait is not None:
+        response = error_response(request, status.HTTP_429_TOO_MANY_REQUESTS)
+        response["Retry-After"] = str(int(wait) + 1)
+        return response
     if expected and not bearer_token_valid(request, expected):
+        record_auth_failure(request)
         response = error_response(
             request,
             status.HTTP_401_UNAUTHORIZED,

@@ -161,6 +161,14 @@ class Prediction(models.Model):
     image_sha256 = models.CharField(max_length=64)
     label = models.PositiveSmallIntegerField(null=True, blank=True)
     labelled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Nullable (NULL: unknown, as for labels given before sources were recorded) so that adding
+    # it is an instant ALTER TABLE on SQLite too, not a copy of the whole log.
+    label_source = models.CharField(  # noqa: DJ001
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="Who gave the label: key:<API key id> or addr:<client address> (provenance).",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["model_version", "created_at"])]

@@ -128,11 +128,12 @@ def prediction_log_insert(**values) -> None:
         cursor.execute(sql, params)
 
 
-def feedback_record(*, query_id: uuid.UUID, label: int) -> Prediction:
-    """Attach the true label to a logged prediction; a second label replaces the first."""
+def feedback_record(*, query_id: uuid.UUID, label: int, source: str | None = None) -> Prediction:
+    """Attach the true label to a logged prediction, with who gave it (``provenance``; None
+    for unknown, never trusted); a second label replaces the first, source included."""
     with transaction.atomic():
         updated = Prediction.objects.filter(query_id=query_id).update(
-            label=label, labelled_at=timezone.now()
+            label=label, labelled_at=timezone.now(), label_source=source[:64] if source else None
         )
         if not updated:
             raise UnknownQueryError()
