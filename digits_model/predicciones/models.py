@@ -73,6 +73,14 @@ class ModelVersion(models.Model):
     def __str__(self):
         return f"{self.model.name}:{self.version}"
 
+    @property
+    def untrusted_feedback_rows(self) -> int:
+        """Labels from untrusted sources this version was trained on (a version trained before
+        sources were recorded: all its feedback rows). run_pipeline and canary_review do not
+        roll such a version out by themselves (``DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK``)."""
+        data = self.training_data or {}
+        return int(data.get("untrusted_feedback_rows", data.get("feedback_rows")) or 0)
+
 
 class Deployment(models.Model):
     """Which version of a model answers: one live version, optionally a candidate.
