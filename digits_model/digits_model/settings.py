@@ -197,7 +197,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Uploads -------------------------------------------------------------------------------------
 DIGITS_MAX_UPLOAD_BYTES = env_int("DIGITS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+# Pixel caps, from the image's header (predicciones/ml/decoding.py): a baseline JPEG is decoded
+# at reduced scale; PNG, GIF, BMP, TIFF, WebP and progressive JPEG are decoded at full size, at
+# several bytes and a few nanoseconds a pixel, so they get the lower cap.
 DIGITS_MAX_IMAGE_PIXELS = env_int("DIGITS_MAX_IMAGE_PIXELS", 40_000_000)
+DIGITS_MAX_FULL_DECODE_PIXELS = env_int("DIGITS_MAX_FULL_DECODE_PIXELS", 5_000_000)
+# Large decodes (a megapixel or more at full size, 16 MP of JPEG, 2 MiB of data) one worker
+# process runs at once; another waits up to DIGITS_DECODE_WAIT seconds for its turn, then gets
+# 503 with Retry-After. Small uploads never wait.
+DIGITS_DECODE_CONCURRENCY = env_int("DIGITS_DECODE_CONCURRENCY", 1)
+DIGITS_DECODE_WAIT = env_float("DIGITS_DECODE_WAIT", 0.5)
 # Whole request body: the image plus a little form overhead. Checked from Content-Length
 # before the body is read (RequestContextMiddleware), and again by Django while parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = DIGITS_MAX_UPLOAD_BYTES + 64 * 1024

@@ -53,7 +53,8 @@ ERROR_DESCRIPTIONS = {
     429: "Over a rate limit (/predict/: DIGITS_PREDICT_RATE when set; /feedback/: "
     "DIGITS_FEEDBACK_RATE), or too many failed authentications from this address; see "
     "Retry-After.",
-    503: "Not ready: no model loaded yet, or the prediction could not be recorded.",
+    503: "Not ready: no model loaded yet, the prediction could not be recorded, or (with "
+    "Retry-After) this worker is busy decoding other large images.",
 }
 
 ERROR_EXAMPLES = {

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from ..exceptions import PredictionLogError, UnknownQueryError
+from ..exceptions import DecodeBusyError, PredictionLogError, UnknownQueryError
 from ..ml.classifier import predict_proba, ranked, sha256_bytes
+from ..ml.decoding import Header, is_large
 from ..ml.preprocessing import preprocess
 from ..models import Prediction, PredictionFailure
 from ..serving import LoadedVersion, get_router
@@ -50,12 +53,19 @@ def prediction_create(
         ``model_ref`` names nothing registered, or nothing is loaded.
     ImageError
         The upload is not a usable image.
+    DecodeBusyError
+        A large upload found this process's decoding slots busy for too long.
     PredictionLogError
         The log row could not be written; the prediction is not answered.
     """
     version = get_router().resolve(model_ref, query_id)
     started = time.perf_counter()
-    pre = preprocess(image, max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS)
+    pre = preprocess(
+        image,
+        max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS,
+        max_full_decode_pixels=settings.DIGITS_MAX_FULL_DECODE_PIXELS,
+        admit=large_decode_slot,
+    )
     try:
         top = ranked(predict_proba(version.clf, pre.features)[0], k=1 + N_ALTERNATIVES)
     except Exception as exc:
@@ -87,6 +97,34 @@ def prediction_create(
         logger.exception("could not log prediction %s", query_id)
         raise PredictionLogError() from exc
     return result
+
+
+_slots: dict[int, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+@contextmanager
+def large_decode_slot(header: Header):
+    """Run a large decode (``ml.decoding.is_large``) in one of this process's
+    ``DIGITS_DECODE_CONCURRENCY`` slots, waiting at most ``DIGITS_DECODE_WAIT`` seconds.
+
+    A worker's memory then holds one large decode at a time (each is bounded by the pixel
+    caps), and eight large uploads at once cost a worker what one does: the excess is told to
+    come back (503, Retry-After) instead of taking every thread. Small uploads go straight in.
+    """
+    if not is_large(header):
+        yield
+        return
+    size = max(1, settings.DIGITS_DECODE_CONCURRENCY)
+    with _slots_lock:
+        slots = _slots.setdefault(size, threading.BoundedSemaphore(size))
+    if not slots.acquire(timeout=max(0.0, settings.DIGITS_DECODE_WAIT)):
+        logger.warning("large upload refused: %s decode slot(s) busy", size)
+        raise DecodeBusyError()
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 #: Columns of a new log row (attribute names); label and labelled_at start out NULL.

@@ -83,6 +83,55 @@ def jpeg_bomb(width: int = BOMB_SIDE, height: int = BOMB_SIDE) -> bytes:
     return bytes(data)
 
 
+def webp_bomb(width: int = 6300, height: int = 6300) -> bytes:
+    """A lossless WebP whose VP8L header declares ``width`` x ``height`` (the security
+    review's 10 KB upload of 40 megapixels that took 0.8 s and 500 MB), with a 1x1 bitstream."""
+    data = bytearray(
+        encoded(Image.new("RGBA", (1, 1), (250, 250, 250, 255)), "WEBP", lossless=True)
+    )
+    start = data.find(b"VP8L") + 8  # chunk tag, chunk size, then the 0x2f signature
+    assert data[start] == 0x2F, "lossless WebP expected"
+    bits = int.from_bytes(data[start + 1 : start + 5], "little")
+    bits = (bits & ~0xFFFFFFF) | (width - 1) | ((height - 1) << 14)
+    data[start + 1 : start + 5] = bits.to_bytes(4, "little")
+    return bytes(data)
+
+
+def bmp_rle8(width: int, height: int) -> bytes:
+    """A valid run-length encoded 8-bit BMP of one grey: 2 bytes per 255 pixels, so a 6300 x
+    6300 picture (40 megapixels) fits in 320 KB."""
+    row = b"\xff\x01" * (width // 255) + (bytes([width % 255, 1]) if width % 255 else b"")
+    pixels = (row + b"\x00\x00") * height + b"\x00\x01"
+    palette = b"\x00\x00\x00\x00" + b"\xfa\xfa\xfa\x00" + b"\x00" * 4 * 254
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+    head = b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
+    return head + info + palette + pixels
+
+
+def jpeg_scans(extra_scans: int, side: int = 64) -> bytes:
+    """A progressive JPEG with its smallest scan repeated ``extra_scans`` times more.
+
+    Every scan is a decoding pass over every block, and one that codes nothing but a run of
+    empty blocks is 12 bytes: 10 MB of them held a 5-megapixel picture's decoder for over two
+    minutes of CPU. libjpeg warns about the odd progression and decodes on.
+    """
+    data = encoded(Image.new("RGB", (side, side), (240, 240, 240)), "JPEG", progressive=True)
+    scans, i = [], 2
+    while data[i + 1] != 0xD9:
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if data[i + 1] != 0xDA:
+            i += 2 + length
+            continue
+        end = i + 2 + length
+        while not (data[end] == 0xFF and data[end + 1] != 0 and not 0xD0 <= data[end + 1] <= 0xD7):
+            end += 1
+        scans.append((i, end))
+        i = end
+    start, end = min(scans, key=lambda scan: scan[1] - scan[0])
+    return data[:end] + data[start:end] * extra_scans + data[end:]
+
+
 def huge_real_png(side: int = 12_000) -> bytes:
     """A real, fully valid ``side`` x ``side`` PNG (white, so it compresses to a few KB)."""
     buffer = io.BytesIO()
@@ -188,6 +237,34 @@ def hostile_uploads() -> list[Upload]:
         Upload("tiff-header-only", b"II*\x00" + b"\xff" * 60, "x.tiff", {400}),
         Upload("webp-header-only", b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 8, "x.webp", {400}),
         Upload("png-named-exe", seven_png, "setup.exe", {200}),
+        # Decode cost: pixels decoded at full size are capped lower than a JPEG's.
+        Upload("webp-lossless-6300x6300", webp_bomb(), "bomb.webp", {413}),
+        Upload("bmp-rle8-6300x6300", bmp_rle8(6300, 6300), "runs.bmp", {413}),
+        Upload("png-2300x2300", _flat("L", 2300, "PNG", compress_level=1), "big.png", {413}),
+        Upload("gif-2300x2300", _flat("P", 2300, "GIF"), "big.gif", {413}),
+        Upload(
+            "tiff-float-2300x2300",
+            _flat("F", 2300, "TIFF", compression="tiff_adobe_deflate"),
+            "big.tif",
+            {413},
+        ),
+        Upload(
+            "progressive-jpeg-2300x2300",
+            _flat("RGB", 2300, "JPEG", progressive=True),
+            "big.jpg",
+            {413},
+        ),
+        Upload("jpeg-80000-scans", jpeg_scans(80_000), "scans.jpg", {400}),
+        Upload("jpeg-33-scans", jpeg_scans(33 - 10), "scans.jpg", {400}),
+        Upload("jpeg-32-scans", jpeg_scans(32 - 10), "scans.jpg", no_digit),
+        Upload("png-1bit-2000x2000", _flat("1", 2000, "PNG"), "bits.png", no_digit),
+        Upload(
+            "png-rgba-2200x2200",
+            _flat("RGBA", 2200, "PNG", compress_level=1),
+            "large.png",
+            no_digit,
+        ),
+        Upload("jpeg-6000x6000", _flat("L", 6000, "JPEG"), "large.jpg", no_digit),
     ]
 
 
@@ -281,6 +358,12 @@ def hostile_feedback_bodies() -> list[Body]:
         Body("form-label-superscript", b"query_id=x&label=%C2%B2", FORM),
         Body("form-deep-brackets", b"query_id" + b"[" * 5000 + b"=1&label=7", FORM),
     ]
+
+
+def _flat(mode: str, side: int, fmt: str, **params) -> bytes:
+    """A ``side`` x ``side`` picture of one pale colour: a few KB, however many pixels."""
+    colour = {"RGBA": (250, 250, 250, 255), "RGB": (250, 250, 250), "F": 0.98, "1": 1}
+    return encoded(Image.new(mode, (side, side), colour.get(mode, 250)), fmt, **params)
 
 
 def _streak(width: int, height: int) -> Image.Image:

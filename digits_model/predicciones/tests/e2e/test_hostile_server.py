@@ -35,7 +35,19 @@ from predicciones.tests.servers import ServerProcess
 pytestmark = pytest.mark.e2e
 
 CORPUS = hostile_uploads()
-BOMBS = {"png-bomb", "gif-bomb", "jpeg-bomb", "png-12000x12000"}
+BOMBS = {
+    "png-bomb",
+    "gif-bomb",
+    "jpeg-bomb",
+    "png-12000x12000",
+    "webp-lossless-6300x6300",
+    "bmp-rle8-6300x6300",
+    "png-2300x2300",
+    "gif-2300x2300",
+    "tiff-float-2300x2300",
+    "progressive-jpeg-2300x2300",
+    "jpeg-80000-scans",
+}
 #: How much a worker's peak memory may grow while refusing a bomb. Decoding the smallest of
 #: them (the 12000x12000 PNG, 1 byte a pixel) would take 137 MiB; the others several GiB.
 BOMB_RSS_GROWTH_MIB = 40
