@@ -218,6 +218,7 @@ class HealthApi(APIView):
             {
                 "status_code": code,
                 "status": health.status,
+                "reason": health.reason,
                 "model_loaded": health.model_loaded,
                 "models": health.models,
                 "checks": health.checks,
