@@ -235,6 +235,16 @@ class LivenessApi(APIView):
         return Response({"status_code": status.HTTP_200_OK, "status": "alive"})
 
 
+def expect_live_field() -> serializers.IntegerField:
+    """Every admin action takes it: act only while this version is live (a compare-and-swap:
+    409, nothing done, when another operator changed the deployment first)."""
+    return serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Act only if this version is live (what GET /models/ showed); 409 otherwise.",
+    )
+
+
 class AdminApi(APIView):
     """Base for operator actions: ``Authorization: Bearer $DIGITS_ADMIN_TOKEN``."""
 
@@ -254,6 +264,7 @@ class ModelCanaryApi(AdminApi):
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1)
         percent = serializers.IntegerField(min_value=0, max_value=99)
+        expect_live = expect_live_field()
 
     @extend_schema(
         operation_id="admin_canary",
@@ -272,6 +283,7 @@ class ModelPromoteApi(AdminApi):
 
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, required=False)
+        expect_live = expect_live_field()
 
     @extend_schema(
         operation_id="admin_promote",
@@ -282,7 +294,10 @@ class ModelPromoteApi(AdminApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         registry.deployment_promote(
-            name=name, version=serializer.validated_data.get("version"), actor="admin-api"
+            name=name,
+            version=serializer.validated_data.get("version"),
+            expect_live=serializer.validated_data.get("expect_live"),
+            actor="admin-api",
         )
         return self.respond(name)
 
@@ -290,11 +305,18 @@ class ModelPromoteApi(AdminApi):
 class ModelRollbackApi(AdminApi):
     """``POST /admin/models/<name>/rollback/``: stop the candidate, or restore the previous live."""
 
+    class InputSerializer(serializers.Serializer):
+        expect_live = expect_live_field()
+
     @extend_schema(
         operation_id="admin_rollback",
-        request=None,
+        request=InputSerializer,
         responses={200: schema.MODEL_LIST_RESPONSE, **schema.ADMIN_ERRORS},
     )
     def post(self, request, name):
-        registry.deployment_rollback(name=name, actor="admin-api")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        registry.deployment_rollback(
+            name=name, expect_live=serializer.validated_data.get("expect_live"), actor="admin-api"
+        )
         return self.respond(name)

@@ -61,6 +61,18 @@ def deployment_list() -> list[Deployment]:
     return list(Deployment.objects.select_related("model", "live", "candidate"))
 
 
+def deployment_get(*, name: str) -> Deployment:
+    """The deployment of model ``name`` (live, candidate, share); UnknownModelError if none."""
+    deployment = (
+        Deployment.objects.select_related("model", "live", "candidate")
+        .filter(model__name=name)
+        .first()
+    )
+    if deployment is None:
+        raise UnknownModelError(f"No deployed model named {name!r}.")
+    return deployment
+
+
 def feedback_count_per_version() -> list[dict]:
     """Labelled and correctly predicted requests per model version that has labels:
     ``{"model", "version", "labelled", "correct"}``."""
