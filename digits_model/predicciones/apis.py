@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import schema, selectors
-from .exception_handler import upload_too_large_message
+from .exception_handler import RETRY_AFTER_SECONDS, upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
 from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
@@ -224,6 +224,7 @@ class HealthApi(APIView):
                 "checks": health.checks,
             },
             status=code,
+            headers=None if health.ready else {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
 
