@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench.images import HTTP_IMAGE
 from bench.lifecycle_bench import render_lifecycle
 from bench.load import CONCURRENCIES, WARMUP_SECONDS
+from bench.slowloris import render_slowloris
 
 #: Timing goals, checked at the end of the report.
 TARGET_MODEL_MEDIAN_MS = 2.0
@@ -101,6 +102,8 @@ def render(report: dict) -> str:
     lines.append("")
     if report.get("lifecycle"):
         lines += render_lifecycle(report["lifecycle"])
+    if report.get("slowloris"):
+        lines += [*render_slowloris(report["slowloris"]), ""]
     if report.get("targets"):
         lines.append("Targets (issue 8)")
         for target in report["targets"]:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from .. import log_health
 from ..exceptions import PredictionLogError, UnknownQueryError
 from ..ml.classifier import predict_proba, ranked, sha256_bytes
 from ..ml.preprocessing import preprocess
@@ -85,7 +86,9 @@ def prediction_create(
         )
     except DatabaseError as exc:
         logger.exception("could not log prediction %s", query_id)
+        log_health.write_failed(exc)
         raise PredictionLogError() from exc
+    log_health.write_succeeded()
     return result
 
 
