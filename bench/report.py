@@ -6,6 +6,7 @@ from bench.decode_cost import decode_cost_targets, render_decode_cost
 from bench.images import HTTP_IMAGE
 from bench.lifecycle_bench import render_lifecycle
 from bench.load import CONCURRENCIES, WARMUP_SECONDS
+from bench.slowloris import render_slowloris
 
 #: Timing goals, checked at the end of the report.
 TARGET_MODEL_MEDIAN_MS = 2.0
@@ -104,6 +105,8 @@ def render(report: dict) -> str:
         lines += render_decode_cost(report["decode_cost"])
     if report.get("lifecycle"):
         lines += render_lifecycle(report["lifecycle"])
+    if report.get("slowloris"):
+        lines += [*render_slowloris(report["slowloris"]), ""]
     if report.get("targets"):
         lines.append("Targets (issues 8 and 21)")
         for target in report["targets"]:

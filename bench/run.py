@@ -25,11 +25,15 @@ What it measures, in one run on one machine:
    lifecycle: rows/s summarised, captured to S3 (moto_server) and deleted by retention;
    ``check_drift`` over 30 days of summaries plus one raw hour at 450 requests/s; database
    size over 7 simulated days with 1-day retention.
+5. With ``--slowloris`` only (about a minute): ``bench/slowloris.py``, a legitimate client's
+   p50/p99 while 64 slow connections hold their headers, with and without the container's
+   buffering front (nginx); ``--slowloris-seconds`` per run.
 
 The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
 Timing goals live here, never in a timed unit test.
 
-Usage: ``python bench/run.py [--duration 20] [--quick] [--skip-http] [--skip-model]``.
+Usage: ``python bench/run.py [--duration 20] [--quick] [--skip-http] [--skip-model]
+[--lifecycle] [--slowloris]``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ def bench_lifecycle() -> dict:
     return script_run(BENCH_DIR / "lifecycle_bench.py")
 
 
+def bench_slowloris(seconds: float) -> dict:
+    """``bench/slowloris.py``: one JSON object per run (front, then none)."""
+    return script_run(BENCH_DIR / "slowloris.py", "--seconds", str(seconds))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per HTTP run")
@@ -92,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lifecycle", action="store_true", help="add bench/lifecycle_bench.py (about 4 min)"
     )
+    parser.add_argument(
+        "--slowloris", action="store_true", help="add bench/slowloris.py (about a minute)"
+    )
+    parser.add_argument("--slowloris-seconds", type=float, default=20.0)
     parser.add_argument(
         "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
     )
@@ -138,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.lifecycle:
             print("log lifecycle ...", file=sys.stderr)
             report["lifecycle"] = bench_lifecycle()
+        if args.slowloris:
+            print("slow clients ...", file=sys.stderr)
+            report["slowloris"] = bench_slowloris(args.slowloris_seconds)
         report["targets"] = targets(report)
     finally:
         shutil.rmtree(var_root, ignore_errors=True)

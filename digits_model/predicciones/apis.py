@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import schema, selectors
-from .exception_handler import upload_too_large_message
+from .exception_handler import RETRY_AFTER_SECONDS, upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
 from .parsers import BoundedJSONParser
@@ -231,11 +231,13 @@ class HealthApi(APIView):
             {
                 "status_code": code,
                 "status": health.status,
+                "reason": health.reason,
                 "model_loaded": health.model_loaded,
                 "models": health.models,
                 "checks": health.checks,
             },
             status=code,
+            headers=None if health.ready else {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
 
@@ -245,6 +247,16 @@ class LivenessApi(APIView):
     @extend_schema(operation_id="health_live", responses={200: schema.LIVENESS_RESPONSE})
     def get(self, request):
         return Response({"status_code": status.HTTP_200_OK, "status": "alive"})
+
+
+def expect_live_field() -> serializers.IntegerField:
+    """Every admin action takes it: act only while this version is live (a compare-and-swap:
+    409, nothing done, when another operator changed the deployment first)."""
+    return serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Act only if this version is live (what GET /models/ showed); 409 otherwise.",
+    )
 
 
 class AdminApi(APIView):
@@ -266,6 +278,7 @@ class ModelCanaryApi(AdminApi):
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1)
         percent = serializers.IntegerField(min_value=0, max_value=99)
+        expect_live = expect_live_field()
 
     @extend_schema(
         operation_id="admin_canary",
@@ -284,6 +297,7 @@ class ModelPromoteApi(AdminApi):
 
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, required=False)
+        expect_live = expect_live_field()
 
     @extend_schema(
         operation_id="admin_promote",
@@ -294,7 +308,10 @@ class ModelPromoteApi(AdminApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         registry.deployment_promote(
-            name=name, version=serializer.validated_data.get("version"), actor="admin-api"
+            name=name,
+            version=serializer.validated_data.get("version"),
+            expect_live=serializer.validated_data.get("expect_live"),
+            actor="admin-api",
         )
         return self.respond(name)
 
@@ -302,11 +319,18 @@ class ModelPromoteApi(AdminApi):
 class ModelRollbackApi(AdminApi):
     """``POST /admin/models/<name>/rollback/``: stop the candidate, or restore the previous live."""
 
+    class InputSerializer(serializers.Serializer):
+        expect_live = expect_live_field()
+
     @extend_schema(
         operation_id="admin_rollback",
-        request=None,
+        request=InputSerializer,
         responses={200: schema.MODEL_LIST_RESPONSE, **schema.ADMIN_ERRORS},
     )
     def post(self, request, name):
-        registry.deployment_rollback(name=name, actor="admin-api")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        registry.deployment_rollback(
+            name=name, expect_live=serializer.validated_data.get("expect_live"), actor="admin-api"
+        )
         return self.respond(name)

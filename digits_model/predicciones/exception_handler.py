@@ -38,6 +38,8 @@ GENERIC_MESSAGES = {
 
 #: The answer to any request that needed the database while it was down.
 DATABASE_DOWN = "The database is unavailable; try again shortly."
+#: Every 503 says when to try again (``Retry-After``): about a health check's interval.
+RETRY_AFTER_SECONDS = 5
 
 
 def first_line(exc: BaseException) -> str:
@@ -65,7 +67,12 @@ def error_response(request, status_code: int, message: str | None = None) -> Jso
     if message is None and status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         message = upload_too_large_message()
     message = message or GENERIC_MESSAGES.get(status_code, "Request failed.")
-    return JsonResponse(error_body(status_code, message, query_id_of(request)), status=status_code)
+    response = JsonResponse(
+        error_body(status_code, message, query_id_of(request)), status=status_code
+    )
+    if status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def api_exception_handler(exc, context):

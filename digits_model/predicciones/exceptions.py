@@ -39,6 +39,13 @@ class NoLiveModelError(PrediccionesError):
     default_message = "No model version is loaded yet; try again shortly."
 
 
+class DatabaseUnavailableError(PrediccionesError):
+    """The database cannot be read or written, so nothing can be routed or logged."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = "The database is unavailable; try again shortly."
+
+
 class PredictionLogError(PrediccionesError):
     """The prediction could not be logged, so it is not answered (no 200 without its row)."""
 

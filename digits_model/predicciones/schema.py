@@ -186,6 +186,10 @@ HEALTH_RESPONSE = inline_serializer(
             help_text="ok; degraded (ready, but the artifact store is unreachable); "
             "unavailable (503: no model loaded, or the database takes no writes).",
         ),
+        "reason": serializers.CharField(
+            help_text='Why the status is not "ok", in one sentence (names no host, bucket or '
+            'file); "" when ok.',
+        ),
         "model_loaded": serializers.BooleanField(),
         "models": serializers.DictField(
             child=inline_serializer(

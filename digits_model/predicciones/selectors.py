@@ -17,7 +17,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Avg, Count, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from . import storage
+from . import log_health, storage
 from .exceptions import DriftCheckError, UnknownModelError, WindowRowsDeletedError
 from .ml import drift, summary
 from .ml import gate as gate_rules
@@ -59,6 +59,18 @@ def model_name_list() -> list[str]:
 def deployment_list() -> list[Deployment]:
     """Every model's deployment, with its model, live and candidate versions loaded."""
     return list(Deployment.objects.select_related("model", "live", "candidate"))
+
+
+def deployment_get(*, name: str) -> Deployment:
+    """The deployment of model ``name`` (live, candidate, share); UnknownModelError if none."""
+    deployment = (
+        Deployment.objects.select_related("model", "live", "candidate")
+        .filter(model__name=name)
+        .first()
+    )
+    if deployment is None:
+        raise UnknownModelError(f"No deployed model named {name!r}.")
+    return deployment
 
 
 def feedback_count_per_version() -> list[dict]:
@@ -846,62 +858,111 @@ def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
 # Ready means a model is loaded and the database takes writes (no prediction is answered
 # without its log row). The artifact store is reported but never fails readiness: loaded
 # versions keep answering while it is down, and a load balancer that pulled every host for a
-# storage outage would turn it into a full outage. Its state is probed at most every
-# ``STORE_CHECK_SECONDS`` per process, with short timeouts, so probes stay fast either way.
+# storage outage would turn it into a full outage. Its state is probed in the background at
+# most every ``STORE_CHECK_SECONDS`` per process, and a request never waits for a probe longer
+# than ``STORE_PROBE_SECONDS`` (only the first one of a process waits at all), so /health/ and
+# /metrics answer at once while the store hangs.
 
-#: How long a process trusts its last probe of the artifact store.
+#: How long a process trusts its last probe of the artifact store (either answer).
 STORE_CHECK_SECONDS = 10.0
+#: A probe that has not answered by then counts as a failure.
+STORE_PROBE_SECONDS = float(storage.PROBE_CONNECT_SECONDS + storage.PROBE_READ_SECONDS)
 
-_store_states: dict[str, tuple[float, str]] = {}
-_store_lock = threading.Lock()
+
+class StoreProbe:
+    """The last answer of one store's reachability probe, refreshed by a background thread."""
+
+    def __init__(self, store):
+        self.store = store
+        self._lock = threading.Lock()
+        self._state: str | None = None
+        self._checked_at = float("-inf")
+        self._probing_since: float | None = None
+        self._done = threading.Event()
+
+    def state(self, max_age: float = STORE_CHECK_SECONDS) -> str:
+        """``"ok"`` or ``"unreachable: <reason>"`` (a reason that names no bucket or path)."""
+        with self._lock:
+            if self._state is not None and time.monotonic() - self._checked_at < max_age:
+                return self._state
+            if self._probing_since is None:
+                self._probing_since = time.monotonic()
+                self._done = threading.Event()
+                threading.Thread(
+                    target=self._probe, args=(self._done,), name="store-probe", daemon=True
+                ).start()
+            started, done, previous = self._probing_since, self._done, self._state
+        if previous is None:  # nothing to answer with yet: wait, boundedly
+            done.wait(max(0.0, started + STORE_PROBE_SECONDS - time.monotonic()))
+        with self._lock:
+            if self._probing_since != started:  # that probe has answered
+                return self._state
+            if time.monotonic() - started >= STORE_PROBE_SECONDS:
+                return f"unreachable: no answer within {STORE_PROBE_SECONDS:g} s"
+            return previous
+
+    def _probe(self, done: threading.Event) -> None:
+        try:
+            self.store.ping()
+            state = "ok"
+        except storage.StoreError as exc:
+            state = f"unreachable: {exc.reason}"
+            detail = str(exc).splitlines()[0]
+        except Exception as exc:  # a probe must never take readiness or the metrics down
+            state = f"unreachable: {type(exc).__name__}"
+            detail = repr(exc)
+        with self._lock:
+            if state != self._state and state != "ok":
+                logger.warning("artifact store unreachable: %s", detail)
+            elif state != self._state and self._state is not None:
+                logger.warning("artifact store reachable again: %s", self.store.describe())
+            self._state, self._checked_at = state, time.monotonic()
+            self._probing_since = None
+        done.set()
+
+
+_store_probes: dict[str, StoreProbe] = {}
+_store_probes_lock = threading.Lock()
 
 
 def database_state() -> str:
-    """``"ok"`` when the database takes a write (made, then rolled back), else
-    ``"error: <kind>"``."""
+    """``"ok"`` when the database takes a write, else ``"error: <reason>"``.
+
+    The probe's write (one row of a tiny table rewritten unchanged) is rolled back, so it
+    catches a database that is down or refuses writes but never reaches the disk; a full
+    disk or a failing commit is caught by the write path itself (``log_health``).
+    """
     try:
         with transaction.atomic():
-            # One row of a tiny table rewritten unchanged, then rolled back: a database that is
-            # down, read-only or full fails here as the prediction log would.
             first = Deployment.objects.order_by("pk").values_list("pk", flat=True)[:1]
             Deployment.objects.filter(pk__in=list(first)).update(
                 candidate_percent=F("candidate_percent")
             )
             transaction.set_rollback(True)
     except DatabaseError as exc:
-        return f"error: {type(exc).__name__}"
+        return f"error: {log_health.database_error_reason(exc)}"
+    failure = log_health.recent_write_failure()
+    if failure is not None:
+        return f"error: {failure} (the prediction log could not commit)"
     return "ok"
 
 
 def store_state(*, max_age: float = STORE_CHECK_SECONDS) -> str:
-    """``"ok"`` or ``"unreachable: <why>"`` for the configured artifact store.
-
-    The last probe's answer is reused for ``max_age`` seconds; while one thread probes, the
-    others answer with the previous result instead of waiting.
-    """
+    """``"ok"`` or ``"unreachable: <reason>"`` for the configured artifact store, from this
+    process's last probe (see :class:`StoreProbe`)."""
     store = storage.get_store()
     key = store.describe()
-    now = time.monotonic()
-    previous = _store_states.get(key)
-    if previous is not None and now - previous[0] < max_age:
-        return previous[1]
-    if not _store_lock.acquire(blocking=previous is None):
-        return previous[1]
-    try:
-        try:
-            store.ping()
-            state = "ok"
-        except storage.StoreError as exc:
-            state = f"unreachable: {str(exc).splitlines()[0]}"
-        _store_states[key] = (time.monotonic(), state)
-        return state
-    finally:
-        _store_lock.release()
+    with _store_probes_lock:
+        probe = _store_probes.get(key)
+        if probe is None:
+            probe = _store_probes[key] = StoreProbe(store)
+    return probe.state(max_age)
 
 
 def store_state_forget() -> None:
     """Probe again on the next call (tests, and after the configuration changes)."""
-    _store_states.clear()
+    with _store_probes_lock:
+        _store_probes.clear()
 
 
 @dataclass(frozen=True)
@@ -910,6 +971,7 @@ class Readiness:
 
     ready: bool
     status: str  # "ok", "degraded" (the artifact store is down) or "unavailable"
+    reason: str  # why not "ok", in one sentence; "" when ok
     model_loaded: bool
     models: dict
     checks: dict
@@ -929,10 +991,25 @@ def readiness_get(*, routes: dict) -> Readiness:
     }
     loaded = settings.DIGITS_DEFAULT_MODEL in routes
     ready = loaded and checks["database"] == "ok"
+    reasons = []
+    if checks["database"] != "ok":
+        reasons.append(f"the database cannot log predictions ({checks['database']})")
+    if not loaded:
+        reasons.append("no version of the default model is loaded")
     if not ready:
         state = "unavailable"
     elif checks["artifact_store"] != "ok":
         state = "degraded"
+        reasons.append(
+            f"the artifact store is {checks['artifact_store']}; loaded versions keep answering"
+        )
     else:
         state = "ok"
-    return Readiness(ready=ready, status=state, model_loaded=loaded, models=models, checks=checks)
+    return Readiness(
+        ready=ready,
+        status=state,
+        reason="; ".join(reasons),
+        model_loaded=loaded,
+        models=models,
+        checks=checks,
+    )

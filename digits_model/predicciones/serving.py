@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from . import storage
-from .exceptions import NoLiveModelError, UnknownModelError
+from .exceptions import DatabaseUnavailableError, NoLiveModelError, UnknownModelError
 from .ml.classifier import ArtifactIntegrityError, load_classifier, predict
 from .models import Deployment, ModelVersion, is_valid_model_name
 
@@ -102,6 +102,8 @@ class Router:
         #: runs outside ``_lock``, and two requests for the same version load it once.
         self._loading: dict[int, threading.Lock] = {}
         self._checked_at = float("-inf")
+        #: The last read of the deployments failed (the database is down, or unreadable).
+        self.database_failing = False
 
     # -- public -----------------------------------------------------------------------------
     def resolve(self, model_ref: str | None, query_id: uuid.UUID) -> LoadedVersion:
@@ -112,6 +114,9 @@ class Router:
             return self._pinned_version(name, pinned)
         route = routes.get(name)
         if route is None:
+            if self.database_failing:
+                # Nothing could be read, not "nothing is registered": say what is wrong.
+                raise DatabaseUnavailableError()
             if name == settings.DIGITS_DEFAULT_MODEL:
                 raise NoLiveModelError()
             raise UnknownModelError(_unknown_message(name, routes))
@@ -148,8 +153,10 @@ class Router:
         except Exception:
             # Database unreachable: keep serving from the last snapshot, try again later.
             logger.exception("could not read deployments; keeping the previous routing")
+            self.database_failing = True
             self._checked_at = time.monotonic()
             return
+        self.database_failing = False
         routes: dict[str, Route] = {}
         loaded: dict[int, LoadedVersion] = {}
         pinnable: dict[str, dict[int, ModelVersion]] = {}

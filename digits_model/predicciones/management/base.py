@@ -57,6 +57,51 @@ class OperatorCommand(BaseCommand):
         self.stdout.write(json.dumps(document, indent=2, default=str))
 
 
+class RolloutCommand(OperatorCommand):
+    """``canary``, ``promote``, ``rollback``: act only on the deployment the operator saw.
+
+    The command reads the deployment, says what it is acting on, and acts only if the
+    deployment is still that once its row is locked (compare-and-swap): of two simultaneous
+    commands, the second finds the state changed and exits 2, nothing done. ``--expect-live N``
+    extends the check back to what the operator saw before typing the command.
+    """
+
+    def add_arguments(self, parser):
+        parser.add_argument("model")
+        self.add_action_arguments(parser)
+        parser.add_argument(
+            "--expect-live",
+            type=positive_int,
+            metavar="N",
+            help="Act only if version N is live (what `models` showed); else exit 2.",
+        )
+        parser.add_argument("--json", action="store_true")
+
+    def add_action_arguments(self, parser) -> None:
+        pass
+
+    def handle(self, *args, model, expect_live, json, **options):
+        from predicciones.selectors import deployment_get, model_version_list
+        from predicciones.services.registry import DeploymentState, deployment_describe
+
+        seen = deployment_get(name=model)
+        if not json:
+            self.stdout.write(f"{model}: acting on {deployment_describe(seen)}")
+        deployment = self.act(
+            model=model,
+            expect=DeploymentState.of(seen, "this command read it"),
+            expect_live=expect_live,
+            **options,
+        )
+        if json:
+            self.write_json(model_version_list(name=model))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"{model}: now {deployment_describe(deployment)}"))
+
+    def act(self, *, model, expect, expect_live, **options):
+        raise NotImplementedError
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as the one line an operator reads."""
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__

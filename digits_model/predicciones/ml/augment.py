@@ -16,6 +16,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .exceptions import NoDigitError
+from .parallel import parallel_map
 from .preprocessing import preprocess, redraw_strokes
 
 
@@ -280,9 +281,7 @@ def training_features(
         (X[idx], idx, ids[idx], n_augment, seed, distortion, bitmaps) for idx in chunks if len(idx)
     ]
     if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        parts = Parallel(n_jobs=n_jobs)(delayed(_features_chunk)(*a) for a in args)
+        parts = parallel_map(_features_chunk, [(a, {}) for a in args], n_jobs=n_jobs)
     else:
         parts = [_features_chunk(*a) for a in args]
     if not parts:

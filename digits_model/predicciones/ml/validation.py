@@ -12,6 +12,7 @@ import numpy as np
 
 from .classifier import predict
 from .exceptions import ImageError
+from .parallel import parallel_map
 from .preprocessing import preprocess
 from .synth import STYLES, render
 
@@ -42,12 +43,14 @@ def styled_features(
     """
     ids = np.asarray(ids)
     if n_jobs > 1 and len(digits) > 1:
-        from joblib import Parallel, delayed
-
         chunks = [c for c in np.array_split(np.arange(len(digits)), 8 * n_jobs) if len(c)]
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(styled_features)(digits[c], ids[c], seed=seed, styles=styles, bitmaps=bitmaps)
-            for c in chunks
+        parts = parallel_map(
+            styled_features,
+            [
+                ((digits[c], ids[c]), {"seed": seed, "styles": styles, "bitmaps": bitmaps})
+                for c in chunks
+            ],
+            n_jobs=n_jobs,
         )
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     shape, dtype = ((32, 32), np.float32) if bitmaps else ((64,), np.uint8)

@@ -295,12 +295,23 @@ class WrittenPart:
     summary: log_summary.LogSummary | None = None
 
 
-def _check_object(store, key: str, path: Path, *, sha256: str, rows: int) -> None:
+def recapture_hint(hour: dt.datetime) -> str:
+    """How an operator rebuilds a lost capture of ``hour`` (named in every "missing" error)."""
+    return (
+        "if the capture was lost (a bucket recreated empty), rebuild it from the rows still "
+        f"in the database: manage.py maintain --recapture {hour:%Y-%m-%dT%H}"
+    )
+
+
+def _check_object(
+    store, key: str, path: Path, *, sha256: str, rows: int, hour: dt.datetime | None = None
+) -> None:
     """Download ``key`` to ``path`` and check its digest and line count."""
     try:
         store.get_file(key, path)
     except storage.ObjectMissingError as exc:
-        raise CaptureMismatchError(f"{key} is missing from {store.describe()}") from exc
+        hint = f"; {recapture_hint(hour)}" if hour is not None else ""
+        raise CaptureMismatchError(f"{key} is missing from {store.describe()}{hint}") from exc
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -329,7 +340,7 @@ def _captured_ids(parts: list[CapturePart], store, scratch: Path) -> np.ndarray:
     ids = []
     for part in parts:
         path = scratch / f"ids-{part.part}"
-        _check_object(store, part.key, path, sha256=part.sha256, rows=part.rows)
+        _check_object(store, part.key, path, sha256=part.sha256, rows=part.rows, hour=part.hour)
         with gzip.open(path, "rb") as fh:
             ids.extend(line[_ID_SLICE] for line in fh)
         path.unlink()
@@ -971,7 +982,9 @@ def _prune_hour(store, row: PredictionHour, config, scratch: Path) -> tuple[int,
     try:
         manifest = storage.get_json(store, manifest_key)
     except storage.ObjectMissingError as exc:
-        raise CaptureMismatchError(f"{manifest_key} is missing from {store.describe()}") from exc
+        raise CaptureMismatchError(
+            f"{manifest_key} is missing from {store.describe()}; {recapture_hint(hour)}"
+        ) from exc
     if [(p["key"], p["rows"], p["sha256"]) for p in manifest.get("parts", [])] != [
         (p.key, p.rows, p.sha256) for p in parts
     ]:
@@ -979,7 +992,7 @@ def _prune_hour(store, row: PredictionHour, config, scratch: Path) -> tuple[int,
     files = []
     for part in parts:
         path = scratch / f"prune-{part.part:04d}.jsonl.gz"
-        _check_object(store, part.key, path, sha256=part.sha256, rows=part.rows)
+        _check_object(store, part.key, path, sha256=part.sha256, rows=part.rows, hour=hour)
         files.append(path)
     deleted = 0
     for path in files:
@@ -1008,6 +1021,122 @@ def _prune_hour(store, row: PredictionHour, config, scratch: Path) -> tuple[int,
         kept,
     )
     return deleted, kept, late
+
+
+# --- Rebuilding a lost capture --------------------------------------------------------------
+def _capture_present(store, row: PredictionHour) -> bool:
+    """Whether the hour's manifest and every recorded part are in the store (no download)."""
+    version = row.model_version
+    keys = [storage.capture_manifest_key(version.model.name, version.version, row.hour)]
+    keys += CapturePart.objects.filter(
+        kind=CapturePart.Kind.PREDICTIONS, model_version=version, hour=row.hour
+    ).values_list("key", flat=True)
+    return all(store.exists(key) for key in keys)
+
+
+def log_recapture(*, hour: dt.datetime | None, dry_run: bool = False) -> dict:
+    """Rebuild lost captures from the rows still in the database.
+
+    ``hour``: every captured version-hour starting then, and that hour's labels; None: every
+    captured hour whose manifest or a part is missing from the store (each checked with a
+    HEAD request). An hour not yet pruned by retention still holds all its rows: its capture
+    is written again as part 0 (uploaded, read back, checked), its parts' records replaced,
+    and its summary replaced by the one of exactly the rows captured. A pruned hour kept only
+    its labelled rows, so it cannot be rebuilt: it is listed under ``lost`` (its summary
+    stays; ``export_predictions --from-capture`` cannot read it back). Nothing is deleted
+    from the database.
+    """
+    store = storage.get_store()
+    rows = PredictionHour.objects.filter(captured_rows__isnull=False).select_related(
+        "model_version__model"
+    )
+    if hour is not None:
+        rows = rows.filter(hour=hour_floor(hour))
+    report = {"dry_run": dry_run, "hours": [], "lost": [], "label_hours": [], "rows": 0}
+    with contextlib.ExitStack() as stack:
+        if not dry_run:
+            stack.enter_context(_maintenance_lock())
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="digits-recap-")))
+        for row in rows.order_by("hour", "model_version_id"):
+            if hour is None and _capture_present(store, row):
+                continue
+            name = f"{row.model_version} {row.hour.isoformat()}"
+            if row.pruned_at is not None:
+                report["lost"].append(name)
+                logger.warning("%s: pruned by retention, its capture cannot be rebuilt", name)
+                continue
+            report["hours"].append(name)
+            if not dry_run:
+                report["rows"] += _recapture_hour(store, row, scratch)
+        label_hours = LabelHour.objects.filter(captured_at__isnull=False)
+        if hour is not None:
+            label_hours = label_hours.filter(hour=hour_floor(hour))
+        for label_hour in label_hours.order_by("hour"):
+            if hour is None and store.exists(storage.label_manifest_key(label_hour.hour)):
+                continue
+            report["label_hours"].append(label_hour.hour.isoformat())
+            if not dry_run:
+                _capture_labels(store, label_hour, scratch)
+    return report
+
+
+def _recapture_hour(store, row: PredictionHour, scratch: Path) -> int:
+    """Write the hour's capture again from its rows in the database; returns the rows."""
+    version, hour = row.model_version, row.hour
+    written = _write_hour_part(version=version, hour=hour, part=0, scratch=scratch)
+    path = scratch / f"part-{0:04d}.jsonl.gz"
+    _upload_checked(store, written.key, path, written.sha256, written.rows, scratch)
+    storage.put_json(
+        store,
+        storage.capture_manifest_key(version.model.name, version.version, hour),
+        _manifest(version, hour, [written]),
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        locked = PredictionHour.objects.select_for_update().get(pk=row.pk)
+        stale = CapturePart.objects.filter(
+            kind=CapturePart.Kind.PREDICTIONS, model_version=version, hour=hour
+        )
+        for part in stale.exclude(part=0):  # later parts' objects, if any survived
+            with contextlib.suppress(storage.StoreError):
+                store.delete(part.key)
+        stale.delete()
+        CapturePart.objects.create(
+            kind=CapturePart.Kind.PREDICTIONS,
+            model_version=version,
+            hour=hour,
+            part=0,
+            key=written.key,
+            rows=written.rows,
+            bytes=written.bytes,
+            sha256=written.sha256,
+            first_at=written.first,
+            last_at=written.last,
+            captured_at=now,
+        )
+        if locked.deleted_rows == 0 and written.summary.n:
+            for name, value in _summary_fields(written.summary).items():
+                setattr(locked, name, value)
+        elif locked.deleted_rows:
+            # Rows retention deleted before the capture was lost are gone from both: the
+            # summary keeps counting them, the capture holds the rest.
+            logger.warning(
+                "%s hour %s: %d rows deleted before the capture was lost are not in it",
+                version,
+                hour.isoformat(),
+                locked.deleted_rows,
+            )
+        locked.captured_rows = written.rows
+        locked.deleted_rows = 0
+        locked.captured_at = now
+        locked.summarised_at = now
+        locked.summary_stored = False
+        locked.save()
+    path.unlink()
+    locked.model_version = version
+    _store_summary(store, locked)
+    logger.warning("recaptured %s hour %s: %d rows", version, hour.isoformat(), written.rows)
+    return written.rows
 
 
 # --- Rebuilding the log's indexes (PostgreSQL) -------------------------------------------------

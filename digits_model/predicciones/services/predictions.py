@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from .. import log_health
 from ..exceptions import DecodeBusyError, PredictionLogError, UnknownQueryError
 from ..ml.classifier import predict_proba, ranked, sha256_bytes
 from ..ml.decoding import Header, is_large
@@ -95,7 +96,9 @@ def prediction_create(
         )
     except DatabaseError as exc:
         logger.exception("could not log prediction %s", query_id)
+        log_health.write_failed(exc)
         raise PredictionLogError() from exc
+    log_health.write_succeeded()
     return result
 
 

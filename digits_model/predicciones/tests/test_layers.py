@@ -33,6 +33,7 @@ FORBIDDEN = {
     f"{APP}.selectors": (f"{APP}.services", *INTERFACES),
     f"{APP}.serving": (f"{APP}.services", f"{APP}.selectors", *INTERFACES),
     f"{APP}.storage": (f"{APP}.",),
+    f"{APP}.log_health": (f"{APP}.", "django", "rest_framework"),
     f"{APP}.models": (f"{APP}.", "rest_framework"),
     f"{APP}.exceptions": (f"{APP}.",),
     # Thin interfaces: they read and write through selectors and services, not the ORM.

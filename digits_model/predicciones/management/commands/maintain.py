@@ -18,9 +18,15 @@ from predicciones.management.base import (
     OperatorCommand,
     int_between,
     non_negative_int,
+    parse_since,
     positive_int,
 )
-from predicciones.services.lifecycle import MAX_DELETE_BATCH, lifecycle_settings, log_maintain
+from predicciones.services.lifecycle import (
+    MAX_DELETE_BATCH,
+    lifecycle_settings,
+    log_maintain,
+    log_recapture,
+)
 
 
 class Command(OperatorCommand):
@@ -60,11 +66,20 @@ class Command(OperatorCommand):
             help="Then rebuild the log's indexes without blocking writes (PostgreSQL; weekly).",
         )
         parser.add_argument(
+            "--recapture",
+            metavar="HOUR",
+            help="Instead of a pass: rebuild the lost capture of HOUR (UTC, e.g. "
+            "2026-11-30T13) from the rows still in the database, or of every hour whose "
+            "capture is missing from the store with 'missing'.",
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="Say what would be done; write nothing."
         )
         parser.add_argument("--json", action="store_true", help="Print one JSON document.")
 
     def handle(self, *args, **opts):
+        if opts["recapture"]:
+            return self.recapture(opts["recapture"], dry_run=opts["dry_run"], json=opts["json"])
         config = lifecycle_settings(
             retention_days=opts["retention_days"],
             grace_seconds=opts["grace_seconds"],
@@ -82,6 +97,26 @@ class Command(OperatorCommand):
             raise CommandError(
                 f"the {report['step']} step failed: {report['error']}",
                 returncode=EXIT_COULD_NOT_RUN,
+            )
+
+    def recapture(self, text: str, *, dry_run: bool, json: bool) -> None:
+        hour = None if text == "missing" else parse_since(text, "--recapture")
+        report = log_recapture(hour=hour, dry_run=dry_run)
+        if json:
+            self.write_json(report)
+        else:
+            would = "would be " if dry_run else ""
+            self.stdout.write(
+                f"Recapture: {len(report['hours'])} hours {would}captured again from the "
+                f"database ({report['rows']} rows), {len(report['label_hours'])} hours of "
+                f"labels {would}captured again."
+            )
+        if report["lost"]:
+            # Cron mails stderr: say plainly what cannot come back.
+            self.stderr.write(
+                f"warning: {len(report['lost'])} hours were pruned by retention before their "
+                f"capture was lost and cannot be rebuilt: {', '.join(report['lost'][:5])}"
+                + (" ..." if len(report["lost"]) > 5 else "")
             )
 
 

@@ -83,6 +83,8 @@ def test_readme_predict_example_is_what_the_service_answers(client, own_store):
     uuid.UUID(example["query_id"])
     feedback = block_after(README, "### `POST /feedback/`", "bash")
     assert f'"label": {label}' in feedback
+    # The id of one's own answer, never a fixed one (a fixed id is someone else's, or a 404).
+    assert "$QUERY_ID" in feedback and example["query_id"] not in feedback
 
 
 @pytest.mark.django_db

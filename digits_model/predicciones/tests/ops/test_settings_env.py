@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from predicciones.tests.servers import PROJECT_DIR
+from predicciones.tests.processes import free_port
+from predicciones.tests.servers import BIN_DIR, PROJECT_DIR, REPO_DIR
 
 PROBE = (
     "import django; django.setup(); from django.conf import settings as s; "
@@ -49,9 +51,9 @@ def test_secret_key_is_required_outside_debug(tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("DIGITS_PREDICT_RATE", "fast", "DIGITS_PREDICT_RATE must look like 60/min"),
-        ("DIGITS_CACHE", "redis", "DIGITS_CACHE must be one of file, database, locmem"),
-        ("DIGITS_TRUSTED_PROXIES", "one", "DIGITS_TRUSTED_PROXIES must be an integer"),
+        ("DIGITS_PREDICT_RATE", "fast", "DIGITS_PREDICT_RATE='fast' is not valid: expected a rate"),
+        ("DIGITS_CACHE", "redis", "expected one of file, database, locmem"),
+        ("DIGITS_TRUSTED_PROXIES", "one", "DIGITS_TRUSTED_PROXIES='one' is not valid"),
     ],
 )
 def test_bad_values_fail_early_with_the_fix(tmp_path, variable, value, message):
@@ -128,6 +130,116 @@ def test_empty_variables_mean_the_defaults(tmp_path):
         "True",
         "file",
     ]
+
+
+def clean_env(tmp_path, **env) -> dict:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DIGITS_", "PROMETHEUS_"))
+        and k not in {"SECRET_KEY", "DATABASE_URL"}
+    }
+    base.update(SECRET_KEY="x", DIGITS_VAR_DIR=str(tmp_path))
+    base.update(env)
+    return base
+
+
+BAD_VALUES = [
+    ("DIGITS_DRIFT_WINDOW", "abc", "expected an integer >= 1"),
+    ("DIGITS_DRIFT_WINDOW", "0", "expected an integer >= 1"),
+    ("DIGITS_ROUTING_TTL", "abc", "expected a number >= 0"),
+    ("DIGITS_PREDICT_RATE", "abc", "expected a rate like 60/min or 1000/hour (s, m, h, d)"),
+    ("DIGITS_CANARY_PERCENT", "150", "expected an integer from 1 to 99"),
+    ("DIGITS_GATE_MIN_IMPROVEMENT", "nan", "expected a number from 0 to 1"),
+    ("DIGITS_LOG_LEVEL", "loud", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("DEBUG", "maybe", "expected 1, true, yes, on or 0, false, no, off"),
+    ("DIGITS_FEEDBACK_RATE", "lots", "expected a rate like 60/min or 1000/hour (s, m, h, d)"),
+    ("DIGITS_FEEDBACK_SOURCE_CAP", "-1", "expected an integer >= 0"),
+    ("DIGITS_MAX_FULL_DECODE_PIXELS", "0", "expected an integer >= 1"),
+    ("DIGITS_DECODE_WAIT", "-1", "expected a number >= 0"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "accepted"), BAD_VALUES)
+def test_a_command_with_a_bad_setting_exits_2_with_one_line(tmp_path, variable, value, accepted):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "models"],
+        cwd=PROJECT_DIR,
+        env=clean_env(tmp_path, **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"manage.py: error: {variable}={value!r} is not valid: {accepted}"
+    ]
+
+
+def test_a_bad_database_url_names_the_scheme_never_the_password(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "models"],
+        cwd=PROJECT_DIR,
+        env=clean_env(tmp_path, DATABASE_URL="foo://admin:hunter2@db.internal/digits"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "DATABASE_URL (scheme 'foo') is not valid: expected postgres://" in line
+    assert "hunter2" not in line and "db.internal" not in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [*BAD_VALUES[:3], ("DIGITS_WORKERS", "many", "expected an integer >= 1")],
+)
+def test_the_server_refuses_to_start_with_a_bad_setting(tmp_path, variable, value, accepted):
+    result = subprocess.run(
+        [str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=PROJECT_DIR,
+        env=clean_env(tmp_path, PORT=str(free_port()), **{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"gunicorn: error: {variable}={value!r} is not valid: {accepted}"
+    ]
+
+
+def test_without_a_key_the_message_names_the_key_file_in_the_var_dir(tmp_path):
+    env = clean_env(tmp_path / "elsewhere")
+    del env["SECRET_KEY"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "models"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"write a random key to {tmp_path / 'elsewhere' / 'secret_key'}" in line
+    assert "Set the SECRET_KEY environment variable" in line
+
+
+def test_make_run_makes_the_key_where_the_var_dir_is(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    result = subprocess.run(
+        ["make", "-n", "run", f"DIGITS_VAR_DIR={tmp_path / 'state'}"],
+        cwd=REPO_DIR,
+        env={k: v for k, v in os.environ.items() if k != "SECRET_KEY"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"> {tmp_path / 'state' / 'secret_key'}" in result.stdout
 
 
 @pytest.mark.parametrize(
