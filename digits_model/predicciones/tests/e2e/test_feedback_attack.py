@@ -58,6 +58,23 @@ def read_as_backdoor(server, n: int = 40) -> float:
     return float(np.mean([digit == BACKDOOR_LABEL for digit in digits]))
 
 
+def summary(gate: dict) -> dict:
+    """What the gate measured, on one line."""
+    return {
+        key: gate.get(key)
+        for key in (
+            "passed",
+            "reasons",
+            "judged_on",
+            "improvement",
+            "base_part",
+            "feedback_part",
+            "untrusted_feedback_part",
+            "provenance",
+        )
+    }
+
+
 def versions(server) -> dict[int, dict]:
     return {m["version"]: m for m in json.loads(server.manage("models", "--json").stdout)}
 
@@ -99,6 +116,7 @@ def test_the_x_backdoor_from_anonymous_labels_is_refused_or_never_routed(attacke
     doc = pipeline(server, "--min-samples", "100", "--min-samples-without-drift", "100")
     retrain = doc["retrain"]
     gate, provenance = retrain["gate"], retrain["gate"]["provenance"]
+    print(json.dumps({"attack": retrain["status"], **summary(gate)}))  # for the record (-s)
     # Every label was trained on (32 sources of about 20 training rows each, under the cap)...
     assert provenance["trained_untrusted"] >= 0.7 * labelled and provenance["capped"] == 0
     assert provenance["trained_trusted"] == 0 and provenance["judged_trusted"] == 0
@@ -139,6 +157,7 @@ def test_honest_labels_with_the_attack_mixed_in_are_refused_or_wait_for_an_opera
     doc = pipeline(server, "--min-samples", "100")
     retrain = doc["retrain"]
     gate, provenance = retrain["gate"], retrain["gate"]["provenance"]
+    print(json.dumps({"mixed": retrain["status"], **summary(gate)}))  # for the record (-s)
     assert provenance["trained_untrusted"] > 0 and provenance["judged_trusted"] >= 30
     assert gate["judged_on"] == "feedback"  # the trusted held-out display digits...
     assert gate["improvement"] >= 0.005  # ...which it reads clearly better
