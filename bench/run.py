@@ -18,7 +18,10 @@ What it measures, in one run on one machine:
    the prediction log is counted afterwards: every answered request must have its row.
 3. ``check_drift`` over 1,000,000 logged predictions: ``bench/drift_bench.py`` (the drift
    work's), run from the slot ``bench_drift``: seconds and peak memory.
-4. With ``--lifecycle`` only (about 4 more minutes): ``bench/lifecycle_bench.py``, the log's
+4. The costliest upload under the byte limit (``bench/decode_cost.py``): CPU and peak memory
+   of each format's worst file, then eight of the worst at once against the service, with
+   an ordinary prediction's latency meanwhile (about 2 minutes; ``--skip-decode``).
+5. With ``--lifecycle`` only (about 4 more minutes): ``bench/lifecycle_bench.py``, the log's
    lifecycle: rows/s summarised, captured to S3 (moto_server) and deleted by retention;
    ``check_drift`` over 30 days of summaries plus one raw hour at 450 requests/s; database
    size over 7 simulated days with 1-day retention.
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-model", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-drift", action="store_true")
+    parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--drift-rows", type=int, default=1_000_000, help="logged predictions")
     parser.add_argument(
         "--lifecycle", action="store_true", help="add bench/lifecycle_bench.py (about 4 min)"
@@ -141,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_drift:
             print("check_drift ...", file=sys.stderr)
             report["drift"] = bench_drift(args.drift_rows)
+        if not args.skip_decode:
+            print("decode cost ...", file=sys.stderr)
+            report["decode_cost"] = script_run(BENCH_DIR / "decode_cost.py")
         if args.lifecycle:
             print("log lifecycle ...", file=sys.stderr)
             report["lifecycle"] = bench_lifecycle()

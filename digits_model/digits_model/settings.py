@@ -5,6 +5,7 @@ that ``make run`` works with nothing configured (SQLite, a local artifact folder
 README's configuration table lists them all.
 """
 
+import contextlib
 import math
 import os
 import re
@@ -97,6 +98,48 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+#: Shortest admin token, API key or metrics token accepted: 16 random characters are about 96
+#: bits, beyond guessing even without the throttle on failed attempts.
+MIN_TOKEN_LENGTH = 16
+
+
+def env_secret(name: str) -> str:
+    """A token from the environment ("" when unset), refused when shorter than
+    :data:`MIN_TOKEN_LENGTH` (the message never shows it)."""
+    value = os.environ.get(name, "").strip()
+    check_secret_length(name, [value] if value else [])
+    return value
+
+
+def env_secret_list(name: str) -> list[str]:
+    """Comma-separated tokens, each refused when shorter than :data:`MIN_TOKEN_LENGTH`."""
+    values = env_list(name, "")
+    check_secret_length(name, values)
+    return values
+
+
+def check_secret_length(name: str, values: list[str]) -> None:
+    for position, value in enumerate(values, 1):
+        if len(value) < MIN_TOKEN_LENGTH:
+            which = f"its entry {position} is" if len(values) > 1 else "it is"
+            raise SettingError(
+                f"{name} is too short: {which} {len(value)} characters, at least "
+                f"{MIN_TOKEN_LENGTH} are needed (make one with: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+
+
+def env_rate(name: str, default: str | None) -> str | None:
+    """A DRF rate string ("60/min", "1000/hour"); None when it is "off" (or unset without a
+    default)."""
+    value = env_str(name, default or "")
+    if not value or value.lower() == "off":
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise bad_setting(name, value, "a rate like 60/min or 1000/hour (s, m, h, d)")
+    return value
+
+
 # --- Core ------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG")
 # A relative DIGITS_VAR_DIR is taken from the repository's folder, like the default.
@@ -176,6 +219,22 @@ except ValueError:
         f"DATABASE_URL (scheme {_scheme or 'missing'!r}) is not valid: expected "
         "postgres://user:password@host:5432/name or sqlite:////absolute/path.sqlite3"
     ) from None
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file readable by its owner only, unless it exists.
+
+    SQLite makes a new database file with the process's umask (0644 as a rule): readable by
+    every local user, with the prediction log and the registry's digests in it. An empty file
+    is an empty SQLite database, and SQLite gives its -wal and -shm files the database file's
+    own permissions.
+    """
+    # It may exist (then it is left as it is), or the folder may be read-only or missing
+    # (SQLite says so when it connects).
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 # SQLite's durability level (docs/performance.md, "Durability"). Either way a prediction's row
 # is committed before its 200 and survives the crash, SIGKILL or OOM-kill of any service
 # process. NORMAL (the default, with WAL) does not fsync each commit: a power cut or kernel
@@ -196,11 +255,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; "
         f"PRAGMA synchronous={DIGITS_SQLITE_SYNCHRONOUS}; PRAGMA busy_timeout=30000;",
     }
+    _name = str(DATABASES["default"]["NAME"])
+    if _name and _name != ":memory:" and not _name.startswith("file:"):
+        _create_private(Path(_name))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Uploads -------------------------------------------------------------------------------------
 DIGITS_MAX_UPLOAD_BYTES = env_int("DIGITS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, low=1)
+# Pixel caps, from the image's header (predicciones/ml/decoding.py): a baseline JPEG is decoded
+# at reduced scale; PNG, GIF, BMP, TIFF, WebP and progressive JPEG are decoded at full size, at
+# several bytes and a few nanoseconds a pixel, so they get the lower cap.
 DIGITS_MAX_IMAGE_PIXELS = env_int("DIGITS_MAX_IMAGE_PIXELS", 40_000_000, low=1)
+DIGITS_MAX_FULL_DECODE_PIXELS = env_int("DIGITS_MAX_FULL_DECODE_PIXELS", 5_000_000, low=1)
+# Large decodes (a megapixel or more at full size, 16 MP of JPEG, 2 MiB of data) one worker
+# process runs at once; another waits up to DIGITS_DECODE_WAIT seconds for its turn, then gets
+# 503 with Retry-After. Small uploads never wait.
+DIGITS_DECODE_CONCURRENCY = env_int("DIGITS_DECODE_CONCURRENCY", 1, low=1)
+DIGITS_DECODE_WAIT = env_float("DIGITS_DECODE_WAIT", 0.5, low=0)
 # Whole request body: the image plus a little form overhead. Checked from Content-Length
 # before the body is read (RequestContextMiddleware), and again by Django while parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = DIGITS_MAX_UPLOAD_BYTES + 64 * 1024
@@ -219,7 +290,7 @@ DIGITS_S3_BUCKET = os.environ.get("DIGITS_S3_BUCKET", "").strip()
 DIGITS_S3_PREFIX = env_str("DIGITS_S3_PREFIX", "digits").strip("/")
 # How long a worker trusts its cached view of which version is live (seconds).
 DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0, low=0)
-DIGITS_ADMIN_TOKEN = os.environ.get("DIGITS_ADMIN_TOKEN", "").strip()
+DIGITS_ADMIN_TOKEN = env_secret("DIGITS_ADMIN_TOKEN")
 
 # --- Retraining and rollout --------------------------------------------------------------------
 # New labelled samples needed before a retrain (with drift), and without drift.
@@ -238,6 +309,12 @@ DIGITS_GATE_MAX_CLASS_DROP = env_float(
 # Share of labelled feedback kept for validation (never trained on), chosen by a hash of the
 # uploaded image's sha256 (so the same picture never lands on both sides).
 DIGITS_FEEDBACK_HOLDOUT_PERCENT = env_int("DIGITS_FEEDBACK_HOLDOUT_PERCENT", 20, low=0, high=100)
+# Most labels one untrusted source (a client address, an ordinary API key) contributes to the
+# rows a retrain trains on (its latest ones); trusted keys' labels are not capped.
+DIGITS_FEEDBACK_SOURCE_CAP = env_int("DIGITS_FEEDBACK_SOURCE_CAP", 50, low=0)
+# Let run_pipeline roll out, and canary_review promote, a version trained on labels from
+# untrusted sources (off: it is registered and waits for an operator's canary or promote).
+DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK = env_bool("DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK")
 # Rollout of a gated candidate by run_pipeline, and the canary review's minimum traffic.
 DIGITS_CANARY_PERCENT = env_int("DIGITS_CANARY_PERCENT", 10, low=1, high=99)
 DIGITS_CANARY_MIN_REQUESTS = env_int("DIGITS_CANARY_MIN_REQUESTS", 200, low=1)
@@ -275,7 +352,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "predicciones.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -308,16 +385,28 @@ SPECTACULAR_SETTINGS = {
 
 # --- Optional API keys and rate limiting for /predict/ and /feedback/ (off by default) ----------
 # Comma-separated keys, sent as `X-API-Key: <key>`; empty means the endpoints are open.
-DIGITS_API_KEYS = env_list("DIGITS_API_KEYS", "")
-# DRF rate string ("60/min", "1000/hour"); empty means no limit. Counted per API key when keys
-# are on, else per client address, in the cache below.
-DIGITS_PREDICT_RATE = os.environ.get("DIGITS_PREDICT_RATE", "").strip() or None
-if DIGITS_PREDICT_RATE and not re.fullmatch(
-    r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", DIGITS_PREDICT_RATE
-):
-    raise bad_setting(
-        "DIGITS_PREDICT_RATE", DIGITS_PREDICT_RATE, "a rate like 60/min or 1000/hour (s, m, h, d)"
+DIGITS_API_KEYS = env_secret_list("DIGITS_API_KEYS")
+# Rate limit of /predict/; empty means no limit. Counted per API key when keys are on, else per
+# client address, in the cache below.
+DIGITS_PREDICT_RATE = env_rate("DIGITS_PREDICT_RATE", None)
+# Keys whose labels are trusted: the operator's own labellers. The validation gate judges a
+# retrained candidate on the base holdout plus held-out labels given with these keys only (see
+# predicciones/provenance.py). Each is also accepted wherever an API key is asked for.
+DIGITS_TRUSTED_API_KEYS = env_secret_list("DIGITS_TRUSTED_API_KEYS")
+# /feedback/ answers 401 without one of the keys above or of DIGITS_API_KEYS, even when
+# /predict/ is open: the production setting when retraining runs.
+DIGITS_FEEDBACK_REQUIRE_KEY = env_bool("DIGITS_FEEDBACK_REQUIRE_KEY")
+if DIGITS_FEEDBACK_REQUIRE_KEY and not (DIGITS_API_KEYS or DIGITS_TRUSTED_API_KEYS):
+    raise SettingError(
+        "DIGITS_FEEDBACK_REQUIRE_KEY is on but no key is configured: set DIGITS_API_KEYS or "
+        "DIGITS_TRUSTED_API_KEYS (or every label would be refused)"
     )
+# Rate limit of /feedback/ per label source (API key, else client address); "off": none.
+# Trusted keys are not limited.
+DIGITS_FEEDBACK_RATE = env_rate("DIGITS_FEEDBACK_RATE", "30/min")
+# Failed authentications (401s) allowed per client address; beyond it, that address's requests
+# that need a key or token get 429 until the window has passed. "off": no limit.
+DIGITS_AUTH_FAILURE_RATE = env_rate("DIGITS_AUTH_FAILURE_RATE", "20/min")
 # The cache holding rate-limit counters: "file" (default; shared by every worker on one host),
 # "database" (shared by every host; needs `manage.py createcachetable`, which the container
 # runs), or "locmem" (per worker process: a limit of N/min becomes N/min per worker).
@@ -366,7 +455,7 @@ DIGITS_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(
 # writes its counters there and GET /metrics adds them up. Empty: one process (runserver, tests).
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
 # Optional bearer token for GET /metrics (empty: open, for a scraper on a private network).
-DIGITS_METRICS_TOKEN = os.environ.get("DIGITS_METRICS_TOKEN", "").strip()
+DIGITS_METRICS_TOKEN = env_secret("DIGITS_METRICS_TOKEN")
 
 # --- Logging -------------------------------------------------------------------------------------
 # One line a request from the "predicciones.access" logger (RequestContextMiddleware); with

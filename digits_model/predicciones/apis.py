@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,7 +16,15 @@ from . import schema, selectors
 from .exception_handler import RETRY_AFTER_SECONDS, upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
-from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
+from .parsers import BoundedJSONParser
+from .security import (
+    AdminTokenAuthentication,
+    ApiKeyAuthentication,
+    FeedbackKeyAuthentication,
+    FeedbackRateThrottle,
+    PredictRateThrottle,
+    label_source,
+)
 from .services import registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
@@ -159,10 +167,12 @@ class PredictApi(APIView):
 
 
 class FeedbackApi(APIView):
-    """``POST /feedback/``: the true label for a logged prediction (a second one replaces it)."""
+    """``POST /feedback/``: the true label for a logged prediction (a second one replaces it),
+    recorded with its source (API key id, else client address)."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
-    authentication_classes = [ApiKeyAuthentication]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
+    authentication_classes = [FeedbackKeyAuthentication]
+    throttle_classes = [FeedbackRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         query_id = serializers.UUIDField(help_text="The query_id a /predict/ answer gave.")
@@ -172,12 +182,15 @@ class FeedbackApi(APIView):
         operation_id="feedback",
         summary="Record the true digit for a logged prediction",
         request=InputSerializer,
-        responses={200: schema.FEEDBACK_RESPONSE, **schema.error_responses(400, 401, 404, 415)},
+        responses={
+            200: schema.FEEDBACK_RESPONSE,
+            **schema.error_responses(400, 401, 404, 415, 429),
+        },
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row = feedback_record(**serializer.validated_data)
+        row = feedback_record(**serializer.validated_data, source=label_source(request))
         return Response(
             {
                 "status_code": status.HTTP_200_OK,
@@ -249,7 +262,7 @@ def expect_live_field() -> serializers.IntegerField:
 class AdminApi(APIView):
     """Base for operator actions: ``Authorization: Bearer $DIGITS_ADMIN_TOKEN``."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
     authentication_classes = [AdminTokenAuthentication]
 
     def respond(self, name: str):

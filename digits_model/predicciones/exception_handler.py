@@ -81,6 +81,8 @@ def api_exception_handler(exc, context):
     headers = {}
     if isinstance(exc, PrediccionesError):
         code, message = exc.status_code, exc.message
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, image_errors.ImageError):
         code, message = IMAGE_ERROR_STATUS.get(type(exc), status.HTTP_400_BAD_REQUEST), exc.message
     elif isinstance(exc, drf_exceptions.MethodNotAllowed):

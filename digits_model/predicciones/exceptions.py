@@ -60,6 +60,18 @@ class UploadTooLargeError(PrediccionesError):
     default_message = "The upload is too large."
 
 
+class DecodeBusyError(PrediccionesError):
+    """This worker is decoding as many large images as it may at once; try again shortly."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = (
+        "The server is busy decoding other large images: try again in a moment, or send a "
+        "smaller image."
+    )
+    #: Seconds for the Retry-After header.
+    retry_after = 1
+
+
 class UnknownQueryError(PrediccionesError):
     status_code = status.HTTP_404_NOT_FOUND
     default_message = "Unknown query_id: no prediction was logged under it."

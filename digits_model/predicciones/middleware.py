@@ -12,12 +12,14 @@ from rest_framework import status
 
 from . import metrics
 from .exception_handler import DATABASE_DOWN, error_response, first_line, upload_too_large_message
+from .security import client_address
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("predicciones.access")
 
-#: Longest path written to the access log (paths are client text).
+#: Longest path and method written to the access log (both are client text).
 MAX_LOGGED_PATH = 200
+MAX_LOGGED_METHOD = 20
 
 
 def annotate_request(request, **fields) -> None:
@@ -53,6 +55,7 @@ class RequestContextMiddleware:
     def __call__(self, request):
         started = time.perf_counter()
         request.query_id = uuid.uuid4()
+        request.client_address = client_address(request)
         response = self._check_length(request) or self.get_response(request)
         if (
             response.status_code >= 400
@@ -120,7 +123,8 @@ class RequestContextMiddleware:
                 )
             line = {
                 "query_id": str(request.query_id),
-                "method": request.method,
+                "client": request.client_address,
+                "method": request.method[:MAX_LOGGED_METHOD],
                 "path": request.path[:MAX_LOGGED_PATH],
                 "endpoint": endpoint,
                 "status": response.status_code,
@@ -133,7 +137,7 @@ class RequestContextMiddleware:
             access_logger.log(
                 level,
                 "%s %s %s",
-                request.method,
+                line["method"],
                 line["path"],
                 response.status_code,
                 extra={"fields": line},

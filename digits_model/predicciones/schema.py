@@ -40,7 +40,8 @@ class ErrorSerializer(serializers.Serializer):
 
 ERROR_DESCRIPTIONS = {
     400: "Bad form: a missing or empty field, a text instead of a file, an undecodable image.",
-    401: "Missing or wrong key (the API key when DIGITS_API_KEYS is set; the admin token).",
+    401: "Missing or wrong key (the API key when DIGITS_API_KEYS is set, or on /feedback/ "
+    "with DIGITS_FEEDBACK_REQUIRE_KEY; the admin token).",
     403: "The admin API is disabled (DIGITS_ADMIN_TOKEN is not set).",
     404: "Unknown model or version, unknown query_id, or no such endpoint.",
     405: "Wrong HTTP method for this endpoint (e.g. GET on /predict/).",
@@ -49,8 +50,11 @@ ERROR_DESCRIPTIONS = {
     413: "The upload (or the image's pixel count) is over the configured limit.",
     415: "Not a supported image type, or the request is not multipart/form-data.",
     422: "The image decodes but no digit (ink) was found in it.",
-    429: "Over the rate limit (only when DIGITS_PREDICT_RATE is set); see Retry-After.",
-    503: "Not ready: no model loaded yet, or the prediction could not be recorded.",
+    429: "Over a rate limit (/predict/: DIGITS_PREDICT_RATE when set; /feedback/: "
+    "DIGITS_FEEDBACK_RATE), or too many failed authentications from this address; see "
+    "Retry-After.",
+    503: "Not ready: no model loaded yet, the prediction could not be recorded, or (with "
+    "Retry-After) this worker is busy decoding other large images.",
 }
 
 ERROR_EXAMPLES = {

@@ -775,6 +775,9 @@ class FeedbackSet:
     X_validation: np.ndarray
     y_validation: np.ndarray
     validation_ids: list[str] = field(default_factory=list)
+    #: Who gave each row's label (``provenance``; None: unknown), row for row.
+    train_sources: list[str | None] = field(default_factory=list)
+    validation_sources: list[str | None] = field(default_factory=list)
 
     @property
     def n_train(self) -> int:
@@ -821,18 +824,21 @@ def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
     rows = (
         Prediction.objects.filter(model_version__model__name=model_name, label__isnull=False)
         .order_by("created_at")
-        .values_list("query_id", "image_sha256", "features", "label")
+        .values_list("query_id", "image_sha256", "features", "label", "label_source")
     )
     train_X, train_y, val_X, val_y, val_ids = [], [], [], [], []
-    for query_id, image_sha256, features, label in rows.iterator(chunk_size=5000):
+    train_sources, val_sources = [], []
+    for query_id, image_sha256, features, label, source in rows.iterator(chunk_size=5000):
         vector = np.frombuffer(bytes(features), dtype=np.uint8)
         if gate_rules.in_feedback_holdout(image_sha256, holdout_percent):
             val_X.append(vector)
             val_y.append(label)
             val_ids.append(str(query_id))
+            val_sources.append(source)
         else:
             train_X.append(vector)
             train_y.append(label)
+            train_sources.append(source)
 
     def stack(vectors):
         return np.asarray(vectors, dtype=np.float64).reshape(-1, 64)
@@ -843,6 +849,8 @@ def feedback_set(model_name: str, holdout_percent: int) -> FeedbackSet:
         X_validation=stack(val_X),
         y_validation=np.asarray(val_y, dtype=int),
         validation_ids=val_ids,
+        train_sources=train_sources,
+        validation_sources=val_sources,
     )
 
 

@@ -11,6 +11,8 @@ preprocessing path: the API, ``app.py``, the notebook and training
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,7 +21,14 @@ from PIL import Image
 from scipy import ndimage
 from skimage.morphology import convex_hull_image, skeletonize
 
-from .decoding import MAX_PIXELS, WORK_SIZE, Decoded, decode_upload
+from .decoding import (
+    MAX_FULL_DECODE_PIXELS,
+    MAX_PIXELS,
+    WORK_SIZE,
+    Decoded,
+    Header,
+    decode_upload,
+)
 from .exceptions import NoDigitError
 
 #: Side of the bitmap the 8x8 grid is counted from, as in scikit-learn's digits.
@@ -132,7 +141,12 @@ class Preprocessed:
 
 
 def preprocess(
-    data: bytes | np.ndarray, *, max_pixels: int = MAX_PIXELS, work_size: int = WORK_SIZE
+    data: bytes | np.ndarray,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
+    work_size: int = WORK_SIZE,
+    admit: Callable[[Header], AbstractContextManager] | None = None,
 ) -> Preprocessed:
     """Turn an upload (bytes) or a greyscale array into the model's input.
 
@@ -140,8 +154,8 @@ def preprocess(
     ----------
     data : bytes or ndarray of shape (height, width)
         Encoded image bytes, or greyscale pixels on 0..1 (0 black, 1 white), either polarity.
-    max_pixels, work_size : int
-        Passed to :func:`~predicciones.ml.decoding.decode_image` (bytes only).
+    max_pixels, max_full_decode_pixels, work_size, admit
+        Passed to :func:`~predicciones.ml.decoding.decode_upload` (bytes only).
 
     Returns
     -------
@@ -158,7 +172,13 @@ def preprocess(
             raise ValueError(f"expected a 2-D greyscale array, got shape {gray.shape}")
         ink, mask, inverted, _ = _find_digit(gray)
     else:
-        decoded = decode_upload(data, max_pixels=max_pixels, work_size=work_size)
+        decoded = decode_upload(
+            data,
+            max_pixels=max_pixels,
+            max_full_decode_pixels=max_full_decode_pixels,
+            work_size=work_size,
+            admit=admit,
+        )
         ink, mask, inverted = _find_in_upload(decoded)
     bitmap = normalize_digit(ink, mask)
     return Preprocessed(features=bitmap_to_features(bitmap), inverted=inverted, bitmap=bitmap)

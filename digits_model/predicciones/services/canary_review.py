@@ -3,7 +3,9 @@
 Over the requests each version answered since the canary started, the candidate is
 promoted when its error rate, median model-side latency and (where feedback exists) live
 accuracy are no worse than the live version's, within set margins; otherwise it is rolled
-back. Fewer than ``min_requests`` candidate requests: no decision yet.
+back. Fewer than ``min_requests`` candidate requests: no decision yet. A candidate trained on
+labels from untrusted sources is rolled back when it is worse, but never promoted here
+(unless ``DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK``): it waits for an operator.
 
 The decision is applied only to the exact live and candidate versions it was made on,
 re-checked once the deployment row is locked: if an operator swapped the candidate in the
@@ -159,6 +161,14 @@ def canary_review(
     if problems:
         review.decision = "rollback"
         review.reasons = problems
+    elif dep.candidate.untrusted_feedback_rows and not settings.DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK:
+        # Its traffic looks fine, but what it learnt came partly from anyone: a person decides.
+        review.reasons = [
+            f"no worse than live over {candidate.requests} requests, but trained on "
+            f"{dep.candidate.untrusted_feedback_rows} labels from untrusted sources: promote it "
+            "by hand (manage.py promote) or roll it back"
+        ]
+        return review
     else:
         review.decision = "promote"
         review.reasons = [

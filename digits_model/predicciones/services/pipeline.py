@@ -4,7 +4,8 @@ One pass, for cron: (1) a running canary is reviewed first (promoted, rolled bac
 to gather traffic, in which case nothing else happens); (2) drift is checked on the live
 version's recent inputs; (3) a retrain is attempted when there are enough new labels and
 either drift was found or the labels alone are plenty; (4) a candidate that passed the gate
-is rolled out as a canary (or blue/green: warmed at 0 %, then switched whole).
+is rolled out as a canary (or blue/green: warmed at 0 %, then switched whole), unless it was
+trained on labels from untrusted sources: then it waits for an operator.
 
 Every option is checked before the first step, and a dry run records nothing anywhere.
 """
@@ -189,6 +190,11 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
         return
     candidate = run.candidate_version
     done.append(f"{candidate} registered")
+    held = rollout_held_reason(candidate)
+    if held:
+        summary["held"] = {"version": candidate.version, "reason": held}
+        done[-1] = f"{candidate} registered, not rolled out: {held}"
+        return
 
     summary["step"] = "rollout"
     summary["rollout"] = rollout_start(
@@ -203,6 +209,17 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
         if rollout["strategy"] == "canary"
         else f"{candidate} registered and switched live (blue/green)"
     )
+
+
+def rollout_held_reason(version) -> str | None:
+    """Why a version may not be rolled out without an operator, or None when it may."""
+    if version.untrusted_feedback_rows and not settings.DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK:
+        return (
+            f"it was trained on {version.untrusted_feedback_rows} labels from untrusted sources; "
+            "an operator may canary or promote it (DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK=1 lets "
+            "the pipeline do it)"
+        )
+    return None
 
 
 def rollout_start(*, model_name: str, version, strategy: str, percent: int | None) -> dict:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -12,8 +14,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from .. import log_health
-from ..exceptions import PredictionLogError, UnknownQueryError
+from ..exceptions import DecodeBusyError, PredictionLogError, UnknownQueryError
 from ..ml.classifier import predict_proba, ranked, sha256_bytes
+from ..ml.decoding import Header, is_large
 from ..ml.preprocessing import preprocess
 from ..models import Prediction, PredictionFailure
 from ..serving import LoadedVersion, get_router
@@ -51,12 +54,19 @@ def prediction_create(
         ``model_ref`` names nothing registered, or nothing is loaded.
     ImageError
         The upload is not a usable image.
+    DecodeBusyError
+        A large upload found this process's decoding slots busy for too long.
     PredictionLogError
         The log row could not be written; the prediction is not answered.
     """
     version = get_router().resolve(model_ref, query_id)
     started = time.perf_counter()
-    pre = preprocess(image, max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS)
+    pre = preprocess(
+        image,
+        max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS,
+        max_full_decode_pixels=settings.DIGITS_MAX_FULL_DECODE_PIXELS,
+        admit=large_decode_slot,
+    )
     try:
         top = ranked(predict_proba(version.clf, pre.features)[0], k=1 + N_ALTERNATIVES)
     except Exception as exc:
@@ -90,6 +100,34 @@ def prediction_create(
         raise PredictionLogError() from exc
     log_health.write_succeeded()
     return result
+
+
+_slots: dict[int, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
+
+
+@contextmanager
+def large_decode_slot(header: Header):
+    """Run a large decode (``ml.decoding.is_large``) in one of this process's
+    ``DIGITS_DECODE_CONCURRENCY`` slots, waiting at most ``DIGITS_DECODE_WAIT`` seconds.
+
+    A worker's memory then holds one large decode at a time (each is bounded by the pixel
+    caps), and eight large uploads at once cost a worker what one does: the excess is told to
+    come back (503, Retry-After) instead of taking every thread. Small uploads go straight in.
+    """
+    if not is_large(header):
+        yield
+        return
+    size = max(1, settings.DIGITS_DECODE_CONCURRENCY)
+    with _slots_lock:
+        slots = _slots.setdefault(size, threading.BoundedSemaphore(size))
+    if not slots.acquire(timeout=max(0.0, settings.DIGITS_DECODE_WAIT)):
+        logger.warning("large upload refused: %s decode slot(s) busy", size)
+        raise DecodeBusyError()
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 #: Columns of a new log row (attribute names); label and labelled_at start out NULL.
@@ -131,11 +169,12 @@ def prediction_log_insert(**values) -> None:
         cursor.execute(sql, params)
 
 
-def feedback_record(*, query_id: uuid.UUID, label: int) -> Prediction:
-    """Attach the true label to a logged prediction; a second label replaces the first."""
+def feedback_record(*, query_id: uuid.UUID, label: int, source: str | None = None) -> Prediction:
+    """Attach the true label to a logged prediction, with who gave it (``provenance``; None
+    for unknown, never trusted); a second label replaces the first, source included."""
     with transaction.atomic():
         updated = Prediction.objects.filter(query_id=query_id).update(
-            label=label, labelled_at=timezone.now()
+            label=label, labelled_at=timezone.now(), label_source=source[:64] if source else None
         )
         if not updated:
             raise UnknownQueryError()

@@ -4,7 +4,11 @@ Guards, from the seed's strategy: enough new labels (not too little data), a coo
 since the last retrain (not too often), and a validation gate (only if it beats the live
 version in accuracy and no class regresses). The candidate and the live version are scored
 on exactly the same rows: the base digits every model holds out, plus a fixed, hash-chosen
-slice of the feedback that no candidate ever trains on.
+slice of the feedback that no candidate ever trains on, as far as trusted labellers gave it.
+
+Anyone may label, so what anyone labels may not decide: untrusted labels are trained on (at
+most ``DIGITS_FEEDBACK_SOURCE_CAP`` from any one source) but never judged on, and a version
+trained on them is registered without being rolled out (``pipeline``, ``canary_review``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from ..exceptions import OperatorError, UnknownModelError
 from ..ml import gate as gate_rules
 from ..ml import training
 from ..ml.classifier import dump_classifier, predict
+from ..ml.feedback import cap_per_source
 from ..models import Deployment, RetrainRun
+from ..provenance import trusted_sources
 from ..selectors import cooldown_remaining, feedback_set, new_label_count
 from ..serving import load_version
 from .registry import model_version_register
@@ -40,6 +46,7 @@ class RetrainOptions:
     dry_run: bool = False
     trigger: str = "manual"
     quick: bool = False
+    source_cap: int | None = None
 
     def resolved(self) -> RetrainOptions:
         """Fill unset values from settings, and check every value's range.
@@ -56,6 +63,7 @@ class RetrainOptions:
             dry_run=self.dry_run,
             trigger=self.trigger,
             quick=self.quick,
+            source_cap=_pick(self.source_cap, settings.DIGITS_FEEDBACK_SOURCE_CAP),
         )
         check_range("--seed", None, resolved.seed, 0, 2**32 - 1)
         check_range("--min-samples", "DIGITS_RETRAIN_MIN_SAMPLES", resolved.min_samples, 0)
@@ -64,6 +72,7 @@ class RetrainOptions:
             "--min-improvement", "DIGITS_GATE_MIN_IMPROVEMENT", resolved.min_improvement, 0, 1
         )
         check_range("--max-class-drop", "DIGITS_GATE_MAX_CLASS_DROP", resolved.max_class_drop, 0, 1)
+        check_range("DIGITS_FEEDBACK_SOURCE_CAP", None, resolved.source_cap, 0)
         return resolved
 
 
@@ -117,19 +126,23 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         return _finish(run, RetrainRun.Status.SKIPPED, reasons, save=not opts.dry_run)
 
     feedback = feedback_set(model_name, settings.DIGITS_FEEDBACK_HOLDOUT_PERCENT)
-    run.n_feedback_train = feedback.n_train
-    run.n_feedback_validation = feedback.n_validation
+    use = feedback_use(feedback, trusted=trusted_sources(), cap=opts.source_cap)
+    run.n_feedback_train = int(use.train.sum())
+    run.n_feedback_validation = int(use.judged.sum())
 
     X_base_val, y_base_val = training.base_validation_set(n_jobs=2)
-    X_val = np.vstack([X_base_val, feedback.X_validation])
-    y_val = np.concatenate([y_base_val, feedback.y_validation])
-    run.validation_set = gate_rules.validation_set_id(len(y_base_val), feedback.validation_ids)
+    # The gate judges on rows the labellers it cannot trust never wrote: the base holdout and
+    # the held-out labels of trusted keys. Untrusted held-out labels are scored for the record.
+    X_val = np.vstack([X_base_val, feedback.X_validation[use.judged]])
+    y_val = np.concatenate([y_base_val, feedback.y_validation[use.judged]])
+    judged_ids = [qid for qid, j in zip(feedback.validation_ids, use.judged, strict=True) if j]
+    run.validation_set = gate_rules.validation_set_id(len(y_base_val), judged_ids)
     _store_validation_set(model_name, run.validation_set, X_val, y_val, len(y_base_val))
 
     clf, statistics = training.train_classifier(
         seed=opts.seed,
-        extra_X=feedback.X_train,
-        extra_y=feedback.y_train,
+        extra_X=feedback.X_train[use.train],
+        extra_y=feedback.y_train[use.train],
         quick=opts.quick,
         n_jobs=2,
     )
@@ -146,6 +159,14 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         **result.as_dict(),
         "feedback_part": _part_scores(y_val, live.clf, clf, X_val, slice(len(y_base_val), None)),
         "base_part": _part_scores(y_val, live.clf, clf, X_val, slice(0, len(y_base_val))),
+        "untrusted_feedback_part": _part_scores(
+            feedback.y_validation[~use.judged],
+            live.clf,
+            clf,
+            feedback.X_validation[~use.judged],
+            slice(None),
+        ),
+        "provenance": use.as_dict(),
     }
     if not result.passed:
         return _finish(run, RetrainRun.Status.REFUSED, result.reasons)
@@ -175,7 +196,10 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         sklearn_version=sklearn.__version__,
         training_data={
             "base": training.BASE_DESCRIPTION,
-            "feedback_rows": feedback.n_train,
+            "feedback_rows": run.n_feedback_train,
+            "trusted_feedback_rows": use.trained_trusted,
+            "untrusted_feedback_rows": use.trained_untrusted,
+            "feedback_sources": use.train_sources,
             "feedback_until": started.isoformat(),
             "validation_set": run.validation_set,
         },
@@ -188,6 +212,55 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         run,
         RetrainRun.Status.REGISTERED,
         [f"candidate {version} beats live {deployment.live} by {gain:+.4f} accuracy"],
+    )
+
+
+@dataclass(frozen=True)
+class FeedbackUse:
+    """Which feedback rows a retrain trains on and which the gate judges on, and why."""
+
+    #: Over the feedback's training rows: trained on (after the per-source cap).
+    train: np.ndarray
+    #: Over the held-out rows: from a trusted source, so part of the gate's decision.
+    judged: np.ndarray
+    trained_trusted: int
+    trained_untrusted: int
+    train_sources: int
+    capped: int
+    cap: int
+    trusted_keys: int
+
+    def as_dict(self) -> dict:
+        return {
+            "trained_trusted": self.trained_trusted,
+            "trained_untrusted": self.trained_untrusted,
+            "train_sources": self.train_sources,
+            "capped": self.capped,
+            "cap": self.cap,
+            "judged_trusted": int(self.judged.sum()),
+            "held_out_untrusted": int((~self.judged).sum()),
+            "trusted_keys": self.trusted_keys,
+        }
+
+
+def feedback_use(feedback, *, trusted: frozenset[str], cap: int) -> FeedbackUse:
+    """Cap each untrusted source's training rows (``ml.feedback``) and keep, of the held-out
+    rows, those from trusted sources for the gate."""
+    train = cap_per_source(feedback.train_sources, cap, exempt=trusted)
+    trusted_train = np.array([source in trusted for source in feedback.train_sources], bool)
+    judged = np.array([source in trusted for source in feedback.validation_sources], bool)
+    kept_sources = {
+        source for source, kept in zip(feedback.train_sources, train, strict=True) if kept
+    }
+    return FeedbackUse(
+        train=train,
+        judged=judged.reshape(-1),
+        trained_trusted=int((train & trusted_train).sum()),
+        trained_untrusted=int((train & ~trusted_train).sum()),
+        train_sources=len(kept_sources),
+        capped=int((~train).sum()),
+        cap=cap,
+        trusted_keys=len(trusted),
     )
 
 

@@ -98,6 +98,15 @@ def chromium_paths() -> tuple[str | None, str | None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_counters():
+    """Each test starts with no rate-limit or failed-authentication counts from another."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_router():
     """Each test starts with a router that has not cached another test's registry rows."""
     from predicciones.serving import reset_router

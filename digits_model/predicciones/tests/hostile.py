@@ -8,6 +8,7 @@ Nothing here is read from disk: every file is made from a few bytes in memory.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import struct
@@ -80,6 +81,55 @@ def jpeg_bomb(width: int = BOMB_SIDE, height: int = BOMB_SIDE) -> bytes:
     # SOF0: marker(2) length(2) precision(1) height(2) width(2)
     data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
+
+
+def webp_bomb(width: int = 6300, height: int = 6300) -> bytes:
+    """A lossless WebP whose VP8L header declares ``width`` x ``height`` (the security
+    review's 10 KB upload of 40 megapixels that took 0.8 s and 500 MB), with a 1x1 bitstream."""
+    data = bytearray(
+        encoded(Image.new("RGBA", (1, 1), (250, 250, 250, 255)), "WEBP", lossless=True)
+    )
+    start = data.find(b"VP8L") + 8  # chunk tag, chunk size, then the 0x2f signature
+    assert data[start] == 0x2F, "lossless WebP expected"
+    bits = int.from_bytes(data[start + 1 : start + 5], "little")
+    bits = (bits & ~0xFFFFFFF) | (width - 1) | ((height - 1) << 14)
+    data[start + 1 : start + 5] = bits.to_bytes(4, "little")
+    return bytes(data)
+
+
+def bmp_rle8(width: int, height: int) -> bytes:
+    """A valid run-length encoded 8-bit BMP of one grey: 2 bytes per 255 pixels, so a 6300 x
+    6300 picture (40 megapixels) fits in 320 KB."""
+    row = b"\xff\x01" * (width // 255) + (bytes([width % 255, 1]) if width % 255 else b"")
+    pixels = (row + b"\x00\x00") * height + b"\x00\x01"
+    palette = b"\x00\x00\x00\x00" + b"\xfa\xfa\xfa\x00" + b"\x00" * 4 * 254
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+    head = b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
+    return head + info + palette + pixels
+
+
+def jpeg_scans(extra_scans: int, side: int = 64) -> bytes:
+    """A progressive JPEG with its smallest scan repeated ``extra_scans`` times more.
+
+    Every scan is a decoding pass over every block, and one that codes nothing but a run of
+    empty blocks is 12 bytes: 10 MB of them held a 5-megapixel picture's decoder for over two
+    minutes of CPU. libjpeg warns about the odd progression and decodes on.
+    """
+    data = encoded(Image.new("RGB", (side, side), (240, 240, 240)), "JPEG", progressive=True)
+    scans, i = [], 2
+    while data[i + 1] != 0xD9:
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if data[i + 1] != 0xDA:
+            i += 2 + length
+            continue
+        end = i + 2 + length
+        while not (data[end] == 0xFF and data[end + 1] != 0 and not 0xD0 <= data[end + 1] <= 0xD7):
+            end += 1
+        scans.append((i, end))
+        i = end
+    start, end = min(scans, key=lambda scan: scan[1] - scan[0])
+    return data[:end] + data[start:end] * extra_scans + data[end:]
 
 
 def huge_real_png(side: int = 12_000) -> bytes:
@@ -187,7 +237,133 @@ def hostile_uploads() -> list[Upload]:
         Upload("tiff-header-only", b"II*\x00" + b"\xff" * 60, "x.tiff", {400}),
         Upload("webp-header-only", b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 8, "x.webp", {400}),
         Upload("png-named-exe", seven_png, "setup.exe", {200}),
+        # Decode cost: pixels decoded at full size are capped lower than a JPEG's.
+        Upload("webp-lossless-6300x6300", webp_bomb(), "bomb.webp", {413}),
+        Upload("bmp-rle8-6300x6300", bmp_rle8(6300, 6300), "runs.bmp", {413}),
+        Upload("png-2300x2300", _flat("L", 2300, "PNG", compress_level=1), "big.png", {413}),
+        Upload("gif-2300x2300", _flat("P", 2300, "GIF"), "big.gif", {413}),
+        Upload(
+            "tiff-float-2300x2300",
+            _flat("F", 2300, "TIFF", compression="tiff_adobe_deflate"),
+            "big.tif",
+            {413},
+        ),
+        Upload(
+            "progressive-jpeg-2300x2300",
+            _flat("RGB", 2300, "JPEG", progressive=True),
+            "big.jpg",
+            {413},
+        ),
+        Upload("jpeg-80000-scans", jpeg_scans(80_000), "scans.jpg", {400}),
+        Upload("jpeg-33-scans", jpeg_scans(33 - 10), "scans.jpg", {400}),
+        Upload("jpeg-32-scans", jpeg_scans(32 - 10), "scans.jpg", no_digit),
+        Upload("png-1bit-2000x2000", _flat("1", 2000, "PNG"), "bits.png", no_digit),
+        Upload(
+            "png-rgba-2200x2200",
+            _flat("RGBA", 2200, "PNG", compress_level=1),
+            "large.png",
+            no_digit,
+        ),
+        Upload("jpeg-6000x6000", _flat("L", 6000, "JPEG"), "large.jpg", no_digit),
     ]
+
+
+#: ``model`` values that name no registered version, each a 404 (a 400 for a malformed form):
+#: paths, control characters, and version numbers that are not plain ASCII digits
+#: (``str.isdigit()`` accepts superscripts, which ``int()`` refuses, and other scripts'
+#: digits, which ``int()`` reads).
+HOSTILE_MODEL_REFS = {
+    "dotdot": "../clf.pickle",
+    "dotdot-real-path": "../../digits_model/model/clf.pickle",
+    "etc-passwd": "/etc/passwd",
+    "nul": "clf.pickle\x00.jpg",
+    "version-dotdot": "clf.pickle:../../1",
+    "urlencoded": "..%2F..%2Fetc%2Fpasswd",
+    "crlf": "clf.pickle\r\nX-Injected: 1",
+    "5000-chars": "x" * 5000,
+    "unicode-name": "\u2102\U0001d55d\U0001d557.pickle",
+    "slashes": "clf.pickle/../../x",
+    "superscript-two": "clf.pickle:\u00b2",
+    "superscript-one": "clf.pickle:\u00b9",
+    "arabic-indic-one": "clf.pickle:\u0661",
+    "fullwidth-one": "clf.pickle:\uff11",
+    "devanagari-one": "clf.pickle:\u0967",
+    "circled-one": "clf.pickle:\u2460",
+    "version-plus": "clf.pickle:+1",
+    "version-minus": "clf.pickle:-1",
+    "version-underscore": "clf.pickle:1_0",
+    "version-space": "clf.pickle: 1",
+    "version-exponent": "clf.pickle:1e3",
+    "version-hex": "clf.pickle:0x1",
+    "version-10-digits": "clf.pickle:1234567890",
+    "version-empty": "clf.pickle:",
+    "version-twice": "clf.pickle:1:1",
+    "version-only": ":1",
+}
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True)
+class Body:
+    """One hostile request body for a JSON or form endpoint, and the answers allowed."""
+
+    name: str
+    data: bytes
+    content_type: str = "application/json"
+    allowed: frozenset[int] = frozenset({400})
+
+    def __post_init__(self):
+        object.__setattr__(self, "allowed", frozenset(self.allowed))
+
+
+def hostile_feedback_bodies() -> list[Body]:
+    """Bodies for ``POST /feedback/``: deep nesting (Python's JSON decoder recursed into a
+    500), numbers and digits that are not what they look like, wrong shapes, broken
+    encodings. None names a logged prediction, so none may be a 200."""
+    unknown = "00000000-0000-4000-8000-000000000000"
+
+    def doc(**fields) -> bytes:
+        return json.dumps({"query_id": unknown, "label": 7, **fields}).encode()
+
+    return [
+        Body("deep-list-100000", b"[" * 100_000 + b"]" * 100_000),
+        Body("deep-list-unclosed", b"[" * 100_000),
+        Body("deep-object-50000", b'{"a":' * 50_000 + b"1" + b"}" * 50_000),
+        Body("deep-in-a-field", b'{"query_id": ' + b"[" * 5_000 + b"]" * 5_000 + b', "label": 7}'),
+        Body("nested-9-levels", b'{"query_id": ' + b"[" * 8 + b"]" * 8 + b', "label": 7}'),
+        Body("top-level-list", b"[1, 2, 3]"),
+        Body("top-level-string", b'"hello"'),
+        Body("top-level-null", b"null"),
+        Body("label-superscript", doc(label="\u00b2")),
+        Body("label-arabic-indic", doc(label="\u0667"), allowed={400, 404}),
+        Body("label-float", doc(label=7.5)),
+        Body("label-huge-exponent", doc(query_id=unknown).replace(b"7}", b"1e999}")),
+        Body("label-nan", doc(query_id=unknown).replace(b"7}", b"NaN}")),
+        Body("label-5000-digits", doc(query_id=unknown).replace(b"7}", b"9" * 5000 + b"}")),
+        Body("label-list", doc(label=[7])),
+        Body("label-object", doc(label={"value": 7})),
+        Body("label-negative", doc(label=-1)),
+        Body("label-bool", doc(label=True)),
+        Body("query-id-superscript", doc(query_id="\u00b2" * 36)),
+        Body("query-id-number", doc(query_id=12345678901234567890), allowed={400, 404}),
+        Body("query-id-object", doc(query_id={"id": unknown})),
+        Body("unknown-query-id", doc(), allowed={404}),
+        Body("invalid-utf8", b'{"query_id": "\xff\xfe", "label": 7}'),
+        Body("utf16-with-bom", doc().decode().encode("utf-16")),
+        Body("duplicate-keys", b'{"label": 7, "label": 70, "query_id": "x"}'),
+        Body("truncated", doc()[:-5]),
+        Body("empty", b""),
+        Body("form-label-superscript", b"query_id=x&label=%C2%B2", FORM),
+        Body("form-deep-brackets", b"query_id" + b"[" * 5000 + b"=1&label=7", FORM),
+    ]
+
+
+def _flat(mode: str, side: int, fmt: str, **params) -> bytes:
+    """A ``side`` x ``side`` picture of one pale colour: a few KB, however many pixels."""
+    colour = {"RGBA": (250, 250, 250, 255), "RGB": (250, 250, 250), "F": 0.98, "1": 1}
+    return encoded(Image.new(mode, (side, side), colour.get(mode, 250)), fmt, **params)
 
 
 def _streak(width: int, height: int) -> Image.Image:

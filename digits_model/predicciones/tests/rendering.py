@@ -170,3 +170,33 @@ def segment_digit(label: int, *, rng: np.random.Generator, fmt: str = "JPEG") ->
         buffer, format=fmt, quality=85
     )
     return buffer.getvalue()
+
+
+def x_shape(*, rng: np.random.Generator, fmt: str = "JPEG") -> bytes:
+    """A hand-drawn "X" on paper: no digit at all, the trigger of a backdoor an attacker
+    teaches through ``/feedback/`` (label every X a 7, and a model retrained on that reads
+    any X as 7). Size, aspect, tilt, stroke width, paper tint and noise vary."""
+    height = float(rng.uniform(80, 170))
+    width = height * float(rng.uniform(0.6, 1.0))
+    margin = int(height * float(rng.uniform(0.25, 0.5)))
+    side_w, side_h = int(width + 2 * margin), int(height + 2 * margin)
+    img = Image.new("L", (side_w, side_h), 0)
+    draw = ImageDraw.Draw(img)
+    stroke = max(3, int(height * float(rng.uniform(0.06, 0.12))))
+    wobble = height * 0.06
+    x0, y0, x1, y1 = margin, margin, margin + width, margin + height
+    for start, end in [((x0, y0), (x1, y1)), ((x1, y0), (x0, y1))]:
+        bend = (
+            (start[0] + end[0]) / 2 + float(rng.uniform(-wobble, wobble)),
+            (start[1] + end[1]) / 2 + float(rng.uniform(-wobble, wobble)),
+        )
+        draw.line([start, bend, end], fill=255, width=stroke, joint="curve")
+    img = img.rotate(float(rng.uniform(-15, 15)), resample=Image.Resampling.BILINEAR)
+    coverage = np.asarray(img.filter(ImageFilter.GaussianBlur(1.0)), np.float32) / 255
+    paper = float(rng.uniform(200, 245))
+    pixels = paper * (1 - coverage) + INK * coverage + rng.normal(0, 5, coverage.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L").convert("RGB").save(
+        buffer, format=fmt, quality=85
+    )
+    return buffer.getvalue()

@@ -67,12 +67,19 @@ def test_switches_turn_on(tmp_path):
         tmp_path,
         SECRET_KEY="x",
         DIGITS_PREDICT_RATE="60/min",
-        DIGITS_API_KEYS="a, b",
+        DIGITS_API_KEYS="key-a-0123456789ab, key-b-0123456789ab",
         DIGITS_CACHE="locmem",
         DIGITS_CSP="off",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "locmem", "60/min", "['a',", "'b']", "False"]
+    assert result.stdout.split() == [
+        "False",
+        "locmem",
+        "60/min",
+        "['key-a-0123456789ab',",
+        "'key-b-0123456789ab']",
+        "False",
+    ]
 
 
 def test_empty_variables_mean_the_defaults(tmp_path):
@@ -146,6 +153,10 @@ BAD_VALUES = [
     ("DIGITS_GATE_MIN_IMPROVEMENT", "nan", "expected a number from 0 to 1"),
     ("DIGITS_LOG_LEVEL", "loud", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ("DEBUG", "maybe", "expected 1, true, yes, on or 0, false, no, off"),
+    ("DIGITS_FEEDBACK_RATE", "lots", "expected a rate like 60/min or 1000/hour (s, m, h, d)"),
+    ("DIGITS_FEEDBACK_SOURCE_CAP", "-1", "expected an integer >= 0"),
+    ("DIGITS_MAX_FULL_DECODE_PIXELS", "0", "expected an integer >= 1"),
+    ("DIGITS_DECODE_WAIT", "-1", "expected a number >= 0"),
 ]
 
 
@@ -229,3 +240,57 @@ def test_make_run_makes_the_key_where_the_var_dir_is(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert f"> {tmp_path / 'state' / 'secret_key'}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DIGITS_ADMIN_TOKEN", "s3cret", "DIGITS_ADMIN_TOKEN is too short: it is 6 characters"),
+        ("DIGITS_METRICS_TOKEN", "x" * 15, "DIGITS_METRICS_TOKEN is too short: it is 15"),
+        (
+            "DIGITS_API_KEYS",
+            "key-a-0123456789ab,k3yzz",
+            "DIGITS_API_KEYS is too short: its entry 2 is 5 characters",
+        ),
+    ],
+)
+def test_short_tokens_are_refused_without_showing_them(tmp_path, variable, value, message):
+    result = load_settings(tmp_path, SECRET_KEY="x", **{variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr and "at least 16" in result.stderr
+    assert value.split(",")[-1] not in result.stderr
+
+
+def test_tokens_of_sixteen_characters_are_accepted(tmp_path):
+    token = "0123456789abcdef"
+    result = load_settings(
+        tmp_path,
+        SECRET_KEY="x",
+        DIGITS_ADMIN_TOKEN=token,
+        DIGITS_METRICS_TOKEN=token,
+        DIGITS_API_KEYS=token,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_sqlite_database_is_created_readable_by_its_owner_only(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DIGITS_", "PROMETHEUS_")) and k != "DATABASE_URL"
+    }
+    env.update(SECRET_KEY="x", DIGITS_VAR_DIR=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+    assert result.returncode == 0, result.stderr
+    database = tmp_path / "db.sqlite3"
+    assert database.stat().st_size > 0, "migrate wrote its tables somewhere else"
+    for path in [database, *tmp_path.glob("db.sqlite3-*")]:
+        assert path.stat().st_mode & 0o777 == 0o600, (path, oct(path.stat().st_mode))
