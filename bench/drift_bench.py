@@ -7,9 +7,9 @@ statistics from the store, streaming aggregation, report to store and database) 
 fresh child process, reporting wall time, peak RSS, the RSS growth during the check and
 tracemalloc's peak. Exits 1 when a check is over ``--budget-seconds``.
 
-    python bench/drift_bench.py                         # SQLite, 100k and 1M rows
-    python bench/drift_bench.py --database-url postgres://user:pw@127.0.0.1:5432/postgres
-    python bench/drift_bench.py --rows 5000 --verify    # exact counts check (used by tests)
+    python -m bench.drift_bench                         # SQLite, 100k and 1M rows
+    python -m bench.drift_bench --database-url postgres://user:pw@127.0.0.1:5432/postgres
+    python -m bench.drift_bench --rows 5000 --verify    # exact counts check (used by tests)
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-REPO_DIR = Path(__file__).resolve().parents[1]
-PROJECT_DIR = REPO_DIR / "digits_model"
+from harness.paths import REPO_DIR
+from harness.servers import project_env
+
 INSERT_BATCH = 50_000
 COLUMNS = (
     "query_id, created_at, model_version_id, features, prediction, confidence, latency_ms, "
@@ -40,7 +41,6 @@ COLUMNS = (
 
 
 def django_setup() -> None:
-    sys.path.insert(0, str(PROJECT_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_model.settings")
     import django
 
@@ -53,8 +53,6 @@ def generate(n: int, seed: int):
     the features of 600 MNIST validation digits drawn plainly and preprocessed like uploads
     (what the shipped model's traffic looks like), resampled, with a little +-1 jitter so
     the histograms are not tiny."""
-    if str(PROJECT_DIR) not in sys.path:
-        sys.path.insert(0, str(PROJECT_DIR))
     from predicciones.ml.training import base_rows
 
     rows = base_rows(part="validation", n_augment=0, sources_=("mnist",), step=10)
@@ -211,14 +209,7 @@ def fresh_database_url(base: str | None, var_dir: Path) -> tuple[str | None, cal
 def run_size(n: int, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="digits-bench-") as var_dir:
         url, drop = fresh_database_url(args.database_url, Path(var_dir))
-        env = {
-            **os.environ,
-            "SECRET_KEY": "bench-not-secret",
-            "DIGITS_VAR_DIR": var_dir,
-            "DIGITS_LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "digits_model.settings",
-        }
-        env.pop("DATABASE_URL", None)
+        env = project_env(var_dir)
         if not args.s3:
             env.pop("DIGITS_S3_BUCKET", None)
         if url:
@@ -228,7 +219,8 @@ def run_size(n: int, args) -> dict:
                 subprocess.run(
                     [
                         sys.executable,
-                        __file__,
+                        "-m",
+                        "bench.drift_bench",
                         "--phase",
                         "populate",
                         "--rows",
@@ -237,15 +229,17 @@ def run_size(n: int, args) -> dict:
                         str(args.seed),
                     ],
                     env=env,
+                    cwd=REPO_DIR,
                     check=True,
                     capture_output=True,
                     text=True,
                 ).stdout
             )
             child = subprocess.run(
-                [sys.executable, __file__, "--phase", "check", "--rows", str(n)]
+                [sys.executable, "-m", "bench.drift_bench", "--phase", "check", "--rows", str(n)]
                 + (["--verify"] if args.verify else []),
                 env=env,
+                cwd=REPO_DIR,
                 capture_output=True,
                 text=True,
             )

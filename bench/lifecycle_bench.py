@@ -15,8 +15,8 @@ protocol on loopback; a local folder with ``--local-store``):
    ``maintain --reindex`` once a simulated day unless ``--no-reindex``): rows and database
    size at the end of each day (bounded: it levels off after the retention period).
 
-    python bench/lifecycle_bench.py                    # all three, SQLite (about 4 minutes)
-    python bench/lifecycle_bench.py --only drift --database-url postgres://u:pw@127.0.0.1/postgres
+    python -m bench.lifecycle_bench                    # all three, SQLite (about 4 minutes)
+    python -m bench.lifecycle_bench --only drift --database-url postgres://u:pw@127.0.0.1/postgres
 
 Prints one JSON object per measurement. Exits 1 when the drift check misses its target.
 """
@@ -37,10 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "digits_model")]
-
-from drift_bench import (  # noqa: E402
+from bench.drift_bench import (
     COLUMNS,
     INSERT_BATCH,
     django_setup,
@@ -48,8 +45,9 @@ from drift_bench import (  # noqa: E402
     generate,
     rss_mib,
 )
-
-from predicciones.tests.s3 import MotoServer  # noqa: E402
+from harness.paths import REPO_DIR
+from harness.s3 import MotoServer
+from harness.servers import project_env
 
 HOUR = dt.timedelta(hours=1)
 #: check_drift over 30 days of summaries plus one raw hour at this rate.
@@ -57,8 +55,6 @@ REQUESTS_PER_SECOND = 450
 DRIFT_DAYS = 30
 TARGET_SECONDS = 2.0
 TARGET_RSS_MIB = 200.0
-#: The caller's database and bucket are never used: each measurement makes its own.
-DROPPED_ENV = {"DATABASE_URL", "DIGITS_S3_BUCKET"}
 
 
 # --- Writing rows straight into the log ---------------------------------------------------
@@ -322,7 +318,11 @@ def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> 
 # --- Driver ------------------------------------------------------------------------------
 def child(env: dict, *args: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "bench.lifecycle_bench", "--phase", *args],
+        env=env,
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         raise SystemExit(f"phase {args[0]} failed:\n{proc.stderr[-3000:]}")
@@ -332,13 +332,9 @@ def child(env: dict, *args: str) -> dict:
 def measure(name: str, args, moto: MotoServer | None, phases) -> dict:
     with tempfile.TemporaryDirectory(prefix="digits-lifecycle-bench-") as var_dir:
         url, drop = fresh_database_url(args.database_url, Path(var_dir))
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in DROPPED_ENV},
-            "SECRET_KEY": "bench-not-secret",
-            "DIGITS_VAR_DIR": var_dir,
-            "DIGITS_LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "digits_model.settings",
-        }
+        # The caller's database and bucket are never used: each measurement makes its own.
+        env = project_env(var_dir)
+        env.pop("DIGITS_S3_BUCKET", None)
         if url:
             env["DATABASE_URL"] = url
         if moto is not None:

@@ -14,9 +14,9 @@ import threading
 import pytest
 from botocore import exceptions as boto
 
+from harness.processes import free_port
+from harness.s3 import CREDENTIALS, MotoServer, moto_server_path
 from predicciones import selectors, storage
-from predicciones.tests.processes import free_port
-from predicciones.tests.s3 import CREDENTIALS, MotoServer, moto_server_path
 
 from .conftest import require
 

@@ -7,9 +7,9 @@ import threading
 import pytest
 from PIL import Image
 
+from harness.rendering import draw_digit_image
 from predicciones.ml.decoding import Header
 from predicciones.services.predictions import large_decode_slot
-from predicciones.tests.conftest import draw_digit_image
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,9 @@ import pytest
 from django.db import OperationalError, connection
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.processes import free_port
 from predicciones import selectors, storage
 from predicciones.services.registry import shipped_model_bootstrap
-from predicciones.tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from rest_framework import status
 
+from harness.rendering import draw_digit_image
 from predicciones.models import Prediction
-from predicciones.tests.conftest import draw_digit_image
 
 pytestmark = pytest.mark.django_db
 

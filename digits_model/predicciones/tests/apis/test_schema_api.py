@@ -9,7 +9,8 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
-from predicciones.tests.conftest import draw_digit_image, require
+from harness.rendering import draw_digit_image
+from predicciones.tests.conftest import require
 
 pytestmark = pytest.mark.django_db
 

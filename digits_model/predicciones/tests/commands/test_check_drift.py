@@ -4,14 +4,14 @@ import json
 
 import pytest
 
+from harness.rendering import digits_data, handwriting_features
+from harness.s3 import MotoServer, moto_server_path
 from predicciones import selectors, storage
 from predicciones.models import DriftReport
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run
 from predicciones.tests.conftest import require
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data, handwriting_features
-from predicciones.tests.s3 import MotoServer, moto_server_path
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 

@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image
-from predicciones.tests.hostile import (
+from harness.hostile import (
     HOSTILE_MODEL_REFS,
     PICKLE_EXPLOIT_MARKER,
     corpus_params,
     hostile_feedback_bodies,
     hostile_uploads,
 )
-from predicciones.tests.servers import ServerProcess
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
 

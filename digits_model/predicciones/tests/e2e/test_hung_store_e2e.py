@@ -14,8 +14,9 @@ import time
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image, require
-from predicciones.tests.s3 import MotoServer, moto_server_path
+from harness.rendering import draw_digit_image
+from harness.s3 import MotoServer, moto_server_path
+from predicciones.tests.conftest import require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -23,9 +23,10 @@ from collections import Counter
 
 import pytest
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.paths import PROJECT_DIR
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 from predicciones.tests.e2e.load import LoadRun
-from predicciones.tests.servers import PROJECT_DIR, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

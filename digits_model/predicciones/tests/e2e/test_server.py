@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
 from predicciones.tests.sample_images import HARD_IMAGES, labelled_images
 
 pytestmark = pytest.mark.e2e

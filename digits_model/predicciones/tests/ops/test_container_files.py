@@ -9,7 +9,7 @@ import re
 
 import yaml
 
-from predicciones.tests.servers import REPO_DIR
+from harness.paths import REPO_DIR
 
 DOCKERFILE = (REPO_DIR / "dockerfile").read_text()
 COMPOSE = yaml.safe_load((REPO_DIR / "docker-compose.yml").read_text())

@@ -18,13 +18,13 @@ import yaml
 from django.core.management import get_commands, load_command_class
 from django.urls import Resolver404, resolve
 
+from harness.paths import PROJECT_DIR, REPO_DIR
 from predicciones import storage
 from predicciones.logfmt import JsonFormatter
 from predicciones.management.base import OperatorCommand
 from predicciones.management.commands.models import render_versions
 from predicciones.tests.ops.test_container_files import environment_variables_read
 from predicciones.tests.sample_images import labelled_images
-from predicciones.tests.servers import PROJECT_DIR, REPO_DIR
 
 README = (REPO_DIR / "README.md").read_text()
 DOCS = {path.name: path.read_text() for path in sorted((REPO_DIR / "docs").glob("*.md"))}

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from harness.rendering import handwriting_features, shrunk_shifted_features
 from predicciones import selectors, storage
 from predicciones.exceptions import DriftCheckError, TrainingStatsUnavailableError
 from predicciones.ml import drift
@@ -15,7 +16,6 @@ from predicciones.models import DriftReport
 from predicciones.services.drift import drift_report_create
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import handwriting_features, shrunk_shifted_features
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
