@@ -34,10 +34,6 @@ from harness.paths import REPO_DIR
 from harness.servers import project_env
 
 INSERT_BATCH = 50_000
-COLUMNS = (
-    "query_id, created_at, model_version_id, features, prediction, confidence, latency_ms, "
-    "image_sha256"
-)
 
 
 def django_setup() -> None:
@@ -68,12 +64,38 @@ def generate(n: int, seed: int):
         done += k
 
 
+def log_rows(version_id: int, times, features, predictions, confidences, **extra):
+    """The benchmark's rows as the log writes them (``extra``: per-row latencies, labels...)."""
+    from predicciones.prediction_log.writing import LogRow
+
+    latency = extra.get("latency_ms", [1.0] * len(times))
+    labels = extra.get("labels", [None] * len(times))
+    return [
+        LogRow.of(
+            query_id=uuid.UUID(bytes=os.urandom(16)),
+            created_at=t,
+            model_version_id=version_id,
+            features=f,
+            prediction=int(p),
+            confidence=float(c),
+            latency_ms=float(lat),
+            image_sha256="0" * 64,
+            label=label,
+            labelled_at=None if label is None else t + dt.timedelta(minutes=1),
+        )
+        for t, f, p, c, lat, label in zip(
+            times, features, predictions, confidences, latency, labels, strict=True
+        )
+    ]
+
+
 def populate(n: int, seed: int) -> dict:
     """Write n predictions of the live version; returns the expected aggregate."""
     from django.core.management import call_command
-    from django.db import connection, transaction
+    from django.db import connection
 
     from predicciones.ml import drift
+    from predicciones.prediction_log.writing import log_rows_load
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -83,54 +105,11 @@ def populate(n: int, seed: int) -> dict:
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=n)
     written = 0
     started = time.perf_counter()
-    sha = "0" * 64
     for features, predictions, confidences in generate(n, seed):
         counts += drift.value_counts(features)
         classes += np.bincount(predictions, minlength=10)
         times = [start + dt.timedelta(seconds=written + i) for i in range(len(features))]
-        if connection.vendor == "postgresql":
-            rows = (
-                (
-                    uuid.UUID(bytes=os.urandom(16)),
-                    t,
-                    version.pk,
-                    f.tobytes(),
-                    int(p),
-                    float(c),
-                    1.0,
-                    sha,
-                )
-                for t, f, p, c in zip(times, features, predictions, confidences, strict=True)
-            )
-            copy_sql = f"COPY predicciones_prediction ({COLUMNS}) FROM STDIN"
-            with (
-                transaction.atomic(),
-                connection.cursor() as cursor,
-                cursor.cursor.copy(copy_sql) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            rows = [
-                (
-                    os.urandom(16).hex(),
-                    t.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                    version.pk,
-                    f.tobytes(),
-                    int(p),
-                    float(c),
-                    1.0,
-                    sha,
-                )
-                for t, f, p, c in zip(times, features, predictions, confidences, strict=True)
-            ]
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO predicciones_prediction ({COLUMNS}) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    rows,
-                )
-        written += len(features)
+        written += log_rows_load(log_rows(version.pk, times, features, predictions, confidences))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE predicciones_prediction")
@@ -152,7 +131,7 @@ def rss_mib() -> float:
 
 def check(n: int, verify: bool) -> dict:
     django_setup()
-    from predicciones import selectors
+    from predicciones.prediction_log import windows
     from predicciones.services.drift import drift_report_create, drift_version_resolve
 
     # Warm imports and the connection so the measurement is the check itself.
@@ -180,7 +159,7 @@ def check(n: int, verify: bool) -> dict:
     result["since_seconds"] = round(time.perf_counter() - started, 3)
     result["since_n_current"] = since.n_current
     if verify:
-        window = selectors.prediction_window_aggregate(version=version, last=n)
+        window = windows.prediction_window_aggregate(version=version, last=n)
         result["value_counts"] = window.value_counts.tolist()
         result["class_counts"] = window.class_counts.tolist()
     return result

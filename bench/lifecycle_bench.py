@@ -26,23 +26,21 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from bench.drift_bench import (
-    COLUMNS,
     INSERT_BATCH,
     django_setup,
     fresh_database_url,
     generate,
+    log_rows,
     rss_mib,
 )
 from harness.paths import REPO_DIR
@@ -59,61 +57,25 @@ TARGET_RSS_MIB = 200.0
 
 # --- Writing rows straight into the log ---------------------------------------------------
 def insert_rows(version_id: int, times: list[dt.datetime], seed: int, labelled_share=0.0):
-    """Log ``len(times)`` realistic predictions at the given times (COPY on PostgreSQL)."""
-    from django.db import connection, transaction
+    """Log ``len(times)`` realistic predictions at the given times (COPY on PostgreSQL), a
+    ``labelled_share`` of them labelled a minute later."""
+    from predicciones.prediction_log.writing import log_rows_load
 
     rng = np.random.default_rng(seed + 1)
     done = 0
-    sha = "0" * 64
     for features, predictions, confidences in generate(len(times), seed):
         k = len(features)
-        at = times[done : done + k]
-        latency = rng.gamma(4.0, 0.5, k) + 0.5
         labels = np.where(rng.random(k) < labelled_share, predictions, -1)
-        rows = [
-            (
-                uuid.UUID(bytes=os.urandom(16)),
-                t,
-                version_id,
-                f.tobytes(),
-                int(p),
-                float(c),
-                float(lat),
-                sha,
-                None if lab < 0 else int(lab),
-                None if lab < 0 else t + dt.timedelta(minutes=1),
-            )
-            for t, f, p, c, lat, lab in zip(
-                at, features, predictions, confidences, latency, labels, strict=True
-            )
-        ]
-        columns = f"{COLUMNS}, label, labelled_at"
-        if connection.vendor == "postgresql":
-            with (
-                transaction.atomic(),
-                connection.cursor() as cursor,
-                cursor.cursor.copy(f"COPY predicciones_prediction ({columns}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            sqlite_rows = [
-                (
-                    r[0].hex,
-                    r[1].strftime("%Y-%m-%d %H:%M:%S.%f"),
-                    *r[2:8],
-                    r[8],
-                    r[9].strftime("%Y-%m-%d %H:%M:%S.%f") if r[9] else None,
-                )
-                for r in rows
-            ]
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO predicciones_prediction ({columns}) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    sqlite_rows,
-                )
-        done += k
+        rows = log_rows(
+            version_id,
+            times[done : done + k],
+            features,
+            predictions,
+            confidences,
+            latency_ms=rng.gamma(4.0, 0.5, k) + 0.5,
+            labels=[None if label < 0 else int(label) for label in labels],
+        )
+        done += log_rows_load(rows)
 
 
 def spread(start: dt.datetime, n: int, seconds: float) -> list[dt.datetime]:
@@ -156,8 +118,9 @@ def database_size() -> dict:
 def phase_capture(rows: int, seed: int) -> dict:
     from django.core.management import call_command
 
-    from predicciones.selectors import hour_floor
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.options import lifecycle_settings
+    from predicciones.prediction_log.layout import hour_floor
+    from predicciones.prediction_log.maintenance import log_maintain
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -194,7 +157,7 @@ def phase_drift_populate(seed: int) -> dict:
     from predicciones.ml.features import N_FEATURES
     from predicciones.ml.summary import LogSummary
     from predicciones.models import PredictionHour
-    from predicciones.selectors import hour_floor
+    from predicciones.prediction_log.layout import hour_floor
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -275,8 +238,9 @@ def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> 
     from django.db import connection
 
     from predicciones.models import Prediction
-    from predicciones.selectors import hour_floor
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain, log_reindex
+    from predicciones.options import lifecycle_settings
+    from predicciones.prediction_log.layout import hour_floor
+    from predicciones.prediction_log.maintenance import log_maintain, log_reindex
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)

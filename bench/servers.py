@@ -169,44 +169,33 @@ def service_config(env: dict[str, str]) -> str:
     )
 
 
-#: Fills the prediction log with synthetic rows, in one transaction, through the same INSERT
-#: the service uses (values prepared by the model's fields).
+#: Fills the prediction log with synthetic rows through the log's own loader (the service's
+#: INSERT, values prepared by the model's fields).
 PREFILL_SCRIPT = """
 import os, uuid
 from datetime import timedelta
 import numpy as np
-from django.db import connection, transaction
 from django.utils import timezone
-from predicciones.models import ModelVersion, Prediction
-from predicciones.services.predictions import LOG_ROW_FIELDS
+from predicciones.models import ModelVersion
+from predicciones.prediction_log.writing import LogRow, log_rows_load
 
 version = ModelVersion.objects.order_by("pk").first()
-fields = [Prediction._meta.get_field(name) for name in LOG_ROW_FIELDS]
-quote = connection.ops.quote_name
-sql = "INSERT INTO %%s (%%s) VALUES (%%s)" %% (
-    quote(Prediction._meta.db_table),
-    ", ".join(quote(f.column) for f in fields),
-    ", ".join(["%%s"] * len(fields)),
-)
 start = timezone.now() - timedelta(days=30)
-with transaction.atomic(), connection.cursor() as cursor:
-    total = %d
-    for first in range(0, total, 5000):
-        rows = []
-        features = np.random.default_rng(first).integers(0, 17, (5000, 64), dtype=np.uint8)
-        for i in range(first, min(total, first + 5000)):
-            values = {
-                "query_id": uuid.uuid4(),
-                "created_at": start + timedelta(seconds=i * 20),
-                "model_version_id": version.pk,
-                "features": features[i - first].tobytes(),
-                "prediction": i %% 10,
-                "confidence": 0.9,
-                "latency_ms": 3.0,
-                "image_sha256": os.urandom(32).hex(),
-            }
-            rows.append([f.get_db_prep_save(values[f.attname], connection) for f in fields])
-        cursor.executemany(sql, rows)
+total = %d
+features = np.random.default_rng(0).integers(0, 17, (total, 64), dtype=np.uint8)
+log_rows_load(
+    LogRow.of(
+        query_id=uuid.uuid4(),
+        created_at=start + timedelta(seconds=i * 20),
+        model_version_id=version.pk,
+        features=features[i],
+        prediction=i %% 10,
+        confidence=0.9,
+        latency_ms=3.0,
+        image_sha256=os.urandom(32).hex(),
+    )
+    for i in range(total)
+)
 """
 
 

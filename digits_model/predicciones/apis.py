@@ -12,7 +12,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import schema, selectors
+from . import readiness, schema, selectors
 from .exception_handler import RETRY_AFTER_SECONDS, upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
@@ -225,7 +225,7 @@ class HealthApi(APIView):
     )
     def get(self, request):
         # The router keeps its last snapshot when the database is down.
-        health = selectors.readiness_get(routes=get_router().routes())
+        health = readiness.readiness_get(routes=get_router().routes())
         code = status.HTTP_200_OK if health.ready else status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
             {

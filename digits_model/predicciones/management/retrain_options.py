@@ -6,7 +6,7 @@ from predicciones.management.base import (
     non_negative_int,
     random_seed,
 )
-from predicciones.services.retraining import RetrainOptions
+from predicciones.options import RetrainOptions
 
 
 def add_retrain_arguments(parser) -> None:

@@ -21,12 +21,8 @@ from predicciones.management.base import (
     parse_since,
     positive_int,
 )
-from predicciones.services.lifecycle import (
-    MAX_DELETE_BATCH,
-    lifecycle_settings,
-    log_maintain,
-    log_recapture,
-)
+from predicciones.options import MAX_DELETE_BATCH, lifecycle_settings
+from predicciones.prediction_log.maintenance import log_maintain, log_recapture
 
 
 class Command(OperatorCommand):

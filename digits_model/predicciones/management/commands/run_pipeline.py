@@ -20,7 +20,8 @@ from predicciones.management.base import (
 )
 from predicciones.management.retrain_options import add_retrain_arguments, retrain_options
 from predicciones.models import DriftReport
-from predicciones.services.pipeline import STRATEGIES, PipelineOptions, pipeline_run
+from predicciones.options import STRATEGIES, PipelineOptions
+from predicciones.services.pipeline import pipeline_run
 
 
 class Command(OperatorCommand):

@@ -139,8 +139,6 @@ def test_a_second_maintain_on_the_same_database_exits_2(server):
     else:
         import psycopg
 
-        from predicciones.services import lifecycle  # noqa: F401 - the same key as the command
-
         key = int.from_bytes(hashlib.sha256(b"digits-maintain").digest()[:8], "big", signed=True)
         with psycopg.connect(
             server.env["DATABASE_URL"].replace("postgres://", "postgresql://")

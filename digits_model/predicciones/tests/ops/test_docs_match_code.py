@@ -99,7 +99,7 @@ def test_readme_error_example_is_the_real_message(client, own_store):
 
 @pytest.mark.django_db
 def test_readme_health_example_is_what_the_service_answers(client, own_store):
-    from predicciones.selectors import store_state_forget
+    from predicciones.readiness import store_state_forget
 
     store_state_forget()
     example = json.loads(block_after(README, "### `GET /health/`", "json"))
@@ -294,7 +294,7 @@ def test_readme_capture_layout_is_what_the_store_gets():
 
 
 def test_readme_capture_line_has_the_fields_in_order():
-    from predicciones.services.lifecycle import PREDICTION_FIELDS
+    from predicciones.prediction_log.capture_files import PREDICTION_FIELDS
 
     line = block_after(README, "A prediction line has every logged field", "json")
     example = json.loads(re.sub(r',\s*"\.\.\. [^"]*"', "", line))
@@ -308,7 +308,8 @@ def test_readme_python_snippet_reads_a_real_capture(own_store, settings, monkeyp
     from django.utils import timezone
 
     from predicciones.models import Prediction
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.options import lifecycle_settings
+    from predicciones.prediction_log.maintenance import log_maintain
     from predicciones.services.predictions import feedback_record
     from predicciones.services.registry import shipped_model_bootstrap
     from predicciones.tests.factories import predictions_log
