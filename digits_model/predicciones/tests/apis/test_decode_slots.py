@@ -53,7 +53,7 @@ def test_a_large_upload_finding_the_slot_busy_gets_503_with_retry_after(client, 
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"}
+    assert set(body) == {"status_code", "query_id", "error", "code"}
     assert "decoding other large images" in body["error"]
 
 

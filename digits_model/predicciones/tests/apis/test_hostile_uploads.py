@@ -54,7 +54,7 @@ def assert_allowed_answer(response, allowed) -> dict:
     assert body["status_code"] == response.status_code
     uuid.UUID(body["query_id"])
     if response.status_code >= 400:
-        assert set(body) == {"status_code", "query_id", "error"}
+        assert set(body) == {"status_code", "query_id", "error", "code"}
         assert isinstance(body["error"], str) and 10 < len(body["error"]) < 500
     assert b"Traceback" not in response.content
     return body

@@ -62,7 +62,7 @@ def assert_json_503(response):
     assert response.status_code == 503, response.content[:300]
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"} and body["status_code"] == 503
+    assert set(body) == {"status_code", "query_id", "error", "code"} and body["status_code"] == 503
     return body
 
 

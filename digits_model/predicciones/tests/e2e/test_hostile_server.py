@@ -86,7 +86,7 @@ def assert_allowed(response: requests.Response, allowed) -> dict:
     assert body["status_code"] == response.status_code
     uuid.UUID(body["query_id"])
     if response.status_code >= 400:
-        assert set(body) == {"status_code", "query_id", "error"}
+        assert set(body) == {"status_code", "query_id", "error", "code"}
     assert "Traceback" not in response.text
     return body
 

@@ -50,9 +50,9 @@ def test_slow_clients_do_not_starve_a_client_through_the_front(tmp_path):
         connection.endheaders()  # the body never comes: refused from its announced size
         too_big = connection.getresponse()
         assert too_big.status == 413
-        assert json.loads(too_big.read())["error"] == (
-            "The upload is too large: the limit is 10 MiB."
-        )
+        body = json.loads(too_big.read())
+        assert body["error"] == "The upload is too large: the limit is 10 MiB."
+        assert body["code"] == "upload_too_large"
         connection.close()
     finally:
         server.cleanup()
