@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from harness.paths import REPO_DIR
+from bench.scripts import phase_run
 from harness.servers import project_env
 
 INSERT_BATCH = 50_000
@@ -194,37 +193,11 @@ def run_size(n: int, args) -> dict:
         if url:
             env["DATABASE_URL"] = url
         try:
-            populated = json.loads(
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.drift_bench",
-                        "--phase",
-                        "populate",
-                        "--rows",
-                        str(n),
-                        "--seed",
-                        str(args.seed),
-                    ],
-                    env=env,
-                    cwd=REPO_DIR,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
+            populated = phase_run(
+                "bench.drift_bench", env, "populate", "--rows", str(n), "--seed", str(args.seed)
             )
-            child = subprocess.run(
-                [sys.executable, "-m", "bench.drift_bench", "--phase", "check", "--rows", str(n)]
-                + (["--verify"] if args.verify else []),
-                env=env,
-                cwd=REPO_DIR,
-                capture_output=True,
-                text=True,
-            )
-            if child.returncode != 0:
-                raise SystemExit(f"check failed:\n{child.stderr}")
-            checked = json.loads(child.stdout)
+            verify = ["--verify"] if args.verify else []
+            checked = phase_run("bench.drift_bench", env, "check", "--rows", str(n), *verify)
         finally:
             drop()
     result = {

@@ -27,7 +27,6 @@ import argparse
 import datetime as dt
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ from bench.drift_bench import (
     log_rows,
     rss_mib,
 )
-from harness.paths import REPO_DIR
+from bench.scripts import phase_run
 from harness.s3 import MotoServer
 from harness.servers import project_env
 
@@ -281,16 +280,7 @@ def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> 
 
 # --- Driver ------------------------------------------------------------------------------
 def child(env: dict, *args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.lifecycle_bench", "--phase", *args],
-        env=env,
-        cwd=REPO_DIR,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"phase {args[0]} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return phase_run("bench.lifecycle_bench", env, *args)
 
 
 def measure(name: str, args, moto: MotoServer | None, phases) -> dict:

@@ -4,7 +4,7 @@ What it measures, in one run on one machine:
 
 1. Model side, in process: decode + preprocess + predict (the shipped ``clf.pickle``) for a
    28 px PNG, a 280 px scan, a 640x480 and a 4000x3000 JPEG: median and p99.
-2. HTTP under ``wrk`` (a Lua script posts the multipart form, like the seed's curl call), at
+2. HTTP under ``wrk`` (a Lua script posts the multipart form, like the README's curl call), at
    concurrency 1 and 32, ``--duration`` seconds each, after a short warm-up:
    - the service exactly as ``make run`` starts it (gunicorn.conf.py, SQLite in a fresh var
      folder, every prediction logged before its 200);

@@ -12,6 +12,21 @@ import sys
 from harness.paths import REPO_DIR
 
 
+def phase_run(module: str, env: dict[str, str], *args: str) -> dict:
+    """Run one phase of a bench script (``python -m module --phase ...``) in a process of its
+    own with ``env``; the JSON object it prints last. SystemExit with its stderr if it fails."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--phase", *args],
+        env=env,
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"phase {args[0]} of {module} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def script_run(module: str, *args: str) -> dict:
     """Run ``python -m module`` from the repository's folder and collect its JSON lines.
 

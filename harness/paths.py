@@ -15,7 +15,7 @@ PROJECT_DIR = REPO_DIR / "digits_model"
 #: The shipped model, with its manifest (``clf.manifest.json``) beside it.
 MODEL_DIR = PROJECT_DIR / "model"
 SHIPPED_MODEL = MODEL_DIR / "clf.pickle"
-#: The seed's sample images and their labels.csv.
+#: The sample images (digit_<n>.jpg, drawn by data_generator.ipynb) and their labels.csv.
 TEST_IMAGES_DIR = REPO_DIR / "test"
 BENCH_DIR = REPO_DIR / "bench"
 #: Local state of make run, make bench and make eval (what the scripts write).

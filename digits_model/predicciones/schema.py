@@ -240,29 +240,33 @@ FEEDBACK_RESPONSE = inline_serializer(
 )
 
 
+#: The two ways a request identifies itself, as OpenAPI security schemes.
+SECURITY_SCHEMES = {
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Only when the server sets DIGITS_API_KEYS.",
+    },
+    "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
+    },
+}
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "predicciones.security.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "X-API-Key",
-            "description": "Only when the server sets DIGITS_API_KEYS.",
-        }
+        return SECURITY_SCHEMES[self.name]
 
 
-class AdminTokenScheme(OpenApiAuthenticationExtension):
+class AdminTokenScheme(ApiKeyScheme):
     target_class = "predicciones.security.AdminTokenAuthentication"
     name = "adminToken"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
-        }
 
 
 #: Operations that take the optional API key, and those behind the admin token.
@@ -276,21 +280,7 @@ def add_security(result, generator, request, public):
     The API key is optional (``{}`` first): it is only checked when DIGITS_API_KEYS is set.
     """
     components = result.setdefault("components", {})
-    components.setdefault("securitySchemes", {}).update(
-        {
-            "apiKey": {
-                "type": "apiKey",
-                "in": "header",
-                "name": "X-API-Key",
-                "description": "Only when the server sets DIGITS_API_KEYS.",
-            },
-            "adminToken": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
-            },
-        }
-    )
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             op_id = operation.get("operationId")

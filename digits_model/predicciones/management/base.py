@@ -56,6 +56,19 @@ class OperatorCommand(BaseCommand):
     def write_json(self, document) -> None:
         self.stdout.write(json.dumps(document, indent=2, default=str))
 
+    def write_account(self, document: dict, render, *, as_json: bool) -> None:
+        """Print what a multi-step command did (the JSON document, or ``render(document)`` for
+        people); then, if a step failed after others did their part, exit 2 naming it."""
+        if as_json:
+            self.write_json(document)
+        else:
+            self.stdout.write(render(document))
+        if document.get("status") == "failed":
+            raise CommandError(
+                f"the {document['step']} step failed: {document['error']}",
+                returncode=EXIT_COULD_NOT_RUN,
+            )
+
 
 class RolloutCommand(OperatorCommand):
     """``canary``, ``promote``, ``rollback``: act only on the deployment the operator saw.

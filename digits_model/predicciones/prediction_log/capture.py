@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: write stalled beyond the grace period (older hours are compared before retention).
 LATE_ROW_RECHECK = dt.timedelta(hours=6)
 #: A row of :data:`~.layout.ROW_COLUMNS` as :data:`~.summaries.SUMMARY_COLUMNS`.
-_summary_columns = operator.itemgetter(2, 3, 4, 5, 7)
+_summary_columns = operator.itemgetter(8, 2, 3, 4, 6)
 
 
 # --- Writing an hour's part -----------------------------------------------------------------
@@ -88,6 +88,18 @@ def write_hour_part(
     )
 
 
+def _first_part(store, row: PredictionHour, scratch: Path) -> WrittenPart:
+    """Write every row of the hour as part 0, upload and check it, then its manifest."""
+    written = write_hour_part(version=row.model_version, hour=row.hour, part=0, scratch=scratch)
+    _upload_part(store, row.model_version, row.hour, written, [], scratch)
+    return written
+
+
+def _locked(row: PredictionHour) -> PredictionHour:
+    """The hour's row, locked until the transaction ends."""
+    return PredictionHour.objects.select_for_update().get(pk=row.pk)
+
+
 def _upload_part(store, version, hour, written: WrittenPart, earlier: list, scratch) -> None:
     """Upload a written part (read back and checked), then the manifest of every part."""
     upload_checked(
@@ -105,14 +117,8 @@ def _part_record(version: ModelVersion, hour: dt.datetime, written: WrittenPart,
         kind=CapturePart.Kind.PREDICTIONS,
         model_version=version,
         hour=hour,
-        part=written.part,
-        key=written.key,
-        rows=written.rows,
-        bytes=written.bytes,
-        sha256=written.sha256,
-        first_at=written.first,
-        last_at=written.last,
         captured_at=now,
+        **written.columns(),
     )
 
 
@@ -190,11 +196,10 @@ def capture_hour(store, row: PredictionHour, scratch: Path) -> WrittenPart:
     """Capture an hour: write, upload and check part 0, write the manifest, then record the
     part and the summary of exactly those rows in one transaction."""
     version, hour = row.model_version, row.hour
-    written = write_hour_part(version=version, hour=hour, part=0, scratch=scratch)
-    _upload_part(store, version, hour, written, [], scratch)
+    written = _first_part(store, row, scratch)
     now = timezone.now()
     with transaction.atomic():
-        locked = PredictionHour.objects.select_for_update().get(pk=row.pk)
+        locked = _locked(row)
         if locked.captured_rows is not None:
             raise MaintenanceError(f"{version} hour {hour.isoformat()} was captured meanwhile")
         _part_record(version, hour, written, now)
@@ -242,7 +247,7 @@ def fold_late_rows(store, row: PredictionHour, scratch: Path) -> int:
     _upload_part(store, version, hour, written, [WrittenPart.of(p) for p in parts], scratch)
     now = timezone.now()
     with transaction.atomic():
-        locked = PredictionHour.objects.select_for_update().get(pk=row.pk)
+        locked = _locked(row)
         _part_record(version, hour, written, now)
         _summary_replace(locked, hour_summary_read(locked).add(written.summary))
         locked.captured_rows += written.rows
@@ -262,11 +267,10 @@ def recapture_hour(store, row: PredictionHour, scratch: Path) -> int:
     """Write the hour's capture again from its rows in the database, as part 0, replacing
     its part records (and any later part's object); returns the rows."""
     version, hour = row.model_version, row.hour
-    written = write_hour_part(version=version, hour=hour, part=0, scratch=scratch)
-    _upload_part(store, version, hour, written, [], scratch)
+    written = _first_part(store, row, scratch)
     now = timezone.now()
     with transaction.atomic():
-        locked = PredictionHour.objects.select_for_update().get(pk=row.pk)
+        locked = _locked(row)
         stale = _hour_parts(version, hour)
         for part in stale.exclude(part=0):  # later parts' objects, if any survived
             with contextlib.suppress(storage.StoreError):

@@ -21,24 +21,15 @@ from .. import storage
 from ..exceptions import CaptureMismatchError
 from ..ml import summary as log_summary
 from ..models import CapturePart, ModelVersion
+from .layout import ROW_COLUMNS
 from .summaries import DOCUMENT_SCHEMA
 
 #: zlib level for the capture: 3 packs the log about 5:1, at nearly four times the speed
 #: of gzip's default 6 (which saves another 15 % of the bytes).
 GZIP_LEVEL = 3
-PREDICTION_FIELDS = (
-    "query_id",
-    "created_at",
-    "model",
-    "version",
-    "prediction",
-    "confidence",
-    "latency_ms",
-    "image_sha256",
-    "label",
-    "labelled_at",
-    "features",
-)
+#: A captured prediction's fields, in the order of its line: a row's every column, the model
+#: and version named after its time.
+PREDICTION_FIELDS = (*ROW_COLUMNS[:2], "model", "version", *ROW_COLUMNS[2:])
 LABEL_FIELDS = ("query_id", "created_at", "model", "version", "label", "labelled_at")
 #: Every line starts with its query id, so ids are read without parsing the JSON.
 _ID_PREFIX = b'{"query_id":"'
@@ -58,7 +49,7 @@ def iso_json(moment: dt.datetime | None) -> str:
 def prediction_line(model_json: str, version: int, row: tuple) -> str:
     """One captured prediction as a JSON line (fields in :data:`PREDICTION_FIELDS` order),
     from a row of :data:`~.layout.ROW_COLUMNS`."""
-    query_id, created, features, prediction, confidence, latency, sha, label, labelled = row
+    query_id, created, prediction, confidence, latency, sha, label, labelled, features = row
     return (
         f'{{"query_id":"{query_id}","created_at":{iso_json(created)},"model":{model_json},'
         f'"version":{version},"prediction":{prediction},"confidence":{confidence!r},'
@@ -113,6 +104,18 @@ class PartWriter:
         return self._sha.hexdigest()
 
 
+#: A written part's attributes -> the columns of its :class:`CapturePart` record.
+PART_COLUMNS = {
+    "key": "key",
+    "part": "part",
+    "rows": "rows",
+    "bytes": "bytes",
+    "sha256": "sha256",
+    "first": "first_at",
+    "last": "last_at",
+}
+
+
 @dataclass
 class WrittenPart:
     """A part of an hour's capture: written here (with the summary of exactly its rows), or
@@ -129,15 +132,11 @@ class WrittenPart:
 
     @classmethod
     def of(cls, part: CapturePart) -> WrittenPart:
-        return cls(
-            key=part.key,
-            part=part.part,
-            rows=part.rows,
-            bytes=part.bytes,
-            sha256=part.sha256,
-            first=part.first_at,
-            last=part.last_at,
-        )
+        return cls(**{name: getattr(part, column) for name, column in PART_COLUMNS.items()})
+
+    def columns(self) -> dict:
+        """The part's record as :class:`CapturePart` fields (kind, version, hour aside)."""
+        return {column: getattr(self, name) for name, column in PART_COLUMNS.items()}
 
 
 def part_path(scratch: Path, part: int) -> Path:

@@ -36,17 +36,18 @@ INSERT_FIELDS = (
     "latency_ms",
     "image_sha256",
 )
-#: Columns of a row as :func:`hour_row_chunks` yields it, in this order.
+#: Columns of a row as :func:`hour_row_chunks` yields it, in this order (a captured line's,
+#: but for the model and version it names).
 ROW_COLUMNS = (
     "query_id",
     "created_at",
-    "features",
     "prediction",
     "confidence",
     "latency_ms",
     "image_sha256",
     "label",
     "labelled_at",
+    "features",
 )
 #: Rows fetched per round trip while summarising or capturing an hour.
 CHUNK_ROWS = 10_000

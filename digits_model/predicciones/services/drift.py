@@ -26,6 +26,16 @@ from .registry import shipped_model_read, shipped_model_store_sync
 
 logger = logging.getLogger(__name__)
 
+#: What a report's row keeps of the comparison's result, beside its document.
+REPORT_RESULT_FIELDS = (
+    "status",
+    "severity",
+    "score",
+    "drifted_share",
+    "n_reference",
+    "n_current",
+)
+
 
 def drift_version_resolve(*, name: str | None = None, version: int | None = None) -> ModelVersion:
     """The version to check: the given one, else the model's live version."""
@@ -200,16 +210,11 @@ def _report(
     return DriftReport(
         model_version=version,
         created_at=now,
-        status=result.status,
-        severity=result.severity,
-        score=result.score,
-        drifted_share=result.drifted_share,
-        n_reference=result.n_reference,
-        n_current=result.n_current,
         window_start=window.start,
         window_end=window.end,
         store_key=store_key if save else "",
         document=document,
+        **{name: getattr(result, name) for name in REPORT_RESULT_FIELDS},
     )
 
 
