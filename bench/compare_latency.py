@@ -4,10 +4,10 @@ On a machine shared with other work (training beside the benchmark), absolute me
 by a factor of two from one minute to the next. This script loads the preprocessing of a
 git revision (exported with ``git archive`` to a temporary folder) and that of the working
 tree in the same process and times decode + preprocess + predict of ``bench/images.py``'s
-images (the rows of README "Performance") alternately, one call of each in turn, each side
-with its own classifier code and its own shipped model. The paired ratio (median of after /
-before over the pairs) is what to read; the medians are printed too, in wall time and in
-CPU time of the calling thread.
+images (the model side's rows in docs/performance.md) alternately, one call of each in turn,
+each side with its own classifier code and its own shipped model. The paired ratio (median
+of after / before over the pairs) is what to read; the medians are printed too, in wall time
+and in CPU time of the calling thread.
 
 Usage: python -m bench.compare_latency [--before main] [--repeat 1000]
 """

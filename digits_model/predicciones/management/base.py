@@ -1,4 +1,4 @@
-"""Shared behaviour of the operator commands (their conventions are in the README).
+"""Shared behaviour of the operator commands (their conventions: docs/lifecycle.md).
 
 ``--json`` puts exactly one JSON document on stdout. Exit 0 when the command did its job;
 exit 2, with one clear line on stderr and no traceback, when it could not run: the project's
