@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -97,10 +98,11 @@ def forget() -> None:
 # --- The artifact store and the database ------------------------------------------------------
 # The artifact store is reported but never fails readiness: loaded versions keep answering
 # while it is down, and a load balancer that pulled every host for a storage outage would turn
-# it into a full outage. Its state is probed in the background at
-# most every ``STORE_CHECK_SECONDS`` per process, and a request never waits for a probe longer
-# than ``STORE_PROBE_SECONDS`` (only the first one of a process waits at all), so /health/ and
-# /metrics answer at once while the store hangs.
+# it into a full outage. Once a process has been asked, its state is kept fresh by a background
+# thread that probes again every ``STORE_CHECK_SECONDS``, whether or not traffic arrives (so
+# every worker behind one port tells the same story within about that long), and a request
+# never waits for a probe longer than ``STORE_PROBE_SECONDS`` (only the first one of a process
+# waits at all), so /health/ and /metrics answer at once while the store hangs.
 
 #: How long a process trusts its last probe of the artifact store (either answer).
 STORE_CHECK_SECONDS = 10.0
@@ -159,6 +161,17 @@ class StoreProbe:
             self._probing_since = None
         done.set()
 
+    def keep_fresh(self, while_: Callable[[], bool], tick: float = 1.0) -> None:
+        """Refresh the answer in a daemon thread whenever it is older than
+        ``STORE_CHECK_SECONDS``, for as long as ``while_()`` holds."""
+
+        def run() -> None:
+            while while_():
+                self.state()
+                time.sleep(tick)
+
+        threading.Thread(target=run, name="store-probe-keeper", daemon=True).start()
+
 
 _store_probes: dict[str, StoreProbe] = {}
 _store_probes_lock = threading.Lock()
@@ -195,6 +208,7 @@ def store_state(*, max_age: float = STORE_CHECK_SECONDS) -> str:
         probe = _store_probes.get(key)
         if probe is None:
             probe = _store_probes[key] = StoreProbe(store)
+            probe.keep_fresh(lambda: _store_probes.get(key) is probe)
     return probe.state(max_age)
 
 
