@@ -11,6 +11,7 @@ preprocessing path: the API, ``app.py``, the notebook and training
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -290,8 +291,7 @@ def _find_digit(
     size = (fine.shape[1], fine.shape[0])
     region = ndimage.binary_dilation(mask[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
     region = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.NEAREST))
-    bg = Image.fromarray(np.ascontiguousarray(background[r0:r1, c0:c1], np.float32), "F")
-    bg = np.asarray(bg.resize(size, Image.Resampling.BILINEAR))
+    bg = _resized(background[r0:r1, c0:c1], size, Image.Resampling.BILINEAR)
     x = fine if inverted else 1.0 - fine
     # Stroke cores are at least as dark at full resolution as on the reduced copy.
     ink, _, _ = _normalise(x - bg, within=region, floor=peak / 2)
@@ -349,7 +349,7 @@ def _normalise(
     values = ink[within] if within is not None else ink
     # One histogram of the signed values (bins of 1/1023 on [-1, 1]) answers every quantile.
     idx = np.rint(values.ravel() * 1023.0).astype(np.intp)
-    np.clip(idx, -1023, 1023, out=idx)
+    _clip(idx, -1023, 1023)
     hist = np.bincount(idx + 1023, minlength=2047)
     # Every quantile below is read from one cumulative histogram.
     cdf = np.cumsum(hist)
@@ -379,7 +379,7 @@ def _normalise(
     if peak < MIN_CONTRAST:
         raise NoDigitError()
     ink = ink * np.float32(1.0 / peak)
-    np.clip(ink, 0.0, 1.0, out=ink)
+    _clip(ink, 0.0, 1.0)
     return ink.astype(np.float32, copy=False), peak, Paper(paper / peak, sigma / peak)
 
 
@@ -403,7 +403,7 @@ def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
 
 def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """Approximate quantiles of values in [0, 1] from a 1024-bin histogram (fast, no sort)."""
-    idx = np.clip((x.ravel() * 1023.0 + 0.5).astype(np.intp), 0, 1023)
+    idx = _clip((x.ravel() * 1023.0 + 0.5).astype(np.intp), 0, 1023)
     cdf = np.cumsum(np.bincount(idx, minlength=1024))
     index = np.searchsorted(cdf, np.asarray(qs) * (cdf[-1] - 1) + 1)
     return [min(int(i), 1023) / 1023.0 for i in index]
@@ -429,11 +429,26 @@ def _background(x: np.ndarray) -> np.ndarray:
     if opened.max() > small.min() + BACKGROUND_SLACK:
         wide = _opening(small, 2 * size)
         np.minimum(opened, wide + np.float32(BACKGROUND_SLACK), out=opened)
-    opened = ndimage.uniform_filter(opened, size=size, mode="nearest")
+    # ndimage.uniform_filter(opened, size=size, mode="nearest"), as its two passes.
+    opened = ndimage.uniform_filter1d(opened, size, axis=0, mode="nearest")
+    ndimage.uniform_filter1d(opened, size, axis=1, mode="nearest", output=opened)
     if opened.shape != x.shape:
-        img = Image.fromarray(opened.astype(np.float32), mode="F")
-        opened = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR))
+        return _resized(opened, (width, height), Image.Resampling.BILINEAR)
     return opened
+
+
+def _resized(x: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
+    """A float32 array resized by Pillow (mode "F") to ``size`` (width, height)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    img = Image.frombytes("F", (x.shape[1], x.shape[0]), x.tobytes())
+    data = img.resize(size, resample).tobytes()
+    return np.frombuffer(data, np.float32).reshape(size[1], size[0])
+
+
+def _clip(x: np.ndarray, lo, hi) -> np.ndarray:
+    """``np.clip(x, lo, hi, out=x)`` as two ufunc calls (np.clip's wrapper costs more)."""
+    np.minimum(x, hi, out=x)
+    return np.maximum(x, lo, out=x)
 
 
 def _opening(x: np.ndarray, size: int) -> np.ndarray:
@@ -704,7 +719,19 @@ def normalize_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     shape = frame > SHAPE_THRESHOLD
     if not shape.any():
         shape = frame >= frame.max() * 0.5
-    return fit_to_bitmap(normalize_stroke_width(shape))
+    # The strokes are redrawn on the shape's box (with room for the pen): what lies beyond
+    # is paper either way, and fit_to_bitmap crops to the ink.
+    return fit_to_bitmap(normalize_stroke_width(_ink_box(shape, margin=int(STROKE_WIDTH))))
+
+
+def _ink_box(shape: np.ndarray, margin: int) -> np.ndarray:
+    """The shape cropped to its ink, ``margin`` px wider on every side (within the image)."""
+    rows = np.flatnonzero(shape.any(axis=1))
+    cols = np.flatnonzero(shape.any(axis=0))
+    return shape[
+        max(0, rows[0] - margin) : rows[-1] + margin + 1,
+        max(0, cols[0] - margin) : cols[-1] + margin + 1,
+    ]
 
 
 def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -716,7 +743,7 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     dy, dx = ys - cy, xs - cx
     mu02 = (w @ (dy * dy)) / total
     mu11 = (w @ (dx * dy)) / total
-    slant = float(np.clip(mu11 / mu02, -MAX_SLANT, MAX_SLANT)) if mu02 > 1e-6 else 0.0
+    slant = min(max(float(mu11 / mu02), -MAX_SLANT), MAX_SLANT) if mu02 > 1e-6 else 0.0
     # Bounding box after the shear x' = x - slant * (y - cy), in pixel-edge coordinates.
     xd = xs - slant * dy
     y0, y1 = ys.min() - 0.5, ys.max() + 0.5
@@ -795,10 +822,48 @@ def redraw_strokes(
     # Ink deeper than ``keep_deeper_than`` has the square inscribed in that disc all around
     # it; where no such square fits (every pen stroke), the distance transform is skipped.
     if keep_deeper_than is not None:
+        # ndimage.minimum_filter(shape, size=square), as its two passes.
         square = 2 * int(keep_deeper_than / np.sqrt(2)) + 1
-        if ndimage.minimum_filter(shape, size=square).any():
+        core = ndimage.minimum_filter1d(shape, square, axis=0)
+        if ndimage.minimum_filter1d(core, square, axis=1).any():
             skeleton |= ndimage.distance_transform_edt(shape) > keep_deeper_than
-    return ndimage.distance_transform_edt(~skeleton) <= width / 2
+    return _within(skeleton, width / 2)
+
+
+#: Dilating by a disc costs about this many scattered pixels before the distance transform,
+#: which costs the same at any radius, is cheaper.
+_SCATTER_LIMIT = 20_000
+
+
+def _within(skeleton: np.ndarray, radius: float) -> np.ndarray:
+    """``ndimage.distance_transform_edt(~skeleton) <= radius``: the pixels within ``radius``.
+
+    The distance transform measures every pixel's distance to the nearest skeleton pixel;
+    for a thin skeleton and a small radius it is cheaper to mark the disc around each
+    skeleton pixel (the disc's offsets are those whose distance, computed as the transform
+    computes it, is at most ``radius``: the same pixels).
+    """
+    ys, xs = np.nonzero(skeleton)
+    offsets, reach = _disc_offsets(radius, skeleton.shape[1])
+    if ys.size * offsets.size > _SCATTER_LIMIT:
+        return ndimage.distance_transform_edt(~skeleton) <= radius
+    height, width = skeleton.shape
+    padded_width = width + 2 * reach
+    out = np.zeros((height + 2 * reach) * padded_width, bool)
+    centres = (ys + reach) * padded_width + (xs + reach)
+    out[(centres[:, None] + offsets).ravel()] = True
+    return out.reshape(-1, padded_width)[reach : reach + height, reach : reach + width]
+
+
+@functools.lru_cache(maxsize=64)
+def _disc_offsets(radius: float, width: int) -> tuple[np.ndarray, int]:
+    """Flat offsets (rows of ``width + 2 * reach``) of the disc of ``radius``, and its reach."""
+    reach = int(radius)
+    dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
+    inside = np.sqrt((dy * dy + dx * dx).astype(np.float64)) <= radius
+    offsets = dy[inside] * (width + 2 * reach) + dx[inside]
+    offsets.flags.writeable = False
+    return offsets, reach
 
 
 def fit_to_bitmap(mask: np.ndarray) -> np.ndarray:
@@ -825,12 +890,17 @@ def fit_to_bitmap(mask: np.ndarray) -> np.ndarray:
         raise NoDigitError()
     crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
-    new_w = int(np.clip(round(width * BITMAP_SIZE / height), MIN_WIDTH, MAX_WIDTH))
-    img = Image.fromarray(np.asarray(crop, dtype=np.float32), mode="F")
-    scaled = np.asarray(img.resize((new_w, BITMAP_SIZE), Image.Resampling.BOX))
+    new_w = min(max(round(width * BITMAP_SIZE / height), MIN_WIDTH), MAX_WIDTH)
+    img = Image.frombytes("F", (width, height), crop.astype(np.float32).tobytes())
+    scaled = img.resize((new_w, BITMAP_SIZE), Image.Resampling.BOX).tobytes()
     bitmap = np.zeros((BITMAP_SIZE, BITMAP_SIZE), dtype=np.float32)
     left = (BITMAP_SIZE - new_w) // 2
-    bitmap[:, left : left + new_w] = np.clip(scaled, 0.0, 1.0)
+    np.clip(
+        np.frombuffer(scaled, np.float32).reshape(BITMAP_SIZE, new_w),
+        0.0,
+        1.0,
+        out=bitmap[:, left : left + new_w],
+    )
     return bitmap
 
 
@@ -846,4 +916,5 @@ def bitmap_to_features(bitmap: np.ndarray) -> np.ndarray:
     features : ndarray of shape (64,), uint8, values 0..16
     """
     blocks = bitmap.reshape(8, BLOCK, 8, BLOCK).sum(axis=(1, 3))
-    return np.clip(np.rint(blocks), 0, 16).astype(np.uint8).ravel()
+    np.rint(blocks, out=blocks)
+    return np.clip(blocks, 0, 16, out=blocks).astype(np.uint8).ravel()
