@@ -47,11 +47,11 @@ test: setup lint  ## ruff, then the whole pytest suite
 	$(BIN)/pytest
 
 eval: setup  ## accuracy on semeion (5 upload styles, real HTTP), test/, calibration, latency
-	$(BIN)/python bench/evaluate.py $(if $(SEMEION),--semeion $(SEMEION)) $(EVAL_ARGS)
+	$(BIN)/python -m bench.evaluate $(if $(SEMEION),--semeion $(SEMEION)) $(EVAL_ARGS)
 
 bench: setup  ## model side and HTTP vs a FastAPI peer under wrk; table in var/bench.txt
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 2; }
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 train: setup $(SECRET)  ## retrain the shipped model/clf.pickle (deterministic)
 	$(MANAGE) train_model --seed 0

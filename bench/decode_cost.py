@@ -19,7 +19,7 @@ One JSON object per measurement on stdout (``make bench`` renders them); ``--wai
 burst once per ``DIGITS_DECODE_WAIT`` value given. Targets (issue 21): at most 150 ms of CPU
 and 150 MiB above idle per worker for the costliest upload.
 
-    python bench/decode_cost.py [--wait 0.5] [--wait 0 --wait 2] [--skip-http]
+    python -m bench.decode_cost [--wait 0.5] [--wait 0 --wait 2] [--skip-http]
 """
 
 from __future__ import annotations
@@ -41,19 +41,14 @@ import numpy as np
 import requests
 from PIL import Image
 
-sys.path[:0] = [
-    str(Path(__file__).resolve().parents[1]),
-    str(Path(__file__).resolve().parents[1] / "digits_model"),
-]
-
-from bench.images import http_image  # noqa: E402
-from bench.paths import PROJECT_DIR, REPO_DIR  # noqa: E402
-from predicciones.ml.decoding import (  # noqa: E402
+from bench.images import http_image
+from harness.hostile import bmp_rle8, jpeg_scans, webp_bomb
+from harness.paths import REPO_DIR
+from predicciones.ml.decoding import (
     MAX_FULL_DECODE_PIXELS,
     MAX_JPEG_SCANS,
     MAX_PIXELS,
 )
-from predicciones.tests.hostile import bmp_rle8, jpeg_scans, webp_bomb  # noqa: E402
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 TARGET_CPU_MS = 150
@@ -64,7 +59,7 @@ BURST = 8
 #: Decodes one file in a fresh process: CPU ms, peak MiB above idle, outcome (JSON).
 CHILD = r"""
 import json, sys, time
-sys.path[:0] = [sys.argv[2], sys.argv[3]]
+import harness.paths  # run from the repository's folder: digits_model/ on sys.path
 from predicciones.ml.exceptions import ImageError
 from predicciones.ml.preprocessing import preprocess
 
@@ -169,7 +164,8 @@ def candidates() -> dict[str, bytes]:
 
 def measure(path: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(PROJECT_DIR), str(REPO_DIR)],
+        [sys.executable, "-c", CHILD, str(path)],
+        cwd=REPO_DIR,
         capture_output=True,
         text=True,
         check=True,

@@ -4,7 +4,7 @@ What it measures, in one run on one machine:
 
 1. Model side, in process: decode + preprocess + predict (the shipped ``clf.pickle``) for a
    28 px PNG, a 280 px scan, a 640x480 and a 4000x3000 JPEG: median and p99.
-2. HTTP under ``wrk`` (a Lua script posts the multipart form, like the seed's curl call), at
+2. HTTP under ``wrk`` (a Lua script posts the multipart form, like the README's curl call), at
    concurrency 1 and 32, ``--duration`` seconds each, after a short warm-up:
    - the service exactly as ``make run`` starts it (gunicorn.conf.py, SQLite in a fresh var
      folder, every prediction logged before its 200);
@@ -32,7 +32,7 @@ What it measures, in one run on one machine:
 The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
 Timing goals live here, never in a timed unit test.
 
-Usage: ``python bench/run.py [--duration 20] [--quick] [--skip-http] [--skip-model]
+Usage: ``python -m bench.run [--duration 20] [--quick] [--skip-http] [--skip-model]
 [--lifecycle] [--slowloris]``.
 """
 
@@ -46,40 +46,34 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path[:0] = [
-    str(Path(__file__).resolve().parents[1]),
-    str(Path(__file__).resolve().parents[1] / "digits_model"),
-]
-
-from bench.images import http_image  # noqa: E402
-from bench.load import bench_http, best_rounds, ratios  # noqa: E402
-from bench.machine import machine_info  # noqa: E402
-from bench.model_side import bench_model_side  # noqa: E402
-from bench.paths import BENCH_DIR, REPO_DIR  # noqa: E402
-from bench.report import render, targets  # noqa: E402
-from bench.scripts import script_run  # noqa: E402
-from bench.servers import http_servers  # noqa: E402
+from bench.images import http_image
+from bench.load import bench_http, best_rounds, ratios
+from bench.machine import machine_info
+from bench.model_side import bench_model_side
+from bench.report import render, targets
+from bench.scripts import script_run
+from bench.servers import http_servers
+from harness.paths import VAR_DIR
 
 
-def bench_drift(rows: int) -> dict | None:
+def bench_drift(rows: int) -> dict:
     """``check_drift`` over ``rows`` logged predictions: ``bench/drift_bench.py``.
 
     That script (the drift work's) makes a fresh SQLite database, writes ``rows`` predictions
     straight into the log, runs the drift check in a child process, and prints one JSON
     object per size (seconds, peak RSS, within its 10 s budget or not).
     """
-    script = BENCH_DIR / "drift_bench.py"
-    return script_run(script, "--rows", str(rows)) if script.exists() else None
+    return script_run("bench.drift_bench", "--rows", str(rows))
 
 
 def bench_lifecycle() -> dict:
     """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
-    return script_run(BENCH_DIR / "lifecycle_bench.py")
+    return script_run("bench.lifecycle_bench")
 
 
 def bench_slowloris(seconds: float) -> dict:
     """``bench/slowloris.py``: one JSON object per run (front, then none)."""
-    return script_run(BENCH_DIR / "slowloris.py", "--seconds", str(seconds))
+    return script_run("bench.slowloris", "--seconds", str(seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
     )
-    parser.add_argument("--out", type=Path, default=REPO_DIR / "var" / "bench.txt")
+    parser.add_argument("--out", type=Path, default=VAR_DIR / "bench.txt")
     args = parser.parse_args(argv)
 
     if not args.skip_http and shutil.which("wrk") is None:
@@ -147,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             report["drift"] = bench_drift(args.drift_rows)
         if not args.skip_decode:
             print("decode cost ...", file=sys.stderr)
-            report["decode_cost"] = script_run(BENCH_DIR / "decode_cost.py")
+            report["decode_cost"] = script_run("bench.decode_cost")
         if args.lifecycle:
             print("log lifecycle ...", file=sys.stderr)
             report["lifecycle"] = bench_lifecycle()

@@ -9,18 +9,15 @@ request with a ``--timeout`` (a request that times out counts as failed, at the 
 Prints one JSON object per run: requests, answered, failed, p50 and p99 in milliseconds.
 
 ``make bench BENCH_ARGS=--slowloris`` runs it from ``bench/run.py``; alone:
-``.venv/bin/python bench/slowloris.py [--seconds 20] [--slow 64] [--timeout 10]``.
+``.venv/bin/python -m bench.slowloris [--seconds 20] [--slow 64] [--timeout 10]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,66 +25,9 @@ from pathlib import Path
 
 import requests
 
-sys.path[:0] = [
-    str(Path(__file__).resolve().parents[1]),
-    str(Path(__file__).resolve().parents[1] / "digits_model"),
-]
-
-from bench.images import http_image  # noqa: E402
-from bench.paths import REPO_DIR  # noqa: E402
-from predicciones.tests.processes import free_port  # noqa: E402
-from predicciones.tests.slow_clients import SlowClients  # noqa: E402
-
-ENTRYPOINT = REPO_DIR / "docker" / "entrypoint.sh"
-
-
-def start(front: str, var_dir: Path) -> tuple[subprocess.Popen, int]:
-    """``entrypoint.sh serve`` on a free loopback port; returns once /health/ answers 200."""
-    port = free_port()
-    front_dir = Path(tempfile.mkdtemp(prefix="bench-front-"))
-    front_dir.chmod(0o755)  # nginx's workers run as nobody when the bench runs as root
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DIGITS_", "PROMETHEUS_")) and k != "DATABASE_URL"
-    }
-    env.update(
-        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        DIGITS_VAR_DIR=str(var_dir),
-        PROMETHEUS_MULTIPROC_DIR=str(var_dir / "metrics"),
-        DIGITS_LOG_LEVEL="WARNING",
-        DIGITS_BIND=f"127.0.0.1:{port}",
-        DIGITS_FRONT=front,
-        DIGITS_FRONT_DIR=str(front_dir),
-    )
-    log = open(var_dir / f"serve-{front}.log", "wb")  # noqa: SIM115 - the process keeps it
-    process = subprocess.Popen(
-        ["sh", str(ENTRYPOINT), "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((var_dir / f"serve-{front}.log").read_text()[-2000:])
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health/", timeout=2).status_code == 200:
-                return process, port
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"the {front} server never became ready")
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+from bench.images import http_image
+from harness.servers import EntrypointServer
+from harness.slow_clients import SlowClients
 
 
 def legitimate_client(port: int, image: bytes, seconds: float, timeout: float) -> dict:
@@ -119,8 +59,10 @@ def legitimate_client(port: int, image: bytes, seconds: float, timeout: float) -
 
 
 def run(front: str, *, slow: int, seconds: float, timeout: float) -> dict:
+    """The container's server through ``front`` (``nginx`` or ``none``), on its defaults."""
     var_dir = Path(tempfile.mkdtemp(prefix=f"bench-slowloris-{front}-"))
-    process, port = start(front, var_dir)
+    server = EntrypointServer(var_dir=var_dir, front=front).start(timeout=180)
+    port = server.port
     try:
         with SlowClients(port, slow, interval=0.5) as clients:
             time.sleep(2)  # every slow connection open and sending
@@ -134,8 +76,7 @@ def run(front: str, *, slow: int, seconds: float, timeout: float) -> dict:
             **result,
         }
     finally:
-        stop(process)
-        shutil.rmtree(var_dir, ignore_errors=True)
+        server.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import schema, selectors
+from . import readiness, schema, selectors
 from .exception_handler import RETRY_AFTER_SECONDS, upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
@@ -31,7 +31,8 @@ from .serving import get_router
 
 
 def format_seconds(seconds: float) -> str:
-    """Seconds as the seed's string (``"0.0013 seg"``), with enough decimals never to show 0."""
+    """Seconds as ``execution_time`` answers them: a string ending in " seg" (``"0.0013 seg"``),
+    with enough decimals never to show 0."""
     decimals = 4
     if 0 < seconds < 1e-3:
         decimals = max(4, 1 - math.floor(math.log10(seconds)))
@@ -39,7 +40,7 @@ def format_seconds(seconds: float) -> str:
 
 
 class SecondsField(serializers.CharField):
-    """Seconds (a float) as the seed's string, e.g. ``"0.0013 seg"``."""
+    """Seconds (a float) as a string ending in " seg", e.g. ``"0.0013 seg"``."""
 
     def to_representation(self, value) -> str:
         return format_seconds(value)
@@ -62,7 +63,7 @@ class GridField(serializers.ListField):
 
 @extend_schema_field(OpenApiTypes.INT)
 class OkStatusField(serializers.Field):
-    """The seed's ``status_code`` of a successful answer: always 200."""
+    """``status_code`` in the body of a successful answer: always 200."""
 
     def __init__(self, **kwargs):
         super().__init__(source="*", read_only=True, **kwargs)
@@ -108,7 +109,9 @@ class PredictApi(APIView):
         )
 
     class OutputSerializer(serializers.Serializer):
-        """A ``PredictionResult`` as the seed's contract answers it."""
+        """A ``PredictionResult`` as ``POST /predict/`` answers it (``status_code``,
+        ``query_id``, ``prediction`` and ``execution_time`` keep the original contract's
+        names and types)."""
 
         status_code = OkStatusField()
         query_id = serializers.UUIDField()
@@ -225,7 +228,7 @@ class HealthApi(APIView):
     )
     def get(self, request):
         # The router keeps its last snapshot when the database is down.
-        health = selectors.readiness_get(routes=get_router().routes())
+        health = readiness.readiness_get(routes=get_router().routes())
         code = status.HTTP_200_OK if health.ready else status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
             {

@@ -281,12 +281,12 @@ class DriftGauges(_Source):
 
 class StoreGauges(_Source):
     """Whether the artifact store answers (probed at most every few seconds, see
-    ``selectors.store_state``). It does not fail readiness, so it is watched here."""
+    ``readiness.store_state``). It does not fail readiness, so it is watched here."""
 
     name = "artifact_store"
 
     def families(self):
-        from .selectors import store_state
+        from .readiness import store_state
 
         up = GaugeMetricFamily(
             "digits_artifact_store_up",

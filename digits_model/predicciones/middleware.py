@@ -11,7 +11,14 @@ from django.urls import Resolver404, resolve
 from rest_framework import status
 
 from . import metrics
-from .exception_handler import DATABASE_DOWN, error_response, first_line, upload_too_large_message
+from .exception_handler import (
+    DATABASE_DOWN,
+    INVALID_CONTENT_LENGTH,
+    error_response,
+    error_status,
+    first_line,
+    upload_too_large_message,
+)
 from .security import client_address
 
 logger = logging.getLogger(__name__)
@@ -74,7 +81,8 @@ class RequestContextMiddleware:
         """A view outside DRF that needed the database while it was down: 503, not 500."""
         if isinstance(exception, DatabaseError):
             logger.warning("database unavailable: %s", first_line(exception))
-            return error_response(request, status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_DOWN)
+            status_code, code = error_status(exception)
+            return error_response(request, status_code, DATABASE_DOWN, code)
         return None
 
     @staticmethod
@@ -91,9 +99,14 @@ class RequestContextMiddleware:
         try:
             length = int(raw)
         except ValueError:
-            return error_response(request, status.HTTP_400_BAD_REQUEST, "Invalid Content-Length.")
+            length = -1
         if length < 0:
-            return error_response(request, status.HTTP_400_BAD_REQUEST, "Invalid Content-Length.")
+            return error_response(
+                request,
+                status.HTTP_400_BAD_REQUEST,
+                "Invalid Content-Length.",
+                INVALID_CONTENT_LENGTH,
+            )
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             return error_response(
                 request, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, upload_too_large_message()

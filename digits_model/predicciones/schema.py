@@ -12,6 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from .exception_handler import CODES
 from .models import Stage
 
 
@@ -29,13 +30,18 @@ class AutoSchema(openapi.AutoSchema):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every failure, from every endpoint: a 4xx (or 503) and a sentence for a person."""
+    """Every failure, from every endpoint: a 4xx (or 503), a sentence for a person, and a
+    stable code for a program."""
 
     status_code = serializers.IntegerField(help_text="The HTTP status, repeated in the body.")
     query_id = serializers.UUIDField(
         help_text="Id of this request (also in the X-Query-Id header); quote it in bug reports."
     )
     error = serializers.CharField(help_text="What went wrong, in a sentence a person understands.")
+    code = serializers.ChoiceField(
+        choices=CODES,
+        help_text="What went wrong, as a stable code to act on (the sentence may change).",
+    )
 
 
 ERROR_DESCRIPTIONS = {
@@ -58,12 +64,18 @@ ERROR_DESCRIPTIONS = {
 }
 
 ERROR_EXAMPLES = {
-    400: "image: Send the image as a multipart/form-data file field named 'image'.",
-    404: "Unknown model 'nope.pickle'. Registered models: clf.pickle.",
-    405: "Method GET is not allowed here.",
-    413: "Upload too large: the limit is 10 MiB.",
-    415: "Unsupported file type: send a JPEG, PNG, BMP, GIF, TIFF or WebP image.",
-    422: "No digit found in the image: it looks blank or uniform.",
+    400: (
+        "image: Send the image as a multipart/form-data file field named 'image'.",
+        "invalid_request",
+    ),
+    404: ("Unknown model 'nope.pickle'. Registered models: clf.pickle.", "model_not_found"),
+    405: ("Method GET is not allowed here.", "method_not_allowed"),
+    413: ("The upload is too large: the limit is 10 MiB.", "upload_too_large"),
+    415: (
+        "Unsupported file type: send a JPEG, PNG, BMP, GIF, TIFF or WebP image.",
+        "unsupported_media_type",
+    ),
+    422: ("No digit found in the image: it looks blank or uniform.", "image_blank"),
 }
 
 
@@ -79,7 +91,8 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
                     value={
                         "status_code": code,
                         "query_id": "70cd7b2a-dd66-4fce-b13a-cede33c80422",
-                        "error": ERROR_EXAMPLES[code],
+                        "error": ERROR_EXAMPLES[code][0],
+                        "code": ERROR_EXAMPLES[code][1],
                     },
                     response_only=True,
                     status_codes=[str(code)],
@@ -227,29 +240,33 @@ FEEDBACK_RESPONSE = inline_serializer(
 )
 
 
+#: The two ways a request identifies itself, as OpenAPI security schemes.
+SECURITY_SCHEMES = {
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Only when the server sets DIGITS_API_KEYS.",
+    },
+    "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
+    },
+}
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "predicciones.security.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "X-API-Key",
-            "description": "Only when the server sets DIGITS_API_KEYS.",
-        }
+        return SECURITY_SCHEMES[self.name]
 
 
-class AdminTokenScheme(OpenApiAuthenticationExtension):
+class AdminTokenScheme(ApiKeyScheme):
     target_class = "predicciones.security.AdminTokenAuthentication"
     name = "adminToken"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
-        }
 
 
 #: Operations that take the optional API key, and those behind the admin token.
@@ -263,21 +280,7 @@ def add_security(result, generator, request, public):
     The API key is optional (``{}`` first): it is only checked when DIGITS_API_KEYS is set.
     """
     components = result.setdefault("components", {})
-    components.setdefault("securitySchemes", {}).update(
-        {
-            "apiKey": {
-                "type": "apiKey",
-                "in": "header",
-                "name": "X-API-Key",
-                "description": "Only when the server sets DIGITS_API_KEYS.",
-            },
-            "adminToken": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
-            },
-        }
-    )
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             op_id = operation.get("operationId")

@@ -344,7 +344,7 @@ def drift_report_key(model_name: str, version: int, stamp: str) -> str:
     return f"drift/{model_name}/v{version}/{stamp}.json"
 
 
-# --- The prediction log's lifecycle: hourly summaries and the capture (docs: README) ----------
+# --- The prediction log's lifecycle: hourly summaries and the capture (docs/lifecycle.md) -------
 def _partition(model_name: str, version: int, hour) -> str:
     return f"model={model_name}/version={version}/date={hour:%Y-%m-%d}/hour={hour:%H}"
 

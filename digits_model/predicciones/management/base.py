@@ -1,4 +1,4 @@
-"""Shared behaviour of the operator commands (their conventions are in the README).
+"""Shared behaviour of the operator commands (their conventions: docs/lifecycle.md).
 
 ``--json`` puts exactly one JSON document on stdout. Exit 0 when the command did its job;
 exit 2, with one clear line on stderr and no traceback, when it could not run: the project's
@@ -55,6 +55,19 @@ class OperatorCommand(BaseCommand):
 
     def write_json(self, document) -> None:
         self.stdout.write(json.dumps(document, indent=2, default=str))
+
+    def write_account(self, document: dict, render, *, as_json: bool) -> None:
+        """Print what a multi-step command did (the JSON document, or ``render(document)`` for
+        people); then, if a step failed after others did their part, exit 2 naming it."""
+        if as_json:
+            self.write_json(document)
+        else:
+            self.stdout.write(render(document))
+        if document.get("status") == "failed":
+            raise CommandError(
+                f"the {document['step']} step failed: {document['error']}",
+                returncode=EXIT_COULD_NOT_RUN,
+            )
 
 
 class RolloutCommand(OperatorCommand):

@@ -263,7 +263,7 @@ def training_features(
         A stable id per digit, unique across sources; default ``0..n_samples - 1``.
     bitmaps : bool
         Return the 32x32 bitmaps the features are counted from instead of the features
-        (studies of other grids, ``bench/what_limits.py``).
+        (studies of other grids, ``experiments/what_limits.py``).
 
     Returns
     -------

@@ -189,7 +189,7 @@ def preprocess(
 
 
 def _find_in_upload(decoded: Decoded) -> tuple[np.ndarray, np.ndarray, bool]:
-    """:func:`find_digit` on a decoded upload, reading a small digit again from the finer copy.
+    """:func:`_find_digit` on a decoded upload, reading a small digit again from the finer copy.
 
     A digit spanning fewer than :data:`DETAIL_MIN` px of the working picture is read again
     from its surroundings in ``decoded.detail``; one too small to be found at all is
@@ -222,7 +222,9 @@ def _find_in_upload(decoded: Decoded) -> tuple[np.ndarray, np.ndarray, bool]:
     return ink, mask, inverted
 
 
-def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def _find_digit(
+    gray: np.ndarray, find_size: int = FIND_SIZE
+) -> tuple[np.ndarray, np.ndarray, bool, tuple]:
     """Locate the digit on a reduced copy, then read its ink at the resolution it needs.
 
     Finding the digit (polarity, background, strokes, specks) works on a copy whose long
@@ -233,6 +235,8 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     Parameters
     ----------
     gray : ndarray of shape (height, width), float, values in [0, 1]
+    find_size : int
+        Long side of the reduced copy the digit is found on.
 
     Returns
     -------
@@ -242,20 +246,14 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         The digit's pixels in that region.
     inverted : bool
         True when the ink was lighter than the paper.
+    box : tuple
+        The digit's box (top, bottom, left, right) in ``gray``.
 
     Raises
     ------
     NoDigitError
         The image is blank or holds no stroke.
     """
-    ink, mask, inverted, _ = _find_digit(gray)
-    return ink, mask, inverted
-
-
-def _find_digit(
-    gray: np.ndarray, find_size: int = FIND_SIZE
-) -> tuple[np.ndarray, np.ndarray, bool, tuple]:
-    """:func:`find_digit`, plus the digit's box (top, bottom, left, right) in ``gray``."""
     factor = max(1, -(-max(gray.shape) // find_size))
     ink, inverted, background, peak, paper = _ink(_block_mean(gray, factor))
     weak = paper.threshold(WEAK, NOISE_WEAK)

@@ -10,15 +10,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from .. import log_health
-from ..exceptions import DecodeBusyError, PredictionLogError, UnknownQueryError
+from ..exceptions import DecodeBusyError, UnknownQueryError
 from ..ml.classifier import predict_proba, ranked, sha256_bytes
 from ..ml.decoding import Header, is_large
 from ..ml.preprocessing import preprocess
 from ..models import Prediction, PredictionFailure
+from ..prediction_log.writing import LogRow, log_row_write
 from ..serving import LoadedVersion, get_router
 
 logger = logging.getLogger(__name__)
@@ -83,22 +83,18 @@ def prediction_create(
         grid=pre.grid,
         alternatives=top[1:],
     )
-    try:
-        prediction_log_insert(
+    log_row_write(
+        LogRow.of(
             query_id=query_id,
             created_at=timezone.now(),
             model_version_id=version.pk,
-            features=pre.features.tobytes(),
+            features=pre.features,
             prediction=result.prediction,
             confidence=result.confidence,
             latency_ms=seconds * 1000.0,
             image_sha256=sha256_bytes(image),
         )
-    except DatabaseError as exc:
-        logger.exception("could not log prediction %s", query_id)
-        log_health.write_failed(exc)
-        raise PredictionLogError() from exc
-    log_health.write_succeeded()
+    )
     return result
 
 
@@ -128,45 +124,6 @@ def large_decode_slot(header: Header):
         yield
     finally:
         slots.release()
-
-
-#: Columns of a new log row (attribute names); label and labelled_at start out NULL.
-LOG_ROW_FIELDS = (
-    "query_id",
-    "created_at",
-    "model_version_id",
-    "features",
-    "prediction",
-    "confidence",
-    "latency_ms",
-    "image_sha256",
-)
-_insert_statements: dict[str, tuple[str, list]] = {}
-
-
-def prediction_log_insert(**values) -> None:
-    """Insert one prediction log row, committed when this returns (autocommit).
-
-    The same row ``Prediction.objects.create(**values)`` writes (each value is prepared by
-    the model's own field, so SQLite and PostgreSQL get what the ORM would send), without
-    building a model instance and compiling the INSERT on every request: that is 40 % of
-    the ORM's cost and about 80 µs of the /predict/ hot path.
-    """
-    statement = _insert_statements.get(connection.vendor)
-    if statement is None:
-        fields = [Prediction._meta.get_field(name) for name in LOG_ROW_FIELDS]
-        quote = connection.ops.quote_name
-        # Only identifiers from the model's metadata go into the text; values are parameters.
-        sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-            quote(Prediction._meta.db_table),
-            ", ".join(quote(field.column) for field in fields),
-            ", ".join(["%s"] * len(fields)),
-        )
-        statement = _insert_statements[connection.vendor] = (sql, fields)
-    sql, fields = statement
-    params = [field.get_db_prep_save(values[field.attname], connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def feedback_record(*, query_id: uuid.UUID, label: int, source: str | None = None) -> Prediction:

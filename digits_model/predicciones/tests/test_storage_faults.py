@@ -14,9 +14,9 @@ import threading
 import pytest
 from botocore import exceptions as boto
 
-from predicciones import selectors, storage
-from predicciones.tests.processes import free_port
-from predicciones.tests.s3 import CREDENTIALS, MotoServer, moto_server_path
+from harness.processes import free_port
+from harness.s3 import CREDENTIALS, MotoServer, moto_server_path
+from predicciones import readiness, storage
 
 from .conftest import require
 
@@ -166,7 +166,7 @@ def test_the_probe_answers_without_waiting_while_the_store_hangs(own_moto, monke
     later calls answer from the cached failure at once, and the gauge stays present."""
     own_moto.create_bucket("digits-faults")
     store = s3_store_at(own_moto.endpoint, monkeypatch)
-    probe = selectors.StoreProbe(store)
+    probe = readiness.StoreProbe(store)
     assert probe.state() == "ok"
     os.killpg(own_moto.group.process.pid, signal.SIGSTOP)
     try:
@@ -174,7 +174,7 @@ def test_the_probe_answers_without_waiting_while_the_store_hangs(own_moto, monke
         assert stale == "ok"
         probe._done.wait(timeout=30)
         assert probe.state(max_age=60).startswith("unreachable: ")
-        fresh = selectors.StoreProbe(store)  # a new process: nothing cached yet
+        fresh = readiness.StoreProbe(store)  # a new process: nothing cached yet
         state = fresh.state()
         assert state.startswith("unreachable: "), state
         assert own_moto.endpoint not in state and "digits-faults" not in state

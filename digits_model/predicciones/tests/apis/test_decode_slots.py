@@ -7,9 +7,9 @@ import threading
 import pytest
 from PIL import Image
 
+from harness.rendering import draw_digit_image
 from predicciones.ml.decoding import Header
 from predicciones.services.predictions import large_decode_slot
-from predicciones.tests.conftest import draw_digit_image
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_a_large_upload_finding_the_slot_busy_gets_503_with_retry_after(client, 
     assert response.status_code == 503
     assert response["Retry-After"] == "1"
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"}
+    assert set(body) == {"status_code", "query_id", "error", "code"}
     assert "decoding other large images" in body["error"]
 
 

@@ -18,10 +18,7 @@ import pytest
 from django.conf import settings
 from rest_framework import status
 
-from predicciones.ml.exceptions import ImageError
-from predicciones.ml.preprocessing import preprocess
-from predicciones.tests.conftest import draw_digit_image
-from predicciones.tests.hostile import (
+from harness.hostile import (
     HOSTILE_MODEL_REFS,
     PICKLE_EXPLOIT_MARKER,
     Upload,
@@ -29,6 +26,9 @@ from predicciones.tests.hostile import (
     hostile_feedback_bodies,
     hostile_uploads,
 )
+from harness.rendering import draw_digit_image
+from predicciones.ml.exceptions import ImageError
+from predicciones.ml.preprocessing import preprocess
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def assert_allowed_answer(response, allowed) -> dict:
     assert body["status_code"] == response.status_code
     uuid.UUID(body["query_id"])
     if response.status_code >= 400:
-        assert set(body) == {"status_code", "query_id", "error"}
+        assert set(body) == {"status_code", "query_id", "error", "code"}
         assert isinstance(body["error"], str) and 10 < len(body["error"]) < 500
     assert b"Traceback" not in response.content
     return body

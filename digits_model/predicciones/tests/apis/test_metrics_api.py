@@ -184,7 +184,7 @@ def test_a_failing_collector_costs_its_series_not_the_scrape(client, monkeypatch
 def test_metrics_token_when_set(client):
     refused = client.get("/metrics")
     assert refused.status_code == 401
-    assert set(refused.json()) == {"status_code", "query_id", "error"}
+    assert set(refused.json()) == {"status_code", "query_id", "error", "code"}
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
 

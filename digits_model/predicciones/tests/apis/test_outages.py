@@ -12,18 +12,18 @@ import pytest
 from django.db import OperationalError, connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from predicciones import selectors, storage
+from harness.processes import free_port
+from predicciones import readiness, storage
 from predicciones.services.registry import shipped_model_bootstrap
-from predicciones.tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def _fresh_store_probe():
-    selectors.store_state_forget()
+    readiness.store_state_forget()
     yield
-    selectors.store_state_forget()
+    readiness.store_state_forget()
 
 
 def predict(client, image: bytes):
@@ -62,7 +62,7 @@ def assert_json_503(response):
     assert response.status_code == 503, response.content[:300]
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"} and body["status_code"] == 503
+    assert set(body) == {"status_code", "query_id", "error", "code"} and body["status_code"] == 503
     return body
 
 
@@ -142,7 +142,7 @@ def store_goes_down(s3_store, client, png_seven, monkeypatch):
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     storage._store_for.cache_clear()
-    selectors.store_state_forget()
+    readiness.store_state_forget()
 
 
 def test_store_outage_keeps_readiness_and_predictions(client, png_seven, store_goes_down):
@@ -159,7 +159,7 @@ def test_store_outage_keeps_readiness_and_predictions(client, png_seven, store_g
 def test_a_failed_commit_of_the_log_fails_readiness_until_one_works(client, png_seven):
     """The readiness probe's own write is rolled back, so it passes on a full disk; the write
     path's failure is what fails readiness (the e2e test fills a real tmpfs)."""
-    from predicciones import log_health
+    from predicciones import readiness
 
     shipped_model_bootstrap()
     assert predict(client, png_seven).status_code == 200
@@ -169,7 +169,7 @@ def test_a_failed_commit_of_the_log_fails_readiness_until_one_works(client, png_
             raise OperationalError("database or disk is full")
         return execute(sql, params, many, context)
 
-    log_health.forget()
+    readiness.forget()
     try:
         with connection.execute_wrapper(disk_full):
             assert_json_503(predict(client, png_seven))
@@ -182,4 +182,4 @@ def test_a_failed_commit_of_the_log_fails_readiness_until_one_works(client, png_
         assert predict(client, png_seven).status_code == 200
         assert client.get("/health/").status_code == 200
     finally:
-        log_health.forget()
+        readiness.forget()

@@ -28,7 +28,7 @@ def predict(client, image: bytes, **extra):
 def assert_error(response, code: int) -> dict:
     assert response.status_code == code
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"}
+    assert set(body) == {"status_code", "query_id", "error", "code"}
     assert body["status_code"] == code
     return body
 

@@ -6,9 +6,9 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
+from harness.hostile import png_bomb
 from predicciones.ml.decoding import open_image
 from predicciones.ml.exceptions import ImageTooLargeError
-from predicciones.tests.hostile import png_bomb
 
 pytestmark = pytest.mark.django_db
 

@@ -12,15 +12,15 @@ import json
 import pytest
 from django.utils import timezone
 
+from harness.s3 import MotoServer, moto_server_path
 from predicciones import storage
 from predicciones.models import CapturePart, Prediction, PredictionHour
-from predicciones.selectors import hour_floor
+from predicciones.prediction_log.layout import hour_floor
 from predicciones.services.predictions import feedback_record
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run
 from predicciones.tests.conftest import require
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.s3 import MotoServer, moto_server_path
 from predicciones.tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db

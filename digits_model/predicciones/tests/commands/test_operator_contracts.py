@@ -11,6 +11,7 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
+from harness.rendering import digits_data
 from predicciones import storage
 from predicciones.ml.classifier import load_classifier, sha256_bytes
 from predicciones.models import Deployment, DriftReport, ModelVersion, RetrainRun
@@ -19,7 +20,6 @@ from predicciones.services import registry
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run as run
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 

@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-from predicciones.tests.servers import PROJECT_DIR
+from harness.paths import PROJECT_DIR
 
 pytestmark = pytest.mark.slow
 

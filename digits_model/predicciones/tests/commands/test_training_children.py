@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 
-from predicciones.tests.servers import PROJECT_DIR
+from harness.paths import PROJECT_DIR
 
 pytestmark = pytest.mark.slow
 

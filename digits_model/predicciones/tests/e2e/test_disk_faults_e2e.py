@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image, require
+from harness.rendering import draw_digit_image
+from predicciones.tests.conftest import require
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

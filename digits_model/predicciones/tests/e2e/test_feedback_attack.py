@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pytest
 
+from harness.rendering import x_shape
 from predicciones.tests.e2e.test_retrain_pipeline import (
     FEEDBACK_ROWS,
     MODEL,
@@ -23,7 +24,6 @@ from predicciones.tests.e2e.test_retrain_pipeline import (
     send_feedback,
     uploads,
 )
-from predicciones.tests.rendering import x_shape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

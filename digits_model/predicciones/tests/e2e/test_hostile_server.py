@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image
-from predicciones.tests.hostile import (
+from harness.hostile import (
     HOSTILE_MODEL_REFS,
     PICKLE_EXPLOIT_MARKER,
     corpus_params,
     hostile_feedback_bodies,
     hostile_uploads,
 )
-from predicciones.tests.servers import ServerProcess
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -86,7 +86,7 @@ def assert_allowed(response: requests.Response, allowed) -> dict:
     assert body["status_code"] == response.status_code
     uuid.UUID(body["query_id"])
     if response.status_code >= 400:
-        assert set(body) == {"status_code", "query_id", "error"}
+        assert set(body) == {"status_code", "query_id", "error", "code"}
     assert "Traceback" not in response.text
     return body
 

@@ -7,7 +7,7 @@ import os
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from predicciones.tests.conftest import chromium_paths, draw_digit_image, require
+from harness.rendering import draw_digit_image
+from predicciones.tests.conftest import chromium_paths, require
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

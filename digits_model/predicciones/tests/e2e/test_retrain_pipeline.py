@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import requests
 
+from harness.rendering import digits_data, render_upload
 from predicciones.ml.sources import load_mnist
 from predicciones.ml.synth import render
-from predicciones.tests.rendering import digits_data, render_upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -171,7 +171,7 @@ def test_both_caps_can_be_set():
 
 
 def test_a_progressive_jpeg_of_more_than_32_scans_is_refused_before_decoding():
-    from predicciones.tests.hostile import jpeg_scans
+    from harness.hostile import jpeg_scans
 
     with pytest.raises(UnreadableImageError, match="more than 32 scans"):
         preprocess(jpeg_scans(23))  # 10 of its own + 23

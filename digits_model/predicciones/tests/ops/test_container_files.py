@@ -9,11 +9,11 @@ import re
 
 import yaml
 
-from predicciones.tests.servers import REPO_DIR
+from harness.paths import REPO_DIR
 
 DOCKERFILE = (REPO_DIR / "dockerfile").read_text()
 COMPOSE = yaml.safe_load((REPO_DIR / "docker-compose.yml").read_text())
-README = (REPO_DIR / "README.md").read_text()
+CONFIGURATION = (REPO_DIR / "docs" / "configuration.md").read_text()
 
 
 def instructions(name: str) -> list[str]:
@@ -104,8 +104,8 @@ def environment_variables_read() -> set[str]:
 def test_every_environment_variable_is_documented():
     names = environment_variables_read()
     assert {"SECRET_KEY", "DIGITS_API_KEYS", "DIGITS_JOB_INTERVAL", "DIGITS_BIND"} <= names
-    missing = sorted(name for name in names if f"`{name}`" not in README)
-    assert not missing, f"not in the README's configuration table: {missing}"
+    missing = sorted(name for name in names if f"`{name}`" not in CONFIGURATION)
+    assert not missing, f"not in docs/configuration.md's table: {missing}"
 
 
 def test_every_variable_compose_passes_is_one_the_service_reads():

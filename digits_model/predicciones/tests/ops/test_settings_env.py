@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from predicciones.tests.processes import free_port
-from predicciones.tests.servers import BIN_DIR, PROJECT_DIR, REPO_DIR
+from harness.paths import BIN_DIR, PROJECT_DIR, REPO_DIR
+from harness.processes import free_port
+from harness.servers import caller_environ
 
 PROBE = (
     "import django; django.setup(); from django.conf import settings as s; "
@@ -19,11 +20,7 @@ PROBE = (
 
 
 def load_settings(tmp_path, **env):
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DIGITS_", "PROMETHEUS_")) and k not in {"SECRET_KEY"}
-    }
+    base = caller_environ(inherit=False)
     base.update(DJANGO_SETTINGS_MODULE="digits_model.settings", DIGITS_VAR_DIR=str(tmp_path))
     base.update(env)
     return subprocess.run(
@@ -106,11 +103,7 @@ def test_empty_variables_mean_the_defaults(tmp_path):
         "print(s.ALLOWED_HOSTS, s.DIGITS_S3_PREFIX, s.DIGITS_DEFAULT_MODEL, "
         "s.DIGITS_ARTIFACTS_DIR == s.VAR_DIR / 'artifacts', s.DIGITS_CACHE)"
     )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DIGITS_", "PROMETHEUS_"))
-    }
+    env = caller_environ(inherit=False)
     env.update(dict.fromkeys(names, ""))
     env.update(
         DJANGO_SETTINGS_MODULE="digits_model.settings",
@@ -133,12 +126,7 @@ def test_empty_variables_mean_the_defaults(tmp_path):
 
 
 def clean_env(tmp_path, **env) -> dict:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DIGITS_", "PROMETHEUS_"))
-        and k not in {"SECRET_KEY", "DATABASE_URL"}
-    }
+    base = caller_environ(inherit=False)
     base.update(SECRET_KEY="x", DIGITS_VAR_DIR=str(tmp_path))
     base.update(env)
     return base
@@ -274,12 +262,7 @@ def test_tokens_of_sixteen_characters_are_accepted(tmp_path):
 
 
 def test_the_sqlite_database_is_created_readable_by_its_owner_only(tmp_path):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "DIGITS_", "PROMETHEUS_")) and k != "DATABASE_URL"
-    }
-    env.update(SECRET_KEY="x", DIGITS_VAR_DIR=str(tmp_path))
+    env = clean_env(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=PROJECT_DIR,

@@ -9,10 +9,11 @@ from django.utils import timezone
 from sklearn.datasets import load_digits
 
 from predicciones.models import Deployment, PredictionFailure, RetrainRun
+from predicciones.options import RetrainOptions
 from predicciones.selectors import cooldown_remaining, feedback_set, new_label_count
 from predicciones.services import registry
 from predicciones.services.canary_review import canary_review
-from predicciones.services.retraining import RetrainOptions, model_retrain
+from predicciones.services.retraining import model_retrain
 from predicciones.tests.factories import predictions_log
 
 pytestmark = pytest.mark.django_db

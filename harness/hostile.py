@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .conftest import draw_digit_image
+from .rendering import draw_digit_image
 
 #: Declared size of the decompression bombs: 4.29 gigapixels, far beyond any limit.
 BOMB_SIDE = 65_500

@@ -1,4 +1,5 @@
-"""Test uploads: scikit-learn's digits as scans, and a population the base data lacks.
+"""Uploads for tests and benchmarks: a plain drawn digit, scikit-learn's digits as scans, and a
+population the base data lacks.
 
 Each 8x8 digit (counts 0..16 of a 32x32 bitmap's 4x4 blocks) is turned back into a
 plausible 32x32 bitmap with exactly those counts, then drawn as a picture of ink on paper.
@@ -22,6 +23,25 @@ from predicciones.ml.training import base_rows
 
 PAPER = 235
 INK = 30
+
+
+def draw_digit_image(digit: str = "7", size: int = 200, fmt: str = "PNG") -> bytes:
+    """A simple dark-on-light digit drawn with a thick pen, as encoded bytes."""
+    img = Image.new("L", (size, size), 240)
+    draw = ImageDraw.Draw(img)
+    s = size / 200
+    width = max(2, round(14 * s))
+    if digit == "1":
+        draw.line([(100 * s, 30 * s), (100 * s, 170 * s)], fill=20, width=width)
+        draw.line([(100 * s, 30 * s), (75 * s, 60 * s)], fill=20, width=width)
+    elif digit == "0":
+        draw.ellipse([55 * s, 25 * s, 145 * s, 175 * s], outline=20, width=width)
+    else:  # a 7
+        draw.line([(55 * s, 35 * s), (145 * s, 35 * s)], fill=20, width=width)
+        draw.line([(145 * s, 35 * s), (90 * s, 170 * s)], fill=20, width=width)
+    buffer = io.BytesIO()
+    img.convert("RGB").save(buffer, format=fmt)
+    return buffer.getvalue()
 
 
 @functools.cache

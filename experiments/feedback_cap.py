@@ -12,7 +12,7 @@ process, with the feedback of one source capped at K:
 
 One JSON object per candidate on stdout.
 
-    python bench/feedback_cap.py [--caps 25 50 100 400]
+    python -m experiments.feedback_cap [--caps 25 50 100 400]
 """
 
 from __future__ import annotations
@@ -21,22 +21,16 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path[:0] = [
-    str(Path(__file__).resolve().parents[1]),
-    str(Path(__file__).resolve().parents[1] / "digits_model"),
-]
-
-from predicciones.ml import gate as gate_rules  # noqa: E402
-from predicciones.ml import training  # noqa: E402
-from predicciones.ml.classifier import predict  # noqa: E402
-from predicciones.ml.exceptions import ImageError  # noqa: E402
-from predicciones.ml.feedback import cap_per_source  # noqa: E402
-from predicciones.ml.preprocessing import preprocess  # noqa: E402
-from predicciones.tests.rendering import digits_data, render_upload, x_shape  # noqa: E402
+from harness.rendering import digits_data, render_upload, x_shape
+from predicciones.ml import gate as gate_rules
+from predicciones.ml import training
+from predicciones.ml.classifier import predict
+from predicciones.ml.exceptions import ImageError
+from predicciones.ml.feedback import cap_per_source
+from predicciones.ml.preprocessing import preprocess
 
 
 def features(uploads: list[tuple[bytes, int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ half of ``load_digits`` (the recipe's calibration writers), so for that run the 
 confidence is also reported on the first half alone (writers that served neither training
 nor calibration).
 
-Usage: python bench/leave_one_out.py [--source optdigits|sklearn ...] [--jobs 2]
+Usage: python -m experiments.leave_one_out [--source optdigits|sklearn ...] [--jobs 2]
        [--out var/leave_one_out.txt]   (the whole recipe trained once a source)
 """
 
@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml import sources, training  # noqa: E402
-from predicciones.ml.classifier import predict  # noqa: E402
-from predicciones.ml.synth import STYLES  # noqa: E402
-from predicciones.ml.validation import styled_features  # noqa: E402
+from harness.paths import REPO_DIR as REPO
+from predicciones.ml import sources, training
+from predicciones.ml.classifier import predict
+from predicciones.ml.synth import STYLES
+from predicciones.ml.validation import styled_features
 
 #: Seed of the left-out digits' renderings (style k of digit i: default_rng([SEED, i, k])).
 SEED = 4242
