@@ -25,7 +25,7 @@ fuzz test's seed files and a few hundred of their mutations; MNIST digits as arr
 The revision's answers are cached under ``var/features_unchanged/`` by the sha256 of each
 item, so only the first run against a revision pays for both sides.
 
-Usage: python bench/features_unchanged.py [--before e5e5d3f] [--n 300] [--quick]
+Usage: python -m bench.features_unchanged [--before e5e5d3f] [--n 300] [--quick]
 Exit status 0 when every outcome is identical, 1 otherwise.
 """
 
@@ -48,12 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.compare_latency import export_revision, load_package
+from harness.paths import PROJECT_DIR, REPO_DIR, TEST_IMAGES_DIR, VAR_DIR
 
-from bench.compare_latency import export_revision, load_package  # noqa: E402
-
-CACHE = REPO / "var" / "features_unchanged"
+CACHE = VAR_DIR / "features_unchanged"
 #: Seed of every generated item.
 SEED = 23
 
@@ -77,7 +75,7 @@ def main(argv=None) -> int:
         root = export_revision(sha, Path(tmp))
         before = Side(root)
         refusals = Side(export_revision(later, Path(tmp) / "later")) if later != sha else None
-        after = Side(REPO / "digits_model")  # imported last: the test helpers use this tree
+        after = Side(PROJECT_DIR)  # imported last: the test helpers use this tree
         items = cached_corpus(n)
         print(
             f"{len(items)} items generated in {time.perf_counter() - started:.0f} s",
@@ -113,7 +111,7 @@ def c_stderr_silenced():
 
 
 def git(*args: str) -> str:
-    command = ["git", "-C", str(REPO), *args]
+    command = ["git", "-C", str(REPO_DIR), *args]
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
 
@@ -251,8 +249,8 @@ GENERATORS = (
     "bench/images.py",
     "digits_model/predicciones/ml/synth.py",
     "digits_model/predicciones/ml/augment.py",
-    "digits_model/predicciones/tests/rendering.py",
-    "digits_model/predicciones/tests/hostile.py",
+    "harness/rendering.py",
+    "harness/hostile.py",
     "digits_model/predicciones/tests/conftest.py",
     "digits_model/predicciones/tests/ml/conftest.py",
     "digits_model/predicciones/tests/apis/test_upload_fuzz.py",
@@ -263,7 +261,7 @@ def cached_corpus(n: int) -> list[tuple[str, str, object]]:
     """:func:`corpus`, kept under ``var/`` until one of :data:`GENERATORS` changes."""
     digest = hashlib.sha256(str(n).encode())
     for name in GENERATORS:
-        digest.update((REPO / name).read_bytes())
+        digest.update((REPO_DIR / name).read_bytes())
     path = CACHE / f"corpus-{digest.hexdigest()[:16]}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
@@ -292,7 +290,7 @@ def corpus(n: int) -> list[tuple[str, str, object]]:
 
 
 def seed_images(n):
-    return [("test/", p.name, p.read_bytes()) for p in sorted((REPO / "test").glob("*.jpg"))]
+    return [("test/", p.name, p.read_bytes()) for p in sorted((TEST_IMAGES_DIR).glob("*.jpg"))]
 
 
 def bench_images(n):
@@ -352,7 +350,7 @@ def styles(n):
 
 
 def test_renderings(n):
-    from predicciones.tests.rendering import digits_data, render_upload, segment_digit, x_shape
+    from harness.rendering import digits_data, render_upload, segment_digit, x_shape
 
     X, _ = digits_data()
     rng = np.random.default_rng(SEED)
@@ -442,7 +440,7 @@ def test_photos(n):
 
 
 def hostile(n):
-    from predicciones.tests.hostile import hostile_uploads
+    from harness.hostile import hostile_uploads
 
     return [("hostile", upload.name, upload.data) for upload in hostile_uploads()]
 
