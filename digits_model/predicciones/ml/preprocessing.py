@@ -84,6 +84,8 @@ DETAIL_FIND_SIZE = 512
 FRAME_HEIGHT = 48
 #: Margin around the digit in that frame, room for redrawn strokes.
 FRAME_PAD = 6
+#: Side of the square frame.
+FRAME_SIZE = FRAME_HEIGHT + 2 * FRAME_PAD
 #: How far the paper level may rise above its estimate over a window twice as wide
 #: (:func:`_background`; 0..1 scale).
 BACKGROUND_SLACK = 0.2
@@ -747,7 +749,7 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     y0, y1 = ys.min() - 0.5, ys.max() + 0.5
     x0, x1 = xd.min() - 0.5, xd.max() + 0.5
     scale = FRAME_HEIGHT / max(y1 - y0, x1 - x0)  # frame pixels per source pixel
-    src = np.where(mask, ink, 0.0).astype(np.float32)
+    src = np.where(mask, ink, np.float32(0)).astype(np.float32, copy=False)
     # Reduce large digits first (box filter) so that bilinear sampling skips no thin stroke.
     factor = max(1, round(1.0 / scale)) if scale < 0.75 else 1
     y_off = x_off = 0.0
@@ -762,8 +764,7 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
         src = padded.reshape(h, factor, w_, factor).mean(axis=(1, 3))
         # Reduced pixel j covers source pixels [top + j*f, top + (j+1)*f).
         y_off, x_off = top + (factor - 1) / 2, left + (factor - 1) / 2
-    size = FRAME_HEIGHT + 2 * FRAME_PAD
-    centre = (size - 1) / 2
+    centre = (FRAME_SIZE - 1) / 2
     yc, xc = (y0 + y1) / 2, (x0 + x1) / 2  # centre of the deskewed box, source coordinates
     # Output (v, u) -> source: y = yc + (v - centre) / scale; x = xc + (u - centre) / scale
     # + slant * (y - cy). Then into the reduced grid: (y - y_off) / factor.
@@ -771,9 +772,66 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     matrix = np.array([[inv, 0.0], [slant * inv, inv]]) / factor
     top_y = yc - centre * inv  # source row of output row 0
     offset = np.array([top_y - y_off, xc - centre * inv + slant * (top_y - cy) - x_off]) / factor
-    return ndimage.affine_transform(
-        src, matrix, offset=offset, output_shape=(size, size), order=1, cval=0.0
+    # Only output pixels within reach of the ink can be other than 0: a reduced pixel lies
+    # within (factor - 1) / 2 source pixels of the ink it holds and bilinear sampling reaches
+    # one reduced pixel, so the ink is within 1.5 * factor source pixels along y, and 2.4 *
+    # factor along the deskewed x (the shear adds up to MAX_SLANT times the y distance).
+    reach_y = (1.5 * factor - 0.5) * scale + 1
+    reach_x = ((1 + MAX_SLANT) * 1.5 * factor - 0.5) * scale + 1
+    rows = (
+        max(0, int(centre + (y0 - yc) * scale - reach_y)),
+        min(FRAME_SIZE, int(centre + (y1 - yc) * scale + reach_y) + 2),
     )
+    cols = (
+        max(0, int(centre + (x0 - xc) * scale - reach_x)),
+        min(FRAME_SIZE, int(centre + (x1 - xc) * scale + reach_x) + 2),
+    )
+    return _affine_bilinear(src, matrix, offset, rows, cols)
+
+
+_FRAME_GRID = np.arange(FRAME_SIZE, dtype=np.float64)
+
+
+def _affine_bilinear(
+    src: np.ndarray, matrix: np.ndarray, offset: np.ndarray, rows: tuple, cols: tuple
+) -> np.ndarray:
+    """``ndimage.affine_transform(src, matrix, offset, (FRAME_SIZE, FRAME_SIZE), order=1)``
+    for a matrix ``[[a, 0], [c, d]]``, computed over ``rows`` x ``cols`` of the output only
+    (0 elsewhere).
+
+    The same arithmetic as scipy's, in the same order (a row's coordinate with the offset,
+    plus the column's; weights ``1 - t`` and ``1 - (1 - t)``; the four products summed row
+    by row), so the same float32 values: a test checks it against scipy. Coordinates
+    outside ``[0, size - 1]`` give 0.
+    """
+    height, width = src.shape
+    out = np.zeros((FRAME_SIZE, FRAME_SIZE), np.float32)
+    v, u = _FRAME_GRID[rows[0] : rows[1]], _FRAME_GRID[cols[0] : cols[1]]
+    if not v.size or not u.size:
+        return out
+    y = v * matrix[0, 0] + offset[0]
+    x = (v * matrix[1, 0] + offset[1])[:, None] + u * matrix[1, 1]
+    inside = ((y >= 0) & (y <= height - 1))[:, None] & (x >= 0) & (x <= width - 1)
+    fy, fx = np.floor(y), np.floor(x)
+    wy0 = (1.0 - (y - fy))[:, None]
+    wy1 = 1.0 - wy0
+    wx0 = 1.0 - (x - fx)
+    wx1 = 1.0 - wx0
+    # Outside the picture the indices are clamped (the value is replaced by 0); at its last
+    # row or column the second weight is 0, so which pixel it weighs does not matter.
+    iy = np.clip(fy, 0, height - 1).astype(np.intp)
+    ix = np.clip(fx, 0, width - 1).astype(np.intp)
+    row0 = (iy * width)[:, None]
+    row1 = (np.minimum(iy + 1, height - 1) * width)[:, None]
+    ix1 = np.minimum(ix + 1, width - 1)
+    flat = src.ravel()
+    total = (flat[row0 + ix] * wy0) * wx0
+    total += (flat[row0 + ix1] * wy0) * wx1
+    total += (flat[row1 + ix] * wy1) * wx0
+    total += (flat[row1 + ix1] * wy1) * wx1
+    total[~inside] = 0.0
+    out[rows[0] : rows[1], cols[0] : cols[1]] = total
+    return out
 
 
 def normalize_stroke_width(shape: np.ndarray) -> np.ndarray:
