@@ -154,9 +154,10 @@ def compare_items(items, before: Side, after: Side, cache, refusals: Side | None
 
     An item one side reads and the other refuses (or refuses for another reason) is a
     difference unless ``refusals`` (a later revision whose decoding limits are wanted) gives
-    the same answer as this tree.
+    the same answer as this tree, or this tree refuses it as too large (the pixel caps are
+    the limits this tree sets, not features: counted under "caps").
     """
-    columns = ("n", "read", "features", "refusal", "as later", "bitmap", "predict")
+    columns = ("n", "read", "features", "refusal", "as later", "caps", "bitmap", "predict")
     rows = defaultdict(lambda: dict.fromkeys(columns, 0))
     examples = []
     for group, name, data in items:
@@ -172,7 +173,10 @@ def compare_items(items, before: Side, after: Side, cache, refusals: Side | None
             examples.append(f"{group}/{name}: {describe(old)} -> {describe(new)}")
             continue
         if old[:2] != new[:2]:
-            if refusals is not None and refusals.outcome(data)[:3] == new[:3]:
+            if new[:2] == ("error", "ImageTooLargeError"):
+                row["caps"] += 1
+                examples.append(f"{group}/{name}: {describe(old)} -> {describe(new)} (caps)")
+            elif refusals is not None and refusals.outcome(data)[:3] == new[:3]:
                 row["as later"] += 1
             else:
                 row["refusal"] += 1

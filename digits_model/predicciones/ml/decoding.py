@@ -7,12 +7,15 @@ of a large picture is kept beside the small one (:class:`Decoded`), so that a sm
 in a large photo can be read again at the resolution it needs.
 
 What a decode may cost is bounded by format. A baseline JPEG is decoded at 1/2 or 1/4
-scale, so its pixels cost little memory (:data:`MAX_PIXELS`). Every other format, and a
-progressive JPEG (which holds all its coefficients until the last scan), is decoded pixel by
-pixel at full size, at several bytes a pixel, before anything can be reduced: a 10 KB
-lossless WebP of 40 megapixels took 0.8 s of CPU and 500 MB. Those get a much lower cap
-(:data:`MAX_FULL_DECODE_PIXELS`), and a progressive JPEG at most :data:`MAX_JPEG_SCANS`
-scans (each scan is a pass over every block). docs/performance.md has the measurements.
+scale, so its pixels cost little memory, but its CPU grows with its bytes (the entropy-coded
+data is read whole at any scale) and with its pixels (:data:`MAX_PIXELS`). Every other
+format, and a progressive JPEG (which holds all its coefficients until the last scan), is
+decoded pixel by pixel at full size, at several bytes a pixel, before anything can be
+reduced: a 10 KB lossless WebP of 40 megapixels took 0.8 s of CPU and 500 MB. Those get a
+much lower cap (:data:`MAX_FULL_DECODE_PIXELS`), and a progressive JPEG at most
+:data:`MAX_JPEG_SCANS` scans (each scan is a pass over every block). Together with the
+service's byte limit (4 MiB), the caps keep the costliest upload near 120 ms of CPU;
+docs/performance.md has the measurements.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from PIL import Image, ImageOps
 from .exceptions import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 
 #: Default ceiling on declared width x height of a baseline JPEG, decoded at reduced scale
-#: (an 8000x5000 photo fits).
-MAX_PIXELS = 40_000_000
+#: (a 12 or 16 MP phone photo, 4608x3456, fits). At 1/4 scale each megapixel still costs
+#: about 2 ms of CPU beside what the bytes cost: a flat 40 MP JPEG of 1 MB, about 110 ms.
+MAX_PIXELS = 16_000_000
 
 #: Default ceiling for images decoded at full size: PNG, GIF, BMP, TIFF, WebP and progressive
-#: JPEG (a 2560x1920 screenshot, an A4 page scanned at 200 dpi fit).
-MAX_FULL_DECODE_PIXELS = 5_000_000
+#: JPEG (a 2560x1440 screenshot, an A4 page scanned at 200 dpi fit). An RGBA PNG this large
+#: costs about 120 ms of CPU, the most of any format.
+MAX_FULL_DECODE_PIXELS = 4_000_000
 
 #: Most scans a progressive JPEG may have (an encoder's usual progression has about 10).
 MAX_JPEG_SCANS = 32
