@@ -4,8 +4,9 @@ On a machine shared with other work (training beside the benchmark), absolute me
 by a factor of two from one minute to the next. This script loads the preprocessing of a
 git revision (exported with ``git archive`` to a temporary folder) and that of the working
 tree in the same process and times decode + preprocess + predict of ``bench/images.py``'s
-images (the model side's rows in docs/performance.md) alternately, one call of each in turn,
-each side with its own classifier code and its own shipped model. The paired ratio (median
+images (the model side's rows in docs/performance.md, and the image the HTTP runs upload)
+alternately, one call of each in turn, each side with its own classifier code and its own
+shipped model. The paired ratio (median
 of after / before over the pairs) is what to read; the medians are printed too, in wall time
 and in CPU time of the calling thread.
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.images import model_side_images
+from bench.images import http_image, model_side_images
 from harness.paths import PROJECT_DIR, REPO_DIR
 from harness.paths import SHIPPED_MODEL as MODEL
 
@@ -81,10 +82,11 @@ def main(argv=None) -> int:
             timed[key] = _model_side(preprocess, classifier.predict, clf)
         print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(
-            f"{'image':<16}{'before ms':>10}{'after ms':>10}{'ratio':>7}"
+            f"{'image':<20}{'before ms':>10}{'after ms':>10}{'ratio':>7}"
             f"{'cpu before':>12}{'cpu after':>11}{'ratio':>7}"
         )
-        for name, data in model_side_images().items():
+        images = {**model_side_images(), "200 px JPEG (HTTP)": http_image()}
+        for name, data in images.items():
             n = 40 if "4000" in name else args.repeat
             wall = {key: [] for key in timed}
             cpu = {key: [] for key in timed}
@@ -100,7 +102,7 @@ def main(argv=None) -> int:
             wb, wa = np.array(wall["before"]), np.array(wall["after"])
             cb, ca = np.median(cpu["before"]), np.median(cpu["after"])
             print(
-                f"{name:<16}{np.median(wb) * 1e3:>10.2f}{np.median(wa) * 1e3:>10.2f}"
+                f"{name:<20}{np.median(wb) * 1e3:>10.2f}{np.median(wa) * 1e3:>10.2f}"
                 f"{np.median(wa / wb):>7.3f}{cb * 1e3:>12.2f}{ca * 1e3:>11.2f}{ca / cb:>7.3f}"
             )
         print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -33,7 +33,7 @@ from predicciones.ml.exceptions import (
 from predicciones.ml.preprocessing import preprocess
 
 MODEL_NAME = "clf.pickle"
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # the service's default DIGITS_MAX_UPLOAD_BYTES
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024  # the service's default DIGITS_MAX_UPLOAD_BYTES
 
 _manifest = json.loads((MODEL_DIR / "clf.manifest.json").read_text())
 CLF = load_classifier((MODEL_DIR / MODEL_NAME).read_bytes(), sha256=_manifest["sha256"])

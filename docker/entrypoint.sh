@@ -62,7 +62,7 @@ start_front() {
     # nginx refuses a body above what the app accepts (the upload plus the form's overhead),
     # in the app's words, so a refused upload is never buffered first.
     limits=$(python -c 'import os
-limit = int(os.environ.get("DIGITS_MAX_UPLOAD_BYTES") or 10485760)
+limit = int(os.environ.get("DIGITS_MAX_UPLOAD_BYTES") or 4194304)
 print(limit + 65536, f"The upload is too large: the limit is {limit / 1048576:.3g} MiB.")')
     max_body=${limits%% *}
     too_large=${limits#* }

@@ -261,12 +261,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Uploads -------------------------------------------------------------------------------------
-DIGITS_MAX_UPLOAD_BYTES = env_int("DIGITS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, low=1)
+# A JPEG's decoding CPU grows with its bytes, at any scale: up to about 28 ms a MB for noise
+# encoded at quality 60-80, so 4 MiB keeps the costliest near 120 ms (5 MiB, what AWS
+# Rekognition accepts, would allow 150 ms). A 12 MP phone photo of a page is 1.5-4 MB.
+DIGITS_MAX_UPLOAD_BYTES = env_int("DIGITS_MAX_UPLOAD_BYTES", 4 * 1024 * 1024, low=1)
 # Pixel caps, from the image's header (predicciones/ml/decoding.py): a baseline JPEG is decoded
 # at reduced scale; PNG, GIF, BMP, TIFF, WebP and progressive JPEG are decoded at full size, at
-# several bytes and a few nanoseconds a pixel, so they get the lower cap.
-DIGITS_MAX_IMAGE_PIXELS = env_int("DIGITS_MAX_IMAGE_PIXELS", 40_000_000, low=1)
-DIGITS_MAX_FULL_DECODE_PIXELS = env_int("DIGITS_MAX_FULL_DECODE_PIXELS", 5_000_000, low=1)
+# several bytes and a few nanoseconds a pixel, so they get the lower cap. With the byte limit,
+# they keep the costliest upload near 120 ms of CPU (docs/performance.md, "Decode cost").
+DIGITS_MAX_IMAGE_PIXELS = env_int("DIGITS_MAX_IMAGE_PIXELS", 16_000_000, low=1)
+DIGITS_MAX_FULL_DECODE_PIXELS = env_int("DIGITS_MAX_FULL_DECODE_PIXELS", 4_000_000, low=1)
 # Large decodes (a megapixel or more at full size, 16 MP of JPEG, 2 MiB of data) one worker
 # process runs at once; another waits up to DIGITS_DECODE_WAIT seconds for its turn, then gets
 # 503 with Retry-After. Small uploads never wait.

@@ -70,7 +70,7 @@ ERROR_EXAMPLES = {
     ),
     404: ("Unknown model 'nope.pickle'. Registered models: clf.pickle.", "model_not_found"),
     405: ("Method GET is not allowed here.", "method_not_allowed"),
-    413: ("The upload is too large: the limit is 10 MiB.", "upload_too_large"),
+    413: ("The upload is too large: the limit is 4 MiB.", "upload_too_large"),
     415: (
         "Unsupported file type: send a JPEG, PNG, BMP, GIF, TIFF or WebP image.",
         "unsupported_media_type",

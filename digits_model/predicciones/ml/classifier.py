@@ -60,6 +60,11 @@ def check_features(X) -> np.ndarray:
     ValueError
         Another shape, or a value that is not a number in 0..16.
     """
+    if type(X) is np.ndarray and X.dtype == np.uint8 and X.shape == (N_FEATURES,):
+        # One row as preprocess makes it: integers, so finite and not negative.
+        if X.max() > 16:
+            raise ValueError("feature values must be numbers in 0..16")
+        return X.astype(np.float64).reshape(1, N_FEATURES)
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1 and X.shape == (N_FEATURES,):
         X = X[None, :]
@@ -153,15 +158,25 @@ def _fast_proba(clf, X: np.ndarray) -> np.ndarray | None:
     scale, shift, (coef, intercept), layers, beta = parts
     members = layers[0][0].shape[0]
     # The members' first layers side by side: one product, then (members, n, units).
-    activation = np.clip(X * scale + shift, 0.0, 1.0) @ coef + intercept
+    scaled = X * scale
+    scaled += shift
+    np.minimum(scaled, 1.0, out=scaled)  # MinMaxScaler's clip, without np.clip's wrapper
+    np.maximum(scaled, 0.0, out=scaled)
+    activation = scaled @ coef
+    activation += intercept
     activation = activation.reshape(len(X), members, -1).transpose(1, 0, 2)
     for coefs, intercepts in layers:
         np.maximum(activation, 0, out=activation)
-        activation = activation @ coefs + intercepts
-    proba = _softmax(activation).mean(axis=0)
+        activation = activation @ coefs
+        activation += intercepts
+    # The mean over the members, as np.mean computes it.
+    proba = np.add.reduce(_softmax(activation), axis=0) / members
     if beta is None:
         return proba
-    return _softmax(beta * np.log(proba + _LOG_EPS))
+    proba += _LOG_EPS
+    np.log(proba, out=proba)
+    proba *= beta
+    return _softmax(proba)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -7,12 +7,15 @@ of a large picture is kept beside the small one (:class:`Decoded`), so that a sm
 in a large photo can be read again at the resolution it needs.
 
 What a decode may cost is bounded by format. A baseline JPEG is decoded at 1/2 or 1/4
-scale, so its pixels cost little memory (:data:`MAX_PIXELS`). Every other format, and a
-progressive JPEG (which holds all its coefficients until the last scan), is decoded pixel by
-pixel at full size, at several bytes a pixel, before anything can be reduced: a 10 KB
-lossless WebP of 40 megapixels took 0.8 s of CPU and 500 MB. Those get a much lower cap
-(:data:`MAX_FULL_DECODE_PIXELS`), and a progressive JPEG at most :data:`MAX_JPEG_SCANS`
-scans (each scan is a pass over every block). docs/performance.md has the measurements.
+scale, so its pixels cost little memory, but its CPU grows with its bytes (the entropy-coded
+data is read whole at any scale) and with its pixels (:data:`MAX_PIXELS`). Every other
+format, and a progressive JPEG (which holds all its coefficients until the last scan), is
+decoded pixel by pixel at full size, at several bytes a pixel, before anything can be
+reduced: a 10 KB lossless WebP of 40 megapixels took 0.8 s of CPU and 500 MB. Those get a
+much lower cap (:data:`MAX_FULL_DECODE_PIXELS`), and a progressive JPEG at most
+:data:`MAX_JPEG_SCANS` scans (each scan is a pass over every block). Together with the
+service's byte limit (4 MiB), the caps keep the costliest upload near 120 ms of CPU;
+docs/performance.md has the measurements.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from PIL import Image, ImageOps
 from .exceptions import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 
 #: Default ceiling on declared width x height of a baseline JPEG, decoded at reduced scale
-#: (an 8000x5000 photo fits).
-MAX_PIXELS = 40_000_000
+#: (a 12 or 16 MP phone photo, 4608x3456, fits). At 1/4 scale each megapixel still costs
+#: about 2 ms of CPU beside what the bytes cost: a flat 40 MP JPEG of 1 MB, about 110 ms.
+MAX_PIXELS = 16_000_000
 
 #: Default ceiling for images decoded at full size: PNG, GIF, BMP, TIFF, WebP and progressive
-#: JPEG (a 2560x1920 screenshot, an A4 page scanned at 200 dpi fit).
-MAX_FULL_DECODE_PIXELS = 5_000_000
+#: JPEG (a 2560x1440 screenshot, an A4 page scanned at 200 dpi fit). An RGBA PNG this large
+#: costs about 120 ms of CPU, the most of any format.
+MAX_FULL_DECODE_PIXELS = 4_000_000
 
 #: Most scans a progressive JPEG may have (an encoder's usual progression has about 10).
 MAX_JPEG_SCANS = 32
@@ -162,15 +167,31 @@ def open_image(
     if header.pixels > limit:
         img.close()
         raise ImageTooLargeError(_too_large_message(max_pixels, max_full_decode_pixels))
-    if fmt == "JPEG" and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+    if fmt == "JPEG" and _count_scans(data) > MAX_JPEG_SCANS:
         # Each scan is a decoding pass over every block: a crafted file of thousands of them
-        # costs seconds. (Entropy-coded data never holds an 0xFF 0xDA pair, so this counts
-        # the scans, and any of an embedded thumbnail.)
+        # costs seconds.
         img.close()
         raise UnreadableImageError(
             f"The JPEG has more than {MAX_JPEG_SCANS} scans; save it again as an ordinary JPEG."
         )
     return img
+
+
+def _count_scans(data: bytes) -> int:
+    """The JPEG's start-of-scan markers (0xFF 0xDA), and any of an embedded thumbnail.
+
+    Entropy-coded data never holds an 0xFF 0xDA pair, so these are the scans. Counted with
+    numpy: four times faster than ``bytes.count`` on a photo, whose data holds many 0xFF.
+    """
+    octets = np.frombuffer(data, np.uint8)
+    count = 0
+    for start in range(0, len(octets) - 1, _SCAN_COUNT_CHUNK):  # a bounded temporary
+        part = octets[start : start + _SCAN_COUNT_CHUNK + 1]
+        count += int(np.count_nonzero((part[:-1] == 0xFF) & (part[1:] == 0xDA)))
+    return count
+
+
+_SCAN_COUNT_CHUNK = 1 << 20
 
 
 def header_of(img: Image.Image, data: bytes) -> Header:
@@ -417,12 +438,17 @@ def _gray_array(img: Image.Image) -> np.ndarray:
             return (1.0 - alpha).astype(np.float32)
         return composite.astype(np.float32)
     if mode == "L":
-        return np.asarray(img, dtype=np.float32) * np.float32(1 / 255)
+        return _unit_scale(img)
     if not mode.startswith(("RGB", "CMYK", "YCbCr", "LAB", "HSV")):  # "1" and other grey modes
-        return np.asarray(img.convert("L"), dtype=np.float32) * np.float32(1 / 255)
+        return _unit_scale(img.convert("L"))
     if mode != "RGB":
         img = img.convert("RGB")
-    return np.asarray(best_contrast_channel(img)).astype(np.float32) * np.float32(1 / 255)
+    return _unit_scale(best_contrast_channel(img))
+
+
+def _unit_scale(img: Image.Image) -> np.ndarray:
+    """An 8-bit grey picture as float32 on 0..1 (each level times float32(1/255))."""
+    return np.multiply(np.asarray(img), np.float32(1 / 255), dtype=np.float32)
 
 
 #: A colour channel replaces luminance only when its ink contrast is this much larger.

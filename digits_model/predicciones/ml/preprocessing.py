@@ -11,6 +11,7 @@ preprocessing path: the API, ``app.py``, the notebook and training
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ DETAIL_FIND_SIZE = 512
 FRAME_HEIGHT = 48
 #: Margin around the digit in that frame, room for redrawn strokes.
 FRAME_PAD = 6
+#: Side of the square frame.
+FRAME_SIZE = FRAME_HEIGHT + 2 * FRAME_PAD
 #: How far the paper level may rise above its estimate over a window twice as wide
 #: (:func:`_background`; 0..1 scale).
 BACKGROUND_SLACK = 0.2
@@ -288,8 +291,7 @@ def _find_digit(
     size = (fine.shape[1], fine.shape[0])
     region = ndimage.binary_dilation(mask[r0:r1, c0:c1], structure=np.ones((3, 3), bool))
     region = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.NEAREST))
-    bg = Image.fromarray(np.ascontiguousarray(background[r0:r1, c0:c1], np.float32), "F")
-    bg = np.asarray(bg.resize(size, Image.Resampling.BILINEAR))
+    bg = _resized(background[r0:r1, c0:c1], size, Image.Resampling.BILINEAR)
     x = fine if inverted else 1.0 - fine
     # Stroke cores are at least as dark at full resolution as on the reduced copy.
     ink, _, _ = _normalise(x - bg, within=region, floor=peak / 2)
@@ -347,7 +349,7 @@ def _normalise(
     values = ink[within] if within is not None else ink
     # One histogram of the signed values (bins of 1/1023 on [-1, 1]) answers every quantile.
     idx = np.rint(values.ravel() * 1023.0).astype(np.intp)
-    np.clip(idx, -1023, 1023, out=idx)
+    _clip(idx, -1023, 1023)
     hist = np.bincount(idx + 1023, minlength=2047)
     # Every quantile below is read from one cumulative histogram.
     cdf = np.cumsum(hist)
@@ -377,7 +379,7 @@ def _normalise(
     if peak < MIN_CONTRAST:
         raise NoDigitError()
     ink = ink * np.float32(1.0 / peak)
-    np.clip(ink, 0.0, 1.0, out=ink)
+    _clip(ink, 0.0, 1.0)
     return ink.astype(np.float32, copy=False), peak, Paper(paper / peak, sigma / peak)
 
 
@@ -401,7 +403,7 @@ def _block_mean(x: np.ndarray, factor: int) -> np.ndarray:
 
 def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """Approximate quantiles of values in [0, 1] from a 1024-bin histogram (fast, no sort)."""
-    idx = np.clip((x.ravel() * 1023.0 + 0.5).astype(np.intp), 0, 1023)
+    idx = _clip((x.ravel() * 1023.0 + 0.5).astype(np.intp), 0, 1023)
     cdf = np.cumsum(np.bincount(idx, minlength=1024))
     index = np.searchsorted(cdf, np.asarray(qs) * (cdf[-1] - 1) + 1)
     return [min(int(i), 1023) / 1023.0 for i in index]
@@ -427,11 +429,26 @@ def _background(x: np.ndarray) -> np.ndarray:
     if opened.max() > small.min() + BACKGROUND_SLACK:
         wide = _opening(small, 2 * size)
         np.minimum(opened, wide + np.float32(BACKGROUND_SLACK), out=opened)
-    opened = ndimage.uniform_filter(opened, size=size, mode="nearest")
+    # ndimage.uniform_filter(opened, size=size, mode="nearest"), as its two passes.
+    opened = ndimage.uniform_filter1d(opened, size, axis=0, mode="nearest")
+    ndimage.uniform_filter1d(opened, size, axis=1, mode="nearest", output=opened)
     if opened.shape != x.shape:
-        img = Image.fromarray(opened.astype(np.float32), mode="F")
-        opened = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR))
+        return _resized(opened, (width, height), Image.Resampling.BILINEAR)
     return opened
+
+
+def _resized(x: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
+    """A float32 array resized by Pillow (mode "F") to ``size`` (width, height)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    img = Image.frombytes("F", (x.shape[1], x.shape[0]), x.tobytes())
+    data = img.resize(size, resample).tobytes()
+    return np.frombuffer(data, np.float32).reshape(size[1], size[0])
+
+
+def _clip(x: np.ndarray, lo, hi) -> np.ndarray:
+    """``np.clip(x, lo, hi, out=x)`` as two ufunc calls (np.clip's wrapper costs more)."""
+    np.minimum(x, hi, out=x)
+    return np.maximum(x, lo, out=x)
 
 
 def _opening(x: np.ndarray, size: int) -> np.ndarray:
@@ -702,7 +719,19 @@ def normalize_digit(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     shape = frame > SHAPE_THRESHOLD
     if not shape.any():
         shape = frame >= frame.max() * 0.5
-    return fit_to_bitmap(normalize_stroke_width(shape))
+    # The strokes are redrawn on the shape's box (with room for the pen): what lies beyond
+    # is paper either way, and fit_to_bitmap crops to the ink.
+    return fit_to_bitmap(normalize_stroke_width(_ink_box(shape, margin=int(STROKE_WIDTH))))
+
+
+def _ink_box(shape: np.ndarray, margin: int) -> np.ndarray:
+    """The shape cropped to its ink, ``margin`` px wider on every side (within the image)."""
+    rows = np.flatnonzero(shape.any(axis=1))
+    cols = np.flatnonzero(shape.any(axis=0))
+    return shape[
+        max(0, rows[0] - margin) : rows[-1] + margin + 1,
+        max(0, cols[0] - margin) : cols[-1] + margin + 1,
+    ]
 
 
 def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -714,13 +743,13 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     dy, dx = ys - cy, xs - cx
     mu02 = (w @ (dy * dy)) / total
     mu11 = (w @ (dx * dy)) / total
-    slant = float(np.clip(mu11 / mu02, -MAX_SLANT, MAX_SLANT)) if mu02 > 1e-6 else 0.0
+    slant = min(max(float(mu11 / mu02), -MAX_SLANT), MAX_SLANT) if mu02 > 1e-6 else 0.0
     # Bounding box after the shear x' = x - slant * (y - cy), in pixel-edge coordinates.
     xd = xs - slant * dy
     y0, y1 = ys.min() - 0.5, ys.max() + 0.5
     x0, x1 = xd.min() - 0.5, xd.max() + 0.5
     scale = FRAME_HEIGHT / max(y1 - y0, x1 - x0)  # frame pixels per source pixel
-    src = np.where(mask, ink, 0.0).astype(np.float32)
+    src = np.where(mask, ink, np.float32(0)).astype(np.float32, copy=False)
     # Reduce large digits first (box filter) so that bilinear sampling skips no thin stroke.
     factor = max(1, round(1.0 / scale)) if scale < 0.75 else 1
     y_off = x_off = 0.0
@@ -735,8 +764,7 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
         src = padded.reshape(h, factor, w_, factor).mean(axis=(1, 3))
         # Reduced pixel j covers source pixels [top + j*f, top + (j+1)*f).
         y_off, x_off = top + (factor - 1) / 2, left + (factor - 1) / 2
-    size = FRAME_HEIGHT + 2 * FRAME_PAD
-    centre = (size - 1) / 2
+    centre = (FRAME_SIZE - 1) / 2
     yc, xc = (y0 + y1) / 2, (x0 + x1) / 2  # centre of the deskewed box, source coordinates
     # Output (v, u) -> source: y = yc + (v - centre) / scale; x = xc + (u - centre) / scale
     # + slant * (y - cy). Then into the reduced grid: (y - y_off) / factor.
@@ -744,9 +772,66 @@ def _deskewed_frame(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     matrix = np.array([[inv, 0.0], [slant * inv, inv]]) / factor
     top_y = yc - centre * inv  # source row of output row 0
     offset = np.array([top_y - y_off, xc - centre * inv + slant * (top_y - cy) - x_off]) / factor
-    return ndimage.affine_transform(
-        src, matrix, offset=offset, output_shape=(size, size), order=1, cval=0.0
+    # Only output pixels within reach of the ink can be other than 0: a reduced pixel lies
+    # within (factor - 1) / 2 source pixels of the ink it holds and bilinear sampling reaches
+    # one reduced pixel, so the ink is within 1.5 * factor source pixels along y, and 2.4 *
+    # factor along the deskewed x (the shear adds up to MAX_SLANT times the y distance).
+    reach_y = (1.5 * factor - 0.5) * scale + 1
+    reach_x = ((1 + MAX_SLANT) * 1.5 * factor - 0.5) * scale + 1
+    rows = (
+        max(0, int(centre + (y0 - yc) * scale - reach_y)),
+        min(FRAME_SIZE, int(centre + (y1 - yc) * scale + reach_y) + 2),
     )
+    cols = (
+        max(0, int(centre + (x0 - xc) * scale - reach_x)),
+        min(FRAME_SIZE, int(centre + (x1 - xc) * scale + reach_x) + 2),
+    )
+    return _affine_bilinear(src, matrix, offset, rows, cols)
+
+
+_FRAME_GRID = np.arange(FRAME_SIZE, dtype=np.float64)
+
+
+def _affine_bilinear(
+    src: np.ndarray, matrix: np.ndarray, offset: np.ndarray, rows: tuple, cols: tuple
+) -> np.ndarray:
+    """``ndimage.affine_transform(src, matrix, offset, (FRAME_SIZE, FRAME_SIZE), order=1)``
+    for a matrix ``[[a, 0], [c, d]]``, computed over ``rows`` x ``cols`` of the output only
+    (0 elsewhere).
+
+    The same arithmetic as scipy's, in the same order (a row's coordinate with the offset,
+    plus the column's; weights ``1 - t`` and ``1 - (1 - t)``; the four products summed row
+    by row), so the same float32 values: a test checks it against scipy. Coordinates
+    outside ``[0, size - 1]`` give 0.
+    """
+    height, width = src.shape
+    out = np.zeros((FRAME_SIZE, FRAME_SIZE), np.float32)
+    v, u = _FRAME_GRID[rows[0] : rows[1]], _FRAME_GRID[cols[0] : cols[1]]
+    if not v.size or not u.size:
+        return out
+    y = v * matrix[0, 0] + offset[0]
+    x = (v * matrix[1, 0] + offset[1])[:, None] + u * matrix[1, 1]
+    inside = ((y >= 0) & (y <= height - 1))[:, None] & (x >= 0) & (x <= width - 1)
+    fy, fx = np.floor(y), np.floor(x)
+    wy0 = (1.0 - (y - fy))[:, None]
+    wy1 = 1.0 - wy0
+    wx0 = 1.0 - (x - fx)
+    wx1 = 1.0 - wx0
+    # Outside the picture the indices are clamped (the value is replaced by 0); at its last
+    # row or column the second weight is 0, so which pixel it weighs does not matter.
+    iy = np.clip(fy, 0, height - 1).astype(np.intp)
+    ix = np.clip(fx, 0, width - 1).astype(np.intp)
+    row0 = (iy * width)[:, None]
+    row1 = (np.minimum(iy + 1, height - 1) * width)[:, None]
+    ix1 = np.minimum(ix + 1, width - 1)
+    flat = src.ravel()
+    total = (flat[row0 + ix] * wy0) * wx0
+    total += (flat[row0 + ix1] * wy0) * wx1
+    total += (flat[row1 + ix] * wy1) * wx0
+    total += (flat[row1 + ix1] * wy1) * wx1
+    total[~inside] = 0.0
+    out[rows[0] : rows[1], cols[0] : cols[1]] = total
+    return out
 
 
 def normalize_stroke_width(shape: np.ndarray) -> np.ndarray:
@@ -793,10 +878,48 @@ def redraw_strokes(
     # Ink deeper than ``keep_deeper_than`` has the square inscribed in that disc all around
     # it; where no such square fits (every pen stroke), the distance transform is skipped.
     if keep_deeper_than is not None:
+        # ndimage.minimum_filter(shape, size=square), as its two passes.
         square = 2 * int(keep_deeper_than / np.sqrt(2)) + 1
-        if ndimage.minimum_filter(shape, size=square).any():
+        core = ndimage.minimum_filter1d(shape, square, axis=0)
+        if ndimage.minimum_filter1d(core, square, axis=1).any():
             skeleton |= ndimage.distance_transform_edt(shape) > keep_deeper_than
-    return ndimage.distance_transform_edt(~skeleton) <= width / 2
+    return _within(skeleton, width / 2)
+
+
+#: Dilating by a disc costs about this many scattered pixels before the distance transform,
+#: which costs the same at any radius, is cheaper.
+_SCATTER_LIMIT = 20_000
+
+
+def _within(skeleton: np.ndarray, radius: float) -> np.ndarray:
+    """``ndimage.distance_transform_edt(~skeleton) <= radius``: the pixels within ``radius``.
+
+    The distance transform measures every pixel's distance to the nearest skeleton pixel;
+    for a thin skeleton and a small radius it is cheaper to mark the disc around each
+    skeleton pixel (the disc's offsets are those whose distance, computed as the transform
+    computes it, is at most ``radius``: the same pixels).
+    """
+    ys, xs = np.nonzero(skeleton)
+    offsets, reach = _disc_offsets(radius, skeleton.shape[1])
+    if ys.size * offsets.size > _SCATTER_LIMIT:
+        return ndimage.distance_transform_edt(~skeleton) <= radius
+    height, width = skeleton.shape
+    padded_width = width + 2 * reach
+    out = np.zeros((height + 2 * reach) * padded_width, bool)
+    centres = (ys + reach) * padded_width + (xs + reach)
+    out[(centres[:, None] + offsets).ravel()] = True
+    return out.reshape(-1, padded_width)[reach : reach + height, reach : reach + width]
+
+
+@functools.lru_cache(maxsize=64)
+def _disc_offsets(radius: float, width: int) -> tuple[np.ndarray, int]:
+    """Flat offsets (rows of ``width + 2 * reach``) of the disc of ``radius``, and its reach."""
+    reach = int(radius)
+    dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
+    inside = np.sqrt((dy * dy + dx * dx).astype(np.float64)) <= radius
+    offsets = dy[inside] * (width + 2 * reach) + dx[inside]
+    offsets.flags.writeable = False
+    return offsets, reach
 
 
 def fit_to_bitmap(mask: np.ndarray) -> np.ndarray:
@@ -823,12 +946,17 @@ def fit_to_bitmap(mask: np.ndarray) -> np.ndarray:
         raise NoDigitError()
     crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = crop.shape
-    new_w = int(np.clip(round(width * BITMAP_SIZE / height), MIN_WIDTH, MAX_WIDTH))
-    img = Image.fromarray(np.asarray(crop, dtype=np.float32), mode="F")
-    scaled = np.asarray(img.resize((new_w, BITMAP_SIZE), Image.Resampling.BOX))
+    new_w = min(max(round(width * BITMAP_SIZE / height), MIN_WIDTH), MAX_WIDTH)
+    img = Image.frombytes("F", (width, height), crop.astype(np.float32).tobytes())
+    scaled = img.resize((new_w, BITMAP_SIZE), Image.Resampling.BOX).tobytes()
     bitmap = np.zeros((BITMAP_SIZE, BITMAP_SIZE), dtype=np.float32)
     left = (BITMAP_SIZE - new_w) // 2
-    bitmap[:, left : left + new_w] = np.clip(scaled, 0.0, 1.0)
+    np.clip(
+        np.frombuffer(scaled, np.float32).reshape(BITMAP_SIZE, new_w),
+        0.0,
+        1.0,
+        out=bitmap[:, left : left + new_w],
+    )
     return bitmap
 
 
@@ -844,4 +972,5 @@ def bitmap_to_features(bitmap: np.ndarray) -> np.ndarray:
     features : ndarray of shape (64,), uint8, values 0..16
     """
     blocks = bitmap.reshape(8, BLOCK, 8, BLOCK).sum(axis=(1, 3))
-    return np.clip(np.rint(blocks), 0, 16).astype(np.uint8).ravel()
+    np.rint(blocks, out=blocks)
+    return np.clip(blocks, 0, 16, out=blocks).astype(np.uint8).ravel()

@@ -41,7 +41,7 @@ def test_both_byte_limit_checks_say_the_same_thing(client, small_limit):
 def test_default_limit_wording(client):
     response = client.post("/predict/", b"x", content_type="image/png", CONTENT_LENGTH="99999999")
     assert response.status_code == 413
-    assert response.json()["error"] == "The upload is too large: the limit is 10 MiB."
+    assert response.json()["error"] == "The upload is too large: the limit is 4 MiB."
 
 
 def fifty_megapixel_png() -> bytes:
@@ -58,7 +58,7 @@ def test_a_raised_pixel_limit_holds_for_the_header_check():
     assert open_image(header_only, **raised).size == (10_000, 5_000)
     with pytest.raises(ImageTooLargeError, match="at most 40 megapixels"):
         open_image(header_only, max_pixels=40_000_000, max_full_decode_pixels=80_000_000)
-    with pytest.raises(ImageTooLargeError, match="at most 5 megapixels"):
+    with pytest.raises(ImageTooLargeError, match="at most 4 megapixels"):
         open_image(header_only)  # a PNG is decoded at full size: the lower cap
 
 

@@ -51,7 +51,7 @@ def test_slow_clients_do_not_starve_a_client_through_the_front(tmp_path):
         too_big = connection.getresponse()
         assert too_big.status == 413
         body = json.loads(too_big.read())
-        assert body["error"] == "The upload is too large: the limit is 10 MiB."
+        assert body["error"] == "The upload is too large: the limit is 4 MiB."
         assert body["code"] == "upload_too_large"
         connection.close()
     finally:

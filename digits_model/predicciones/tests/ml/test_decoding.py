@@ -138,22 +138,25 @@ def _flat(mode: str, size: tuple[int, int], fmt: str, **params) -> bytes:
 def test_images_decoded_at_full_size_have_the_lower_cap():
     from predicciones.ml.decoding import MAX_FULL_DECODE_PIXELS, open_image
 
-    assert MAX_FULL_DECODE_PIXELS == 5_000_000
+    assert MAX_FULL_DECODE_PIXELS == 4_000_000
     for fmt in ["PNG", "GIF", "TIFF", "BMP", "WEBP"]:
-        open_image(_flat("L", (2500, 2000), fmt)).close()  # 5.0 MP: accepted
-        with pytest.raises(ImageTooLargeError, match=r"at most 5 megapixels .* PNG, GIF"):
-            open_image(_flat("L", (2501, 2000), fmt))
+        open_image(_flat("L", (2560, 1440), fmt)).close()  # a screenshot: accepted
+        open_image(_flat("L", (2000, 2000), fmt)).close()  # 4.0 MP: accepted
+        with pytest.raises(ImageTooLargeError, match=r"at most 4 megapixels .* PNG, GIF"):
+            open_image(_flat("L", (2001, 2000), fmt))
     with pytest.raises(ImageTooLargeError):
-        open_image(_flat("L", (2501, 2000), "JPEG", progressive=True))
+        open_image(_flat("L", (2001, 2000), "JPEG", progressive=True))
 
 
 def test_a_baseline_jpeg_keeps_the_higher_cap_and_is_decoded_small():
-    from predicciones.ml.decoding import open_image
+    from predicciones.ml.decoding import MAX_PIXELS, open_image
 
-    data = _flat("L", (6000, 6000), "JPEG")  # 36 MP
+    assert MAX_PIXELS == 16_000_000
+    data = _flat("L", (4000, 4000), "JPEG")  # 16 MP
     open_image(data).close()
-    with pytest.raises(ImageTooLargeError):
-        open_image(_flat("L", (6400, 6400), "JPEG"))  # 41 MP
+    open_image(_flat("L", (4608, 3456), "JPEG")).close()  # a 16 MP phone photo
+    with pytest.raises(ImageTooLargeError, match="16 for other JPEGs"):
+        open_image(_flat("L", (4001, 4000), "JPEG"))
     with pytest.raises(NoDigitError):  # decoded (at 1/4 scale), blank
         preprocess(data)
 

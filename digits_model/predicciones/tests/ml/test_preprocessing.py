@@ -23,8 +23,11 @@ from predicciones.ml.preprocessing import (
     BLOB_DEPTH,
     FRAME_HEIGHT,
     FRAME_PAD,
+    FRAME_SIZE,
+    MAX_SLANT,
     STROKE_WIDTH,
     Preprocessed,
+    _affine_bilinear,
     normalize_stroke_width,
     preprocess,
     redraw_strokes,
@@ -289,3 +292,25 @@ def test_blobs_are_found_whatever_shortcut_is_taken(width):
     keep = skeletonize(shape) | (ndimage.distance_transform_edt(shape) > BLOB_DEPTH)
     expected = ndimage.distance_transform_edt(~keep) <= STROKE_WIDTH / 2
     assert np.array_equal(normalize_stroke_width(shape), expected)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_frame_is_resampled_as_scipy_resamples_it(seed):
+    # The deskewed frame is sampled over the ink's reach only, with scipy's arithmetic: over
+    # the whole frame it must give affine_transform's values bit for bit, on pictures larger
+    # and smaller than the frame, sheared either way, shifted partly outside.
+    rng = np.random.default_rng(seed)
+    src = rng.random((int(rng.integers(2, 120)), int(rng.integers(2, 120)))).astype(np.float32)
+    inv = float(rng.uniform(0.2, 3.0))
+    slant = float(rng.uniform(-MAX_SLANT, MAX_SLANT))
+    matrix = np.array([[inv, 0.0], [slant * inv, inv]]) / int(rng.integers(1, 4))
+    offset = rng.uniform(-20, 20, size=2)
+    expected = ndimage.affine_transform(
+        src, matrix, offset=offset, output_shape=(FRAME_SIZE, FRAME_SIZE), order=1, cval=0.0
+    )
+    whole = _affine_bilinear(src, matrix, offset, (0, FRAME_SIZE), (0, FRAME_SIZE))
+    assert whole.dtype == np.float32
+    assert np.array_equal(whole, expected)
+    part = _affine_bilinear(src, matrix, offset, (5, 40), (10, 30))
+    assert np.array_equal(part[5:40, 10:30], expected[5:40, 10:30])
+    assert not part[:5].any() and not part[40:].any()
