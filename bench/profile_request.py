@@ -1,0 +1,286 @@
+"""Where one ``POST /predict/`` request's CPU goes: its parts, in process and under load.
+
+In process, the service's own application (production settings, SQLite in a fresh var
+folder, the shipped model, INFO access lines written to /dev/null) answers ``--requests``
+posts of the bench's JPEG, called directly as gunicorn's worker would call it; every part
+of the path is timed by a wrapper around the function that does it (exclusive time: a part
+inside another counts once, in the inner one; CPU time of the thread, so other programs
+on a busy machine do not inflate it), and what no wrapper covers is "the rest of
+the framework" (middleware, request and response objects, DRF's dispatch). Under load
+(``--load SECONDS``), the service as ``make run`` starts it takes ``wrk`` at c=32 and the
+server's CPU per request is read from its processes: what it spends beyond the in-process
+total is the HTTP server's (parsing, the worker's loop or threads, sockets).
+
+On a busy machine the absolute microseconds move; the shares are the steadier reading.
+
+    .venv/bin/python -m bench.profile_request [--requests 2000] [--image 640x480] [--load 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import io
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import harness.paths  # noqa: F401 - digits_model/ on sys.path
+from bench.images import digit_image
+from harness.servers import project_env
+
+BOUNDARY = "----digits-profile-7d3f0a9c41b2"
+
+#: The parts of a request, in the order the table lists them: (label, [(module, attribute)]).
+#: An attribute may be dotted (a method). A function imported by name is wrapped where the
+#: caller looks it up.
+PARTS = [
+    ("multipart parsing", [("django.http.multipartparser", "MultiPartParser.parse")]),
+    ("URL routing", [("django.urls.resolvers", "URLResolver.resolve")]),
+    (
+        "API key, rate limit (DRF)",
+        [
+            ("rest_framework.views", "APIView.perform_authentication"),
+            ("rest_framework.views", "APIView.check_throttles"),
+        ],
+    ),
+    ("form validation (DRF serializer)", [("rest_framework.serializers", "Serializer.is_valid")]),
+    ("model routing", [("predicciones.serving", "Router.resolve")]),
+    ("decode", [("predicciones.ml.preprocessing", "decode_upload")]),
+    ("preprocess", [("predicciones.services.predictions", "preprocess")]),
+    (
+        "predict",
+        [
+            ("predicciones.services.predictions", "predict_proba"),
+            ("predicciones.services.predictions", "ranked"),
+        ],
+    ),
+    ("image sha256", [("predicciones.services.predictions", "sha256_bytes")]),
+    ("log row: INSERT and its commit", [("predicciones.services.predictions", "log_row_write")]),
+    (
+        "metrics",
+        [("predicciones.metrics", "record_request"), ("predicciones.metrics", "record_prediction")],
+    ),
+    ("access line", [("predicciones.middleware", "access_logger.log")]),
+    (
+        "response: serializer and JSON",
+        [
+            ("predicciones.apis", "PredictApi.output_serializer.to_representation"),
+            ("rest_framework.renderers", "JSONRenderer.render"),
+        ],
+    ),
+]
+REST = "the rest of the framework (middleware, request and response, dispatch)"
+
+
+class Sections:
+    """Exclusive time per label: wrappers keep a stack so a part's time excludes its
+    children's."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._children: list[float] = []
+        self.enabled = False
+
+    def wrap(self, module_name: str, dotted: str, label: str) -> None:
+        owner = sys.modules.get(module_name) or __import__(module_name, fromlist=["_"])
+        *path, name = dotted.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = inspect.getattr_static(owner, name)
+        is_static = isinstance(original, staticmethod)
+        function = original.__func__ if is_static else getattr(owner, name)
+        if inspect.isclass(owner) and not is_static:
+            function = original
+        sections = self
+
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            if not sections.enabled:
+                return function(*args, **kwargs)
+            sections._children.append(0.0)
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.thread_time() - started
+                children = sections._children.pop()
+                sections.seconds[label] += elapsed - children
+                if sections._children:
+                    sections._children[-1] += elapsed
+
+        setattr(owner, name, staticmethod(timed) if is_static else timed)
+
+
+def multipart_body(image: bytes) -> bytes:
+    """The seed's form, as ``bench/wrk_multipart.lua`` sends it."""
+    return (
+        (
+            f"--{BOUNDARY}\r\n"
+            'Content-Disposition: form-data; name="image"; filename="digit.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + image
+        + (
+            f"\r\n--{BOUNDARY}\r\n"
+            'Content-Disposition: form-data; name="model"\r\n\r\nclf.pickle\r\n'
+            f"--{BOUNDARY}--\r\n"
+        ).encode()
+    )
+
+
+def setup_django(var_dir: Path) -> None:
+    os.environ.update(project_env(var_dir, log_level="INFO"))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", "--noinput", verbosity=0)
+    call_command("bootstrap_model", verbosity=0)
+    import logging
+
+    import digits_model.wsgi  # noqa: F401 - sets Django up again, logging included
+
+    # The access line is formatted and written, as in production, to nowhere.
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the process's life
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(devnull)
+
+
+def wsgi_caller(body: bytes):
+    from digits_model.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/predict/",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": f"multipart/form-data; boundary={BOUNDARY}",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.url_scheme": "http",
+    }
+
+    def call() -> None:
+        statuses = []
+        result = application(
+            {**environ, "wsgi.input": io.BytesIO(body)}, lambda s, h: statuses.append(s)
+        )
+        b"".join(result)
+        if not statuses[0].startswith("200"):
+            raise SystemExit(f"profile_request: the service answered {statuses[0]}")
+
+    return call
+
+
+def in_process(body: bytes, requests: int) -> tuple[float, dict[str, float]]:
+    """CPU microseconds a request (process time, untimed), and each part's CPU microseconds
+    (thread time, which other programs on the machine do not inflate)."""
+    sections = Sections()
+    for label, targets in PARTS:
+        for module_name, dotted in targets:
+            sections.wrap(module_name, dotted, label)
+    call = wsgi_caller(body)
+    for _ in range(min(200, requests)):
+        call()  # warm: models loaded, statements prepared, caches filled
+    cpu_started = time.process_time()
+    for _ in range(requests):
+        call()
+    cpu_us = (time.process_time() - cpu_started) / requests * 1e6
+    sections.enabled = True
+    timed_started = time.thread_time()
+    for _ in range(requests):
+        call()
+    timed_us = (time.thread_time() - timed_started) / requests * 1e6
+    parts = {label: sections.seconds[label] / requests * 1e6 for label, _ in PARTS}
+    parts[REST] = timed_us - sum(parts.values())
+    return cpu_us, parts
+
+
+def under_load(image: bytes, seconds: float, var_root: Path) -> dict:
+    """The service as ``make run`` starts it, under wrk at c=32: server CPU a request."""
+    from bench.load import wrk
+    from bench.servers import service_server
+
+    var_root.mkdir(parents=True)
+    image_path = var_root / "upload.jpg"
+    image_path.write_bytes(image)
+    server = service_server(var_root, image_path, "service", "service (make run defaults)")
+    server.start()
+    try:
+        wrk(server.url, image_path, connections=32, seconds=2, result=var_root / "warm.json")
+        cpu_before = server.cpu_seconds()
+        out = wrk(
+            server.url, image_path, connections=32, seconds=seconds, result=var_root / "c32.json"
+        )
+        cpu = server.cpu_seconds() - cpu_before
+    finally:
+        server.stop()
+    return {
+        "config": server.config,
+        "requests": out["requests"],
+        "rps": out["requests"] / (out["duration_us"] / 1e6),
+        "cpu_us": cpu * 1e6 / max(1, out["requests"]),
+    }
+
+
+def table(cpu_us: float, parts: dict[str, float], load: dict | None) -> str:
+    timed_total = sum(parts.values())
+    rows = [(label, us, f"{us / timed_total:>6.0%}") for label, us in parts.items()]
+    rows.append(("in process, timed run (CPU, with the timers)", timed_total, ""))
+    rows.append(("in process, process CPU time (untimed run)", cpu_us, ""))
+    if load:
+        rows.append(
+            (
+                f"under wrk c=32: server CPU a request ({load['requests']} requests)",
+                load["cpu_us"],
+                "",
+            )
+        )
+        rows.append(
+            (
+                "  of which the HTTP server's (beyond the in-process CPU)",
+                load["cpu_us"] - cpu_us,
+                "",
+            )
+        )
+    lines = [f"  {'part':<72} {'us/req':>8} {'share':>6}"]
+    lines += [f"  {label:<72} {us:>8.0f} {share}" for label, us, share in rows]
+    if load:
+        lines.append(f"  server: {load['config']}; {load['rps']:.0f} requests/s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests timed in process")
+    parser.add_argument(
+        "--image", default="200x200", help="the JPEG's WIDTHxHEIGHT (default: the HTTP runs')"
+    )
+    parser.add_argument(
+        "--load", type=float, default=0, help="also run wrk c=32 for this many seconds"
+    )
+    args = parser.parse_args(argv)
+    width, _, height = args.image.partition("x")
+    image = digit_image(int(width), int(height), "JPEG")
+    var_root = Path(tempfile.mkdtemp(prefix="digits-profile-"))
+    setup_django(var_root / "in-process")
+    cpu_us, parts = in_process(multipart_body(image), args.requests)
+    load = under_load(image, args.load, var_root / "load") if args.load else None
+    print(
+        f"POST /predict/ with a {args.image} JPEG ({len(image)} bytes), {args.requests} requests"
+        f" in process; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(table(cpu_us, parts, load))
+
+
+if __name__ == "__main__":
+    main()
