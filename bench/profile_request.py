@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import inspect
 import io
 import os
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -37,9 +37,16 @@ BOUNDARY = "----digits-profile-7d3f0a9c41b2"
 
 #: The parts of a request, in the order the table lists them: (label, [(module, attribute)]).
 #: An attribute may be dotted (a method). A function imported by name is wrapped where the
-#: caller looks it up.
+#: caller looks it up. Targets a revision does not have are skipped, so the same script
+#: profiles an older revision (checked out elsewhere) for a before/after table.
 PARTS = [
-    ("multipart parsing", [("django.http.multipartparser", "MultiPartParser.parse")]),
+    (
+        "multipart parsing",
+        [
+            ("django.http.multipartparser", "MultiPartParser.parse"),
+            ("predicciones.predict_endpoint", "read_form"),
+        ],
+    ),
     ("URL routing", [("django.urls.resolvers", "URLResolver.resolve")]),
     (
         "API key, rate limit (DRF)",
@@ -48,7 +55,13 @@ PARTS = [
             ("rest_framework.views", "APIView.check_throttles"),
         ],
     ),
-    ("form validation (DRF serializer)", [("rest_framework.serializers", "Serializer.is_valid")]),
+    (
+        "form validation",
+        [
+            ("rest_framework.serializers", "Serializer.is_valid"),
+            ("predicciones.predict_endpoint", "validated"),
+        ],
+    ),
     ("model routing", [("predicciones.serving", "Router.resolve")]),
     ("decode", [("predicciones.ml.preprocessing", "decode_upload")]),
     ("preprocess", [("predicciones.services.predictions", "preprocess")]),
@@ -70,6 +83,7 @@ PARTS = [
         "response: serializer and JSON",
         [
             ("predicciones.apis", "PredictApi.output_serializer.to_representation"),
+            ("predicciones.predict_endpoint", "answer_body"),
             ("rest_framework.renderers", "JSONRenderer.render"),
         ],
     ),
@@ -87,10 +101,16 @@ class Sections:
         self.enabled = False
 
     def wrap(self, module_name: str, dotted: str, label: str) -> None:
-        owner = sys.modules.get(module_name) or __import__(module_name, fromlist=["_"])
+        try:
+            owner = importlib.import_module(module_name)
+        except ImportError:
+            return
         *path, name = dotted.split(".")
-        for part in path:
-            owner = getattr(owner, part)
+        for part in [*path, name]:
+            if not hasattr(owner, part):
+                return
+            if part != name:
+                owner = getattr(owner, part)
         original = inspect.getattr_static(owner, name)
         is_static = isinstance(original, staticmethod)
         function = original.__func__ if is_static else getattr(owner, name)

@@ -31,6 +31,7 @@ ERRORS: dict[type[BaseException], tuple[int, str]] = {
     drf_exceptions.ValidationError: (400, "invalid_request"),
     drf_exceptions.ParseError: (400, "malformed_body"),
     JSONTooDeepError: (400, "malformed_body"),
+    errors.MalformedBodyError: (400, "malformed_body"),
     drf_exceptions.NotAuthenticated: (401, "authentication_failed"),
     drf_exceptions.AuthenticationFailed: (401, "authentication_failed"),
     errors.AdminDisabledError: (403, "admin_disabled"),

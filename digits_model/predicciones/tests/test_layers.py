@@ -18,6 +18,7 @@ APP = APP_DIR.name
 #: The interface modules: nothing below them may import them.
 INTERFACES = (
     f"{APP}.apis",
+    f"{APP}.predict_endpoint",
     f"{APP}.views",
     f"{APP}.urls",
     f"{APP}.metrics",
