@@ -1,6 +1,7 @@
 """Where one ``POST /predict/`` request's CPU goes: its parts, in process and under load.
 
-In process, the service's own application (production settings, SQLite in a fresh var
+In process, the service's own application (``--stack asgi``, the default worker's, or
+``wsgi``; production settings, SQLite in a fresh var
 folder, the shipped model, INFO access lines written to /dev/null) answers ``--requests``
 posts of the bench's JPEG, called directly as gunicorn's worker would call it; every part
 of the path is timed by a wrapper around the function that does it (exclusive time: a part
@@ -13,7 +14,8 @@ total is the HTTP server's (parsing, the worker's loop or threads, sockets).
 
 On a busy machine the absolute microseconds move; the shares are the steadier reading.
 
-    .venv/bin/python -m bench.profile_request [--requests 2000] [--image 640x480] [--load 10]
+    .venv/bin/python -m bench.profile_request [--requests 2000] [--image 640x480]
+        [--stack asgi|wsgi] [--load 10]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import inspect
 import io
 import os
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -49,10 +52,11 @@ PARTS = [
     ),
     ("URL routing", [("django.urls.resolvers", "URLResolver.resolve")]),
     (
-        "API key, rate limit (DRF)",
+        "API key, rate limit",
         [
             ("rest_framework.views", "APIView.perform_authentication"),
             ("rest_framework.views", "APIView.check_throttles"),
+            ("predicciones.predict_endpoint", "authorize"),
         ],
     ),
     (
@@ -73,7 +77,21 @@ PARTS = [
         ],
     ),
     ("image sha256", [("predicciones.services.predictions", "sha256_bytes")]),
-    ("log row: INSERT and its commit", [("predicciones.services.predictions", "log_row_write")]),
+    (
+        "log row: INSERT and its commit",
+        [
+            ("predicciones.services.predictions", "log_row_write"),
+            ("predicciones.prediction_log.group_commit", "log_rows_write"),
+            ("predicciones.prediction_log.group_commit", "log_row_write"),
+        ],
+    ),
+    (
+        "log row: hand-over to the group commit",
+        [
+            ("predicciones.services.predictions", "log_row_commit"),
+            ("predicciones.prediction_log.group_commit", "GroupCommitWriter.submit"),
+        ],
+    ),
     (
         "metrics",
         [("predicciones.metrics", "record_request"), ("predicciones.metrics", "record_prediction")],
@@ -97,8 +115,13 @@ class Sections:
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
-        self._children: list[float] = []
+        self._local = threading.local()  # each thread's stack of children's time
         self.enabled = False
+
+    def _stack(self) -> list[float]:
+        if not hasattr(self._local, "stack"):
+            self._local.stack = []
+        return self._local.stack
 
     def wrap(self, module_name: str, dotted: str, label: str) -> None:
         try:
@@ -122,16 +145,17 @@ class Sections:
         def timed(*args, **kwargs):
             if not sections.enabled:
                 return function(*args, **kwargs)
-            sections._children.append(0.0)
+            stack = sections._stack()
+            stack.append(0.0)
             started = time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 elapsed = time.thread_time() - started
-                children = sections._children.pop()
+                children = stack.pop()
                 sections.seconds[label] += elapsed - children
-                if sections._children:
-                    sections._children[-1] += elapsed
+                if stack:
+                    stack[-1] += elapsed
 
         setattr(owner, name, staticmethod(timed) if is_static else timed)
 
@@ -164,7 +188,8 @@ def setup_django(var_dir: Path) -> None:
     call_command("bootstrap_model", verbosity=0)
     import logging
 
-    import digits_model.wsgi  # noqa: F401 - sets Django up again, logging included
+    import digits_model.asgi
+    import digits_model.wsgi  # noqa: F401
 
     # The access line is formatted and written, as in production, to nowhere.
     devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the process's life
@@ -201,14 +226,61 @@ def wsgi_caller(body: bytes):
     return call
 
 
-def in_process(body: bytes, requests: int) -> tuple[float, dict[str, float]]:
+def asgi_caller(body: bytes):
+    """The ASGI application as gunicorn's asgi worker calls it, on a loop of its own."""
+    import asyncio
+
+    from digits_model.asgi import application
+
+    loop = asyncio.new_event_loop()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict/",
+        "raw_path": b"/predict/",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+
+    async def one() -> int:
+        statuses = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await application(dict(scope), receive, send)
+        return statuses[0]
+
+    def call() -> None:
+        status = loop.run_until_complete(one())
+        if status != 200:
+            raise SystemExit(f"profile_request: the service answered {status}")
+
+    return call
+
+
+def in_process(body: bytes, requests: int, stack: str) -> tuple[float, dict[str, float]]:
     """CPU microseconds a request (process time, untimed), and each part's CPU microseconds
     (thread time, which other programs on the machine do not inflate)."""
     sections = Sections()
     for label, targets in PARTS:
         for module_name, dotted in targets:
             sections.wrap(module_name, dotted, label)
-    call = wsgi_caller(body)
+    call = asgi_caller(body) if stack == "asgi" else wsgi_caller(body)
     for _ in range(min(200, requests)):
         call()  # warm: models loaded, statements prepared, caches filled
     cpu_started = time.process_time()
@@ -216,10 +288,10 @@ def in_process(body: bytes, requests: int) -> tuple[float, dict[str, float]]:
         call()
     cpu_us = (time.process_time() - cpu_started) / requests * 1e6
     sections.enabled = True
-    timed_started = time.thread_time()
+    timed_started = time.process_time()  # the asgi stack works in a thread of its pool
     for _ in range(requests):
         call()
-    timed_us = (time.thread_time() - timed_started) / requests * 1e6
+    timed_us = (time.process_time() - timed_started) / requests * 1e6
     parts = {label: sections.seconds[label] / requests * 1e6 for label, _ in PARTS}
     parts[REST] = timed_us - sum(parts.values())
     return cpu_us, parts
@@ -286,6 +358,12 @@ def main(argv: list[str] | None = None) -> None:
         "--image", default="200x200", help="the JPEG's WIDTHxHEIGHT (default: the HTTP runs')"
     )
     parser.add_argument(
+        "--stack",
+        choices=("asgi", "wsgi"),
+        default="asgi",
+        help="in process: the asgi application (the default worker's) or the wsgi one",
+    )
+    parser.add_argument(
         "--load", type=float, default=0, help="also run wrk c=32 for this many seconds"
     )
     args = parser.parse_args(argv)
@@ -293,11 +371,11 @@ def main(argv: list[str] | None = None) -> None:
     image = digit_image(int(width), int(height), "JPEG")
     var_root = Path(tempfile.mkdtemp(prefix="digits-profile-"))
     setup_django(var_root / "in-process")
-    cpu_us, parts = in_process(multipart_body(image), args.requests)
+    cpu_us, parts = in_process(multipart_body(image), args.requests, args.stack)
     load = under_load(image, args.load, var_root / "load") if args.load else None
     print(
         f"POST /predict/ with a {args.image} JPEG ({len(image)} bytes), {args.requests} requests"
-        f" in process; load average {os.getloadavg()[0]:.2f}"
+        f" in process ({args.stack}); load average {os.getloadavg()[0]:.2f}"
     )
     print(table(cpu_us, parts, load))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -26,6 +27,7 @@ from rest_framework.exceptions import (
 from .exception_handler import upload_too_large_message
 from .exceptions import FormLimitError, UploadTooLargeError
 from .multipart import Form, boundary_of, parse_form
+from .prediction_log.writing import LogRow
 from .security import ApiKeyAuthentication, PredictRateThrottle
 from .services.predictions import PredictionResult, prediction_create
 
@@ -80,8 +82,18 @@ def authorize(request) -> None:
         raise Throttled(throttle.wait())
 
 
-def predict(*, body: bytes, content_type: str, query_id: uuid.UUID) -> PredictAnswer:
+def predict(
+    *,
+    body: bytes,
+    content_type: str,
+    query_id: uuid.UUID,
+    log: Callable[[LogRow], None] | None = None,
+) -> PredictAnswer:
     """Read the form in ``body``, predict, log, and return the answer.
+
+    ``log`` takes the log row instead of committing it here (the fast lane commits it
+    through the group commit and waits on the loop); whoever passes it answers only once the
+    row is committed.
 
     Raises
     ------
@@ -93,7 +105,7 @@ def predict(*, body: bytes, content_type: str, query_id: uuid.UUID) -> PredictAn
         What ``prediction_create`` raises (unknown model, image errors, no model, log failure).
     """
     image, model_ref = validated(read_form(body, content_type))
-    result = prediction_create(image=image, model_ref=model_ref, query_id=query_id)
+    result = prediction_create(image=image, model_ref=model_ref, query_id=query_id, log=log)
     return PredictAnswer(
         body=answer_body(result),
         log_fields={

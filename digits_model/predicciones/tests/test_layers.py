@@ -19,6 +19,7 @@ APP = APP_DIR.name
 INTERFACES = (
     f"{APP}.apis",
     f"{APP}.predict_endpoint",
+    f"{APP}.fast_lane",
     f"{APP}.views",
     f"{APP}.urls",
     f"{APP}.metrics",

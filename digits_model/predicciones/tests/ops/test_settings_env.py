@@ -185,7 +185,7 @@ def test_a_bad_database_url_names_the_scheme_never_the_password(tmp_path):
 )
 def test_the_server_refuses_to_start_with_a_bad_setting(tmp_path, variable, value, accepted):
     result = subprocess.run(
-        [str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"],
+        [str(BIN_DIR / "gunicorn"), "-c", "gunicorn.conf.py"],
         cwd=PROJECT_DIR,
         env=clean_env(tmp_path, PORT=str(free_port()), **{variable: value}),
         capture_output=True,
