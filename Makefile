@@ -29,7 +29,7 @@ $(KEY_FILE):  ## a random SECRET_KEY for local runs, made once, never committed
 run: setup $(SECRET)  ## migrate, register the shipped model, serve with gunicorn
 	$(MANAGE) migrate --noinput -v 0
 	$(MANAGE) bootstrap_model
-	cd digits_model && exec $(BIN)/gunicorn digits_model.wsgi -c gunicorn.conf.py
+	cd digits_model && exec $(BIN)/gunicorn -c gunicorn.conf.py
 
 dev: setup  ## Django's development server with DEBUG on
 	$(MANAGE) migrate --noinput -v 0

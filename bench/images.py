@@ -22,6 +22,8 @@ MODEL_SIDE_IMAGES = {
 
 #: What the HTTP runs upload: a small JPEG like the test/digit_<n>.jpg samples.
 HTTP_IMAGE = (200, 200, "JPEG", "the sample images' size")
+#: Every upload the HTTP runs post, each at every concurrency: the issue's two JPEGs.
+HTTP_IMAGES = {"200 px JPEG": HTTP_IMAGE, "640x480 JPEG": MODEL_SIDE_IMAGES["640x480 JPEG"]}
 
 
 def digit_image(width: int, height: int, fmt: str, *, seed: int = 0) -> bytes:
@@ -47,6 +49,10 @@ def digit_image(width: int, height: int, fmt: str, *, seed: int = 0) -> bytes:
 
 def model_side_images() -> dict[str, bytes]:
     return {name: digit_image(w, h, fmt) for name, (w, h, fmt, _) in MODEL_SIDE_IMAGES.items()}
+
+
+def http_images() -> dict[str, bytes]:
+    return {name: digit_image(w, h, fmt) for name, (w, h, fmt, _) in HTTP_IMAGES.items()}
 
 
 def http_image() -> bytes:

@@ -12,9 +12,13 @@ What it measures, in one run on one machine:
      power cut too, see docs/performance.md);
    Each service's log starts with ``--prefill`` rows (100,000), as after weeks of traffic: on
    an empty table a commit, and above all its fsync, is much cheaper than in steady state.
-   - ``bench/fastapi_peer.py`` on uvicorn: the same preprocess + predict, no log.
+   - the service with one worker (requests/s against workers: 1 and every core);
+   - ``bench/fastapi_peer.py`` on uvicorn: the same preprocess + predict, no log;
+   - ``bench/naive_peer.py`` on uvicorn: crop, resize, 4x4 counts and an SVC, no log.
+   Each posts the 200 px and the 640x480 JPEG; servers run in turn, round by round.
    Requests/s, p50, p99, errors, server CPU per request (noise-robust: it does not count
-   time other processes took), worker memory, and the ratio service/peer. For the service,
+   time other processes took), the cores it kept busy, worker memory, and the ratios
+   service/peer for each peer. For the service,
    the prediction log is counted afterwards: every answered request must have its row.
 3. ``check_drift`` over 1,000,000 logged predictions: ``bench/drift_bench.py`` (the drift
    work's), run from the slot ``bench_drift``: seconds and peak memory.
@@ -46,7 +50,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.images import http_image
+from bench.images import http_image, http_images
 from bench.load import bench_http, best_rounds, ratios
 from bench.machine import machine_info
 from bench.model_side import bench_model_side
@@ -122,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_http:
             image_path = var_root / "digit.jpg"
             image_path.write_bytes(http_image())
+            images = {}
+            for number, (name, data) in enumerate(http_images().items()):
+                images[name] = var_root / f"upload{number}.jpg"
+                images[name].write_bytes(data)
             report["http_rounds"] = []
+            # Round by round, every server in turn: a change in the machine's state during
+            # the run falls on all of them.
             for round_no in range(1, args.rounds + 1):
                 servers = http_servers(var_root / f"round{round_no}", image_path, args)
                 report["servers"] = {server.label: server.config for server in servers}
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"HTTP round {round_no}: {server.label} ...", file=sys.stderr)
                     server.start()
                     try:
-                        rows = bench_http(server, image_path, args.duration)
+                        rows = bench_http(server, images, args.duration)
                     finally:
                         server.stop()
                     report["http_rounds"] += [{**row, "round": round_no} for row in rows]

@@ -19,14 +19,15 @@ from harness.servers import ServerProcess, caller_environ
 
 
 class PeerProcess:
-    """The FastAPI peer under uvicorn, started and stopped like a :class:`ServerProcess`."""
+    """A FastAPI peer (``app``) under uvicorn, started and stopped like a
+    :class:`ServerProcess`."""
 
-    def __init__(self, var_dir: Path, workers: int):
+    def __init__(self, var_dir: Path, workers: int, app: str = "bench.fastapi_peer:app"):
         self.var_dir = var_dir
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = caller_environ()
-        argv = [str(BIN_DIR / "uvicorn"), "bench.fastapi_peer:app", "--host", "127.0.0.1"]
+        argv = [str(BIN_DIR / "uvicorn"), app, "--host", "127.0.0.1"]
         argv += ["--port", str(self.port), "--workers", str(workers)]
         argv += ["--no-access-log", "--log-level", "warning"]
         self.group = ProcessGroup(
@@ -163,9 +164,10 @@ def service_config(env: dict[str, str]) -> str:
     synchronous = django_shell(
         env, "from django.conf import settings; print(settings.DIGITS_SQLITE_SYNCHRONOUS)"
     )
+    threads = f" x {conf['threads']} threads" if conf["worker_class"] == "gthread" else ""
     return (
-        f"gunicorn {conf['worker_class']}, {conf['workers']} workers x {conf['threads']} "
-        f"threads, keep-alive {conf['keepalive']} s; SQLite WAL, synchronous={synchronous}"
+        f"gunicorn {conf['worker_class']}, {conf['workers']} workers{threads}, "
+        f"keep-alive {conf['keepalive']} s; SQLite WAL, synchronous={synchronous}"
     )
 
 
@@ -204,9 +206,21 @@ def peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
     var_dir.mkdir(parents=True)
     return Server(
         name="peer",
-        label=f"FastAPI peer (uvicorn, {workers} workers, no log)",
+        label=f"FastAPI peer, same work ({workers} workers, no log)",
         config=f"uvicorn --workers {workers} (uvloop, httptools), async endpoint, no log",
         process=PeerProcess(var_dir, workers),
+        image_path=image_path,
+    )
+
+
+def naive_peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
+    var_dir = var_root / "naive"
+    var_dir.mkdir(parents=True)
+    return Server(
+        name="naive",
+        label=f"FastAPI naive peer ({workers} workers, no log)",
+        config=f"uvicorn --workers {workers}: crop, resize, 4x4 counts, SVC; no log",
+        process=PeerProcess(var_dir, workers, app="bench.naive_peer:app"),
         image_path=image_path,
     )
 
@@ -218,13 +232,31 @@ def logged_predictions(server: Server) -> int:
 
 
 def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
-    """One round's servers, each in its own var folder, run one after the other."""
+    """One round's servers, each in its own var folder, run one after the other: the service
+    on every core and on one, the same-work peer and the naive peer."""
     var_root.mkdir(parents=True)
+    cores = args.peer_workers
     servers = [
         service_server(
-            var_root, image_path, "service", "service (make run defaults)", prefill=args.prefill
+            var_root,
+            image_path,
+            "service",
+            f"service (make run defaults, {cores} workers)",
+            prefill=args.prefill,
+            DIGITS_WORKERS=str(cores),
         )
     ]
+    if cores > 1:
+        servers.append(
+            service_server(
+                var_root,
+                image_path,
+                "service-1",
+                "service, 1 worker",
+                prefill=args.prefill,
+                DIGITS_WORKERS="1",
+            )
+        )
     if not args.quick:
         servers.append(
             service_server(
@@ -234,7 +266,9 @@ def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
                 "service, SQLite synchronous=FULL",
                 prefill=args.prefill,
                 DIGITS_SQLITE_SYNCHRONOUS="FULL",
+                DIGITS_WORKERS=str(cores),
             )
         )
-    servers.append(peer_server(var_root, image_path, args.peer_workers))
+    servers.append(peer_server(var_root, image_path, cores))
+    servers.append(naive_peer_server(var_root, image_path, cores))
     return servers

@@ -44,13 +44,19 @@ try:
 
     bind = env_str("DIGITS_BIND") or f"127.0.0.1:{env_int('PORT', 8000, low=1, high=65535)}"
     workers = env_int("DIGITS_WORKERS", os.cpu_count() or 2, low=1)
-    worker_class = env_choice("DIGITS_WORKER_CLASS", "gthread", ("gthread", "sync"))
-    # Threads per worker: a request waiting on the database (or a slow client that gunicorn
-    # is still reading from) leaves the CPU to another. gunicorn bounds neither how long a
-    # request's headers nor its body may take to arrive: a buffering front (the container's
-    # nginx, docs/operations.md "Slow clients") does; without one, N slow clients hold
-    # N of the workers x threads.
-    threads = env_int("DIGITS_THREADS", 8, low=1)
+    # "asgi": gunicorn's own asyncio worker (uvloop) serving digits_model.asgi, where
+    # POST /predict/ takes the fast lane and the rest goes to Django; a slow client holds a
+    # coroutine, not a thread. "gthread" (or "sync") serves digits_model.wsgi: the WSGI
+    # stack, kept as a fallback (docs/operations.md "Worker class").
+    worker_class = env_choice("DIGITS_WORKER_CLASS", "asgi", ("asgi", "gthread", "sync"))
+    wsgi_app = "digits_model.asgi:application" if worker_class == "asgi" else "digits_model.wsgi"
+    # Threads per gthread worker: a request waiting on the database (or a slow client that
+    # gunicorn is still reading from) leaves the CPU to another. gunicorn's thread workers
+    # bound neither how long a request's headers nor its body may take to arrive: a buffering
+    # front (the container's nginx, docs/operations.md "Slow clients") does; without one,
+    # N slow clients hold N of the workers x threads. The asgi worker uses no such threads
+    # (its /predict/ work runs in DIGITS_PREDICT_THREADS threads, after the body is read).
+    threads = env_int("DIGITS_THREADS", 8, low=1) if worker_class == "gthread" else 1
     timeout = env_int("DIGITS_WORKER_TIMEOUT", 30, low=1)
     keepalive = env_int("DIGITS_KEEPALIVE", 5, low=0, high=300)
     max_requests = env_int("DIGITS_MAX_REQUESTS", 0, low=0)
@@ -58,6 +64,7 @@ except ImproperlyConfigured as exc:
     sys.stderr.write(f"gunicorn: error: {exc}\n")
     raise SystemExit(2) from None
 graceful_timeout = 20
+asgi_loop = "uvloop"
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one structured line a request itself
 errorlog = "-"

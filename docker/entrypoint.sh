@@ -96,7 +96,7 @@ case "$command" in
             none) ;;
             *) log "DIGITS_FRONT=${DIGITS_FRONT} is not valid: expected nginx or none"; exit 2 ;;
         esac
-        exec gunicorn digits_model.wsgi -c gunicorn.conf.py
+        exec gunicorn -c gunicorn.conf.py
         ;;
     jobs)
         ensure_secret_key

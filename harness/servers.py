@@ -102,7 +102,7 @@ class ServerProcess:
         return env
 
     def argv(self) -> list[str]:
-        return [str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"]
+        return [str(BIN_DIR / "gunicorn"), "-c", "gunicorn.conf.py"]
 
     @property
     def process(self) -> subprocess.Popen | None:

@@ -260,6 +260,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         _create_private(Path(_name))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Group commit of the prediction log (predicciones/prediction_log/group_commit.py): one writer
+# thread a worker commits the rows of concurrent requests together, at most this many rows a
+# transaction, waiting at most this many milliseconds after the first for more (0: take what
+# is queued, never wait). Each request is answered once its own row is committed. 1 row: no
+# writer, each request commits its own row.
+DIGITS_LOG_BATCH_ROWS = env_int("DIGITS_LOG_BATCH_ROWS", 64, low=1, high=10_000)
+DIGITS_LOG_BATCH_WAIT_MS = env_float("DIGITS_LOG_BATCH_WAIT_MS", 0.0, low=0, high=1000)
+
 # --- Uploads -------------------------------------------------------------------------------------
 # A JPEG's decoding CPU grows with its bytes, at any scale: up to about 28 ms a MB for noise
 # encoded at quality 60-80, so 4 MiB keeps the costliest near 120 ms (5 MiB, what AWS
@@ -276,6 +284,9 @@ DIGITS_MAX_FULL_DECODE_PIXELS = env_int("DIGITS_MAX_FULL_DECODE_PIXELS", 4_000_0
 # 503 with Retry-After. Small uploads never wait.
 DIGITS_DECODE_CONCURRENCY = env_int("DIGITS_DECODE_CONCURRENCY", 1, low=1)
 DIGITS_DECODE_WAIT = env_float("DIGITS_DECODE_WAIT", 0.5, low=0)
+# Threads per worker running /predict/'s work (API key, rate limit, decode, predict, the log
+# row's commit) under the asgi worker; one computes while another waits on the database.
+DIGITS_PREDICT_THREADS = env_int("DIGITS_PREDICT_THREADS", 2, low=1)
 # Whole request body: the image plus a little form overhead. Checked from Content-Length
 # before the body is read (RequestContextMiddleware), and again by Django while parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = DIGITS_MAX_UPLOAD_BYTES + 64 * 1024

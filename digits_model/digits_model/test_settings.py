@@ -9,3 +9,8 @@ os.environ.pop("DATABASE_URL", None)  # pytest-django makes its own test databas
 os.environ.pop("DIGITS_S3_BUCKET", None)  # tests that want S3 start their own server
 
 from .settings import *  # noqa: F403
+
+# In-process tests run inside one transaction each (pytest-django), which a writer thread's
+# own connection would wait on: each request commits its own row. The servers the end-to-end
+# tests start use the group commit.
+DIGITS_LOG_BATCH_ROWS = 1

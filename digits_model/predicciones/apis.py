@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -12,38 +9,26 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import readiness, schema, selectors
-from .exception_handler import RETRY_AFTER_SECONDS, upload_too_large_message
-from .exceptions import UploadTooLargeError
+from . import predict_endpoint, readiness, schema, selectors
+from .exception_handler import RETRY_AFTER_SECONDS
 from .middleware import annotate_request
 from .parsers import BoundedJSONParser
 from .security import (
     AdminTokenAuthentication,
-    ApiKeyAuthentication,
     FeedbackKeyAuthentication,
     FeedbackRateThrottle,
-    PredictRateThrottle,
     label_source,
 )
 from .services import registry
-from .services.predictions import feedback_record, prediction_create
+from .services.predictions import feedback_record
 from .serving import get_router
-
-
-def format_seconds(seconds: float) -> str:
-    """Seconds as ``execution_time`` answers them: a string ending in " seg" (``"0.0013 seg"``),
-    with enough decimals never to show 0."""
-    decimals = 4
-    if 0 < seconds < 1e-3:
-        decimals = max(4, 1 - math.floor(math.log10(seconds)))
-    return f"{seconds:.{decimals}f} seg"
 
 
 class SecondsField(serializers.CharField):
     """Seconds (a float) as a string ending in " seg", e.g. ``"0.0013 seg"``."""
 
     def to_representation(self, value) -> str:
-        return format_seconds(value)
+        return predict_endpoint.format_seconds(value)
 
 
 class ProbabilityField(serializers.FloatField):
@@ -86,19 +71,18 @@ class AlternativeSerializer(serializers.Serializer):
 class PredictApi(APIView):
     """``POST /predict/``: multipart ``image`` (+ optional ``model``) -> the digit."""
 
+    # The endpoint's work is predict_endpoint.predict, which the ASGI fast lane calls too;
+    # the serializers below document it (the OpenAPI schema) and a test checks that the
+    # answers match them.
+
     parser_classes = [MultiPartParser, FormParser]
-    authentication_classes = [ApiKeyAuthentication]
-    throttle_classes = [PredictRateThrottle]
+    authentication_classes = [predict_endpoint.AUTHENTICATION]
+    throttle_classes = [predict_endpoint.THROTTLE]
 
     class InputSerializer(serializers.Serializer):
         image = serializers.FileField(
             help_text="The picture of one digit: JPEG, PNG, BMP, GIF, TIFF or WebP.",
-            error_messages={
-                "required": "Send the image as a multipart/form-data file field named 'image'.",
-                "invalid": "The 'image' field must be a file upload, not text.",
-                "empty": "The uploaded image file is empty.",
-                "no_name": "The uploaded image has no filename.",
-            },
+            error_messages=predict_endpoint.IMAGE_MESSAGES,
         )
         # No max_length: any name not in the registry, however long, is a 404.
         model = serializers.CharField(
@@ -133,10 +117,6 @@ class PredictApi(APIView):
             help_text="The 8x8 grid (values 0..16) the model saw.",
         )
 
-    #: One instance renders every answer: creating a serializer deep-copies its fields,
-    #: about ten times the cost of rendering a result with it (rendering keeps no state).
-    output_serializer = OutputSerializer()
-
     @extend_schema(
         operation_id="predict",
         summary="Read the digit in an uploaded image",
@@ -148,25 +128,12 @@ class PredictApi(APIView):
         examples=[schema.PREDICT_EXAMPLE],
     )
     def post(self, request):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["image"]
-        if upload.size > settings.DIGITS_MAX_UPLOAD_BYTES:
-            raise UploadTooLargeError(upload_too_large_message())
-        result = prediction_create(
-            image=upload.read(),
-            model_ref=serializer.validated_data.get("model") or None,
-            query_id=request.query_id,
+        # The raw body: the endpoint parses the form itself (DRF's parsers are not run).
+        answer = predict_endpoint.predict(
+            body=request.body, content_type=request.content_type or "", query_id=request.query_id
         )
-        annotate_request(
-            request,
-            model=result.version.model_name,
-            model_version=result.version.version,
-            prediction=result.prediction,
-            confidence=round(result.confidence, 4),
-            model_seconds=result.seconds,
-        )
-        return Response(self.output_serializer.to_representation(result))
+        annotate_request(request, **answer.log_fields)
+        return Response(answer.body)
 
 
 class FeedbackApi(APIView):

@@ -31,6 +31,7 @@ ERRORS: dict[type[BaseException], tuple[int, str]] = {
     drf_exceptions.ValidationError: (400, "invalid_request"),
     drf_exceptions.ParseError: (400, "malformed_body"),
     JSONTooDeepError: (400, "malformed_body"),
+    errors.MalformedBodyError: (400, "malformed_body"),
     drf_exceptions.NotAuthenticated: (401, "authentication_failed"),
     drf_exceptions.AuthenticationFailed: (401, "authentication_failed"),
     errors.AdminDisabledError: (403, "admin_disabled"),
@@ -153,25 +154,48 @@ def error_response(
 def api_exception_handler(exc, context):
     """DRF ``EXCEPTION_HANDLER``: every handled error in the contract's shape."""
     request = context.get("request")
-    known = error_status(exc)
-    if known is None:
+    view = context.get("view")
+    answer = exception_answer(
+        exc,
+        query_id=query_id_of(request),
+        method=getattr(request, "method", ""),
+        accepted=", ".join(p.media_type for p in view.get_parsers()) if view else "",
+    )
+    if answer is None:
         return None  # unexpected: Django logs it and handler500 answers
-    status_code, code = known
-    response = error_response(request, status_code, _message(exc, context), code)
-    for name, value in _headers(exc).items():
+    status_code, body, headers = answer
+    response = JsonResponse(body, status=status_code)
+    for name, value in headers.items():
         response[name] = value
     return response
 
 
-def _message(exc: BaseException, context) -> str:
+def exception_answer(
+    exc: BaseException, *, query_id: str, method: str = "", accepted: str = ""
+) -> tuple[int, dict, dict[str, str]] | None:
+    """(status, error body, headers) for an exception the table knows; None for a bug.
+
+    ``method`` is the request's (a 405 names it), ``accepted`` the media types the endpoint
+    takes (a 415 lists them). Every 503 carries ``Retry-After``.
+    """
+    known = error_status(exc)
+    if known is None:
+        return None
+    status_code, code = known
+    headers = _headers(exc)
+    if status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    body = error_body(status_code, _message(exc, method, accepted), query_id, code)
+    return status_code, body, headers
+
+
+def _message(exc: BaseException, method: str, accepted: str) -> str:
     """The sentence for a person: the error's own, or one that says what to do."""
     if isinstance(exc, errors.PrediccionesError | image_errors.ImageError):
         return exc.message
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
-        return f"Method {context['request'].method} is not allowed here."
+        return f"Method {method} is not allowed here."
     if isinstance(exc, drf_exceptions.UnsupportedMediaType):
-        view = context.get("view")
-        accepted = ", ".join(p.media_type for p in view.get_parsers()) if view else ""
         return f"Unsupported content type: this endpoint accepts {accepted}."
     if isinstance(exc, drf_exceptions.ValidationError):
         return _validation_message(exc.detail)

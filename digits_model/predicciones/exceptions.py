@@ -56,6 +56,18 @@ class UploadTooLargeError(PrediccionesError):
     default_message = "The upload is too large."
 
 
+class MalformedBodyError(PrediccionesError):
+    """A request body that does not parse as the content type it declares."""
+
+    default_message = "Malformed request body: it could not be parsed."
+
+
+class FormLimitError(PrediccionesError):
+    """More form fields or files than ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` / ``_FILES``."""
+
+    default_message = "Too many form fields or files in the request."
+
+
 class DecodeBusyError(PrediccionesError):
     """This worker is decoding as many large images as it may at once; try again shortly."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import re
 
 #: Attributes every LogRecord has; anything else a caller passed as ``extra`` is a field.
@@ -51,7 +52,10 @@ def escape_line(text: str) -> str:
 
 
 def _text(value) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)  # what json.dumps writes for them, without its encoder's setup
+    text = value if kind is str else json.dumps(value, default=str)
     if text == "" or _NEEDS_QUOTES.search(text):
         # Quoted and escaped (json.dumps writes every non-ASCII character as \uXXXX): one
         # record stays one line.

@@ -103,12 +103,24 @@ def status_label(status_code: int) -> str:
     return f"{status_code // 100}xx" if 100 <= status_code < 600 else "other"
 
 
-# -- recording (called by the middleware) ------------------------------------------------------
+# -- recording (called by the middleware and the fast lane) ---------------------------------------
+# Each label set's children, looked up once: prometheus_client's ``labels()`` checks and
+# converts its arguments and takes a lock on every call. Every label here comes from a fixed
+# set (route names, mapped methods and statuses, registered versions), so these stay small.
+_request_children: dict[tuple[str, str, str], tuple] = {}
+_prediction_children: dict[tuple[str, str], tuple] = {}
+
+
 def record_request(*, endpoint: str, method: str, status_code: int, seconds: float) -> None:
     """Count one answered request. ``endpoint`` is a route name or "unmatched" (a fixed set);
     the method and status are mapped onto fixed sets here."""
-    HTTP_REQUESTS.labels(endpoint, method_label(method), status_label(status_code)).inc()
-    HTTP_DURATION.labels(endpoint).observe(seconds)
+    key = (endpoint, method_label(method), status_label(status_code))
+    children = _request_children.get(key)
+    if children is None:
+        children = (HTTP_REQUESTS.labels(*key), HTTP_DURATION.labels(endpoint))
+        _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def record_prediction(
@@ -121,10 +133,23 @@ def record_prediction(
     request_seconds: float,
 ) -> None:
     labels = (model, str(version))
-    PREDICTIONS.labels(*labels, str(digit)).inc()
-    PREDICTION_MODEL_SECONDS.labels(*labels).observe(model_seconds)
-    PREDICTION_REQUEST_SECONDS.labels(*labels).observe(request_seconds)
-    PREDICTION_CONFIDENCE.labels(*labels).observe(confidence)
+    children = _prediction_children.get(labels)
+    if children is None:
+        children = (
+            {},  # digit -> child, made on its first prediction (no zero series)
+            PREDICTION_MODEL_SECONDS.labels(*labels),
+            PREDICTION_REQUEST_SECONDS.labels(*labels),
+            PREDICTION_CONFIDENCE.labels(*labels),
+        )
+        _prediction_children[labels] = children
+    digits, model_time, request_time, confidences = children
+    counter = digits.get(digit)
+    if counter is None:
+        counter = digits[digit] = PREDICTIONS.labels(*labels, str(digit))
+    counter.inc()
+    model_time.observe(model_seconds)
+    request_time.observe(request_seconds)
+    confidences.observe(confidence)
 
 
 # -- scrape-time collectors ------------------------------------------------------------------------

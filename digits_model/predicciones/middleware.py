@@ -87,76 +87,90 @@ class RequestContextMiddleware:
 
     @staticmethod
     def _check_length(request):
-        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
-            # Without a Content-Length the size cannot be checked before reading, and Django
-            # would see an empty body: say so instead of "image missing".
-            return error_response(
-                request,
-                status.HTTP_411_LENGTH_REQUIRED,
-                "Chunked uploads are not accepted: send the request with a Content-Length.",
-            )
-        raw = request.META.get("CONTENT_LENGTH") or "0"
-        try:
-            length = int(raw)
-        except ValueError:
-            length = -1
-        if length < 0:
-            return error_response(
-                request,
-                status.HTTP_400_BAD_REQUEST,
-                "Invalid Content-Length.",
-                INVALID_CONTENT_LENGTH,
-            )
-        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return error_response(
-                request, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, upload_too_large_message()
-            )
-        return None
+        refusal = length_refusal(request.META)
+        return error_response(request, *refusal) if refusal else None
 
     @staticmethod
     def _observe(request, response, seconds: float) -> None:
-        """One access-log line and the request's metrics; never fails the request."""
-        try:
-            endpoint = _endpoint_of(request)
-            fields = getattr(request, "log_fields", {})
-            metrics.record_request(
-                endpoint=endpoint,
-                method=request.method,
-                status_code=response.status_code,
-                seconds=seconds,
+        observe(
+            query_id=request.query_id,
+            client=request.client_address,
+            method=request.method,
+            path=request.path,
+            endpoint=_endpoint_of(request),
+            status_code=response.status_code,
+            seconds=seconds,
+            fields=getattr(request, "log_fields", {}),
+        )
+
+
+def length_refusal(meta) -> tuple[int, str, str | None] | None:
+    """(status, message, code) refusing a body by its headers alone, before it is read: a
+    chunked upload (411), a Content-Length that is not a number (400) or above the limit
+    (413); None when the body may be read."""
+    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # Without a Content-Length the size cannot be checked before reading, and Django
+        # would see an empty body: say so instead of "image missing".
+        return (
+            status.HTTP_411_LENGTH_REQUIRED,
+            "Chunked uploads are not accepted: send the request with a Content-Length.",
+            None,
+        )
+    raw = meta.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(raw)
+    except ValueError:
+        length = -1
+    if length < 0:
+        return status.HTTP_400_BAD_REQUEST, "Invalid Content-Length.", INVALID_CONTENT_LENGTH
+    if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, upload_too_large_message(), None
+    return None
+
+
+def observe(
+    *,
+    query_id,
+    client: str,
+    method: str,
+    path: str,
+    endpoint: str,
+    status_code: int,
+    seconds: float,
+    fields: dict,
+) -> None:
+    """One access-log line and the request's metrics; never fails the request."""
+    try:
+        metrics.record_request(
+            endpoint=endpoint, method=method, status_code=status_code, seconds=seconds
+        )
+        if status_code == status.HTTP_200_OK and "prediction" in fields:
+            metrics.record_prediction(
+                model=fields["model"],
+                version=fields["model_version"],
+                digit=fields["prediction"],
+                confidence=fields["confidence"],
+                model_seconds=fields["model_seconds"],
+                request_seconds=seconds,
             )
-            if response.status_code == status.HTTP_200_OK and "prediction" in fields:
-                metrics.record_prediction(
-                    model=fields["model"],
-                    version=fields["model_version"],
-                    digit=fields["prediction"],
-                    confidence=fields["confidence"],
-                    model_seconds=fields["model_seconds"],
-                    request_seconds=seconds,
-                )
-            line = {
-                "query_id": str(request.query_id),
-                "client": request.client_address,
-                "method": request.method[:MAX_LOGGED_METHOD],
-                "path": request.path[:MAX_LOGGED_PATH],
-                "endpoint": endpoint,
-                "status": response.status_code,
-                "latency_ms": round(seconds * 1000, 2),
-                **{k: v for k, v in fields.items() if k != "model_seconds"},
-            }
-            if "model_seconds" in fields:
-                line["model_ms"] = round(fields["model_seconds"] * 1000, 2)
-            level = logging.WARNING if response.status_code >= 500 else logging.INFO
-            access_logger.log(
-                level,
-                "%s %s %s",
-                line["method"],
-                line["path"],
-                response.status_code,
-                extra={"fields": line},
-            )
-        except Exception:  # observability must never turn a good answer into an error
-            access_logger.exception("could not log or count request %s", request.query_id)
+        line = {
+            "query_id": str(query_id),
+            "client": client,
+            "method": method[:MAX_LOGGED_METHOD],
+            "path": path[:MAX_LOGGED_PATH],
+            "endpoint": endpoint,
+            "status": status_code,
+            "latency_ms": round(seconds * 1000, 2),
+            **{k: v for k, v in fields.items() if k != "model_seconds"},
+        }
+        if "model_seconds" in fields:
+            line["model_ms"] = round(fields["model_seconds"] * 1000, 2)
+        level = logging.WARNING if status_code >= 500 else logging.INFO
+        access_logger.log(
+            level, "%s %s %s", line["method"], line["path"], status_code, extra={"fields": line}
+        )
+    except Exception:  # observability must never turn a good answer into an error
+        access_logger.exception("could not log or count request %s", query_id)
 
 
 class SecurityHeadersMiddleware:

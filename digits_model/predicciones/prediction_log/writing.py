@@ -1,5 +1,6 @@
-"""Writing the prediction log: one row, durable when :func:`log_row_write` returns, and many
-rows at once for benchmarks (:func:`log_rows_load`).
+"""Writing the prediction log: one row, durable when :func:`log_row_write` returns, a batch in
+one transaction (:func:`log_rows_write`, the group commit's), and many rows at once for
+benchmarks (:func:`log_rows_load`).
 
 Every row goes in through the same INSERT, its values prepared by the model's own fields, so
 SQLite and PostgreSQL get exactly what the ORM would send. A failed write is reported to
@@ -100,6 +101,17 @@ def log_row_write(row: LogRow) -> None:
         readiness.write_failed(exc)
         raise PredictionLogError() from exc
     readiness.write_succeeded()
+
+
+def log_rows_write(rows: list[LogRow]) -> None:
+    """Insert ``rows`` in one transaction; committed when this returns (the group commit's
+    batch). Raises the database's error, and then none of them is written."""
+    sql, fields = _insert_statement()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if len(rows) == 1:
+            cursor.execute(sql, _params(rows[0], fields))
+        else:
+            cursor.executemany(sql, [_params(row, fields) for row in rows])
 
 
 def log_rows_load(rows: Iterable[LogRow]) -> int:

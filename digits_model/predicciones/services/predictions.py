@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ from ..ml.classifier import predict_proba, ranked, sha256_bytes
 from ..ml.decoding import Header, is_large
 from ..ml.preprocessing import preprocess
 from ..models import Prediction, PredictionFailure
-from ..prediction_log.writing import LogRow, log_row_write
+from ..prediction_log.group_commit import log_row_commit
+from ..prediction_log.writing import LogRow
 from ..serving import LoadedVersion, get_router
 
 logger = logging.getLogger(__name__)
@@ -41,12 +43,18 @@ class PredictionResult:
 
 
 def prediction_create(
-    *, image: bytes, model_ref: str | None, query_id: uuid.UUID
+    *,
+    image: bytes,
+    model_ref: str | None,
+    query_id: uuid.UUID,
+    log: Callable[[LogRow], None] | None = None,
 ) -> PredictionResult:
     """Preprocess an upload, predict with the routed version, and log it before answering.
 
     ``seconds`` is the model-side time: decode, preprocess and predict (not the database
-    write or the HTTP round trip).
+    write or the HTTP round trip). ``log`` takes the row (default: ``log_row_commit``,
+    committed when it returns); a caller that passes its own must see the row committed
+    before it answers.
 
     Raises
     ------
@@ -83,7 +91,7 @@ def prediction_create(
         grid=pre.grid,
         alternatives=top[1:],
     )
-    log_row_write(
+    (log or log_row_commit)(
         LogRow.of(
             query_id=query_id,
             created_at=timezone.now(),

@@ -18,6 +18,8 @@ APP = APP_DIR.name
 #: The interface modules: nothing below them may import them.
 INTERFACES = (
     f"{APP}.apis",
+    f"{APP}.predict_endpoint",
+    f"{APP}.fast_lane",
     f"{APP}.views",
     f"{APP}.urls",
     f"{APP}.metrics",

@@ -1,8 +1,10 @@
 """Slow clients (slowloris) against the service as the container starts it
-(``docker/entrypoint.sh serve``), with one gunicorn worker of two threads so that two slow
-connections would be enough to hold them all. Through the buffering front (nginx) a
-legitimate client is answered while 16 slow connections are held; without it, two hold the
-server. ``make bench`` measures the same with 64 connections (legitimate p99)."""
+(``docker/entrypoint.sh serve``), with one gunicorn worker (of two threads under the gthread
+fallback, so that two slow connections would be enough to hold them all). Through the
+buffering front (nginx) a legitimate client is answered while 16 slow connections are held;
+without it, the asgi worker (the default) still answers, because a slow client holds a
+coroutine, and two slow clients hold the gthread worker. ``make bench`` measures the same
+with 64 connections (legitimate p99)."""
 
 from __future__ import annotations
 
@@ -22,11 +24,11 @@ from predicciones.tests.conftest import require
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def serve(tmp_path, front: str) -> EntrypointServer:
-    """The container's server with one worker of two threads, through ``front``."""
-    server = EntrypointServer(
-        var_dir=tmp_path, front=front, env={"DIGITS_WORKERS": "1", "DIGITS_THREADS": "2"}
-    )
+def serve(tmp_path, front: str, worker_class: str = "asgi") -> EntrypointServer:
+    """The container's server with one worker (of two threads with gthread), through
+    ``front``."""
+    env = {"DIGITS_WORKERS": "1", "DIGITS_THREADS": "2", "DIGITS_WORKER_CLASS": worker_class}
+    server = EntrypointServer(var_dir=tmp_path, front=front, env=env)
     return server.start(timeout=120)
 
 
@@ -58,8 +60,23 @@ def test_slow_clients_do_not_starve_a_client_through_the_front(tmp_path):
         server.cleanup()
 
 
-def test_without_the_front_two_slow_clients_hold_the_server(tmp_path):
+def test_without_the_front_slow_clients_do_not_hold_the_asgi_worker(tmp_path):
     server = serve(tmp_path, "none")
+    base = server.base_url
+    image = {"image": ("seven.png", draw_digit_image("7"))}
+    try:
+        with SlowClients(server.port, 16, interval=0.5):
+            time.sleep(2)  # every slow client connected and sending
+            for _ in range(3):
+                answer = requests.post(base + "/predict/", files=image, timeout=10)
+                assert answer.status_code == 200, answer.text
+            assert requests.get(base + "/health/live/", timeout=10).status_code == 200
+    finally:
+        server.cleanup()
+
+
+def test_without_the_front_two_slow_clients_hold_the_gthread_worker(tmp_path):
+    server = serve(tmp_path, "none", worker_class="gthread")
     port, base = server.port, server.base_url
     try:
         with SlowClients(port, 4, interval=0.5):

@@ -145,6 +145,9 @@ BAD_VALUES = [
     ("DIGITS_FEEDBACK_SOURCE_CAP", "-1", "expected an integer >= 0"),
     ("DIGITS_MAX_FULL_DECODE_PIXELS", "0", "expected an integer >= 1"),
     ("DIGITS_DECODE_WAIT", "-1", "expected a number >= 0"),
+    ("DIGITS_LOG_BATCH_ROWS", "0", "expected an integer from 1 to 10000"),
+    ("DIGITS_LOG_BATCH_WAIT_MS", "-2", "expected a number from 0 to 1000"),
+    ("DIGITS_PREDICT_THREADS", "0", "expected an integer >= 1"),
 ]
 
 
@@ -181,11 +184,15 @@ def test_a_bad_database_url_names_the_scheme_never_the_password(tmp_path):
 
 @pytest.mark.parametrize(
     ("variable", "value", "accepted"),
-    [*BAD_VALUES[:3], ("DIGITS_WORKERS", "many", "expected an integer >= 1")],
+    [
+        *BAD_VALUES[:3],
+        ("DIGITS_WORKERS", "many", "expected an integer >= 1"),
+        ("DIGITS_WORKER_CLASS", "eventlet", "expected one of asgi, gthread, sync"),
+    ],
 )
 def test_the_server_refuses_to_start_with_a_bad_setting(tmp_path, variable, value, accepted):
     result = subprocess.run(
-        [str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"],
+        [str(BIN_DIR / "gunicorn"), "-c", "gunicorn.conf.py"],
         cwd=PROJECT_DIR,
         env=clean_env(tmp_path, PORT=str(free_port()), **{variable: value}),
         capture_output=True,
