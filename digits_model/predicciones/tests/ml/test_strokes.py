@@ -20,9 +20,8 @@ from predicciones.ml.training import TRAINING_DISTORTION
 
 def test_the_data_readme_lists_the_checksums_the_loaders_check():
     text = (sources.DATA_DIR / "README.md").read_text()
-    listed = dict(
-        (name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", text, re.M)
-    )
+    found = re.findall(r"^([0-9a-f]{64})  (\S+)$", text, re.M)
+    listed = {name: digest for digest, name in found}
     for name, digest in sources.CHECKSUMS.items():
         assert listed[name] == digest, name
 
