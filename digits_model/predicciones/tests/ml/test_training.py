@@ -58,10 +58,25 @@ def test_training_rows_come_from_every_source_and_never_from_held_out_digits():
         (sources == "sklearn") & (index >= training.CALIBRATION_START)
     )
     assert not held_out.any()
-    labels = {"mnist": 5, "optdigits": 0, "sklearn": 0}  # first digit of each source
-    for source, label in labels.items():
+    unipen = sources == "unipen"
+    writers = training.sources.load_unipen().writer[index[unipen]]
+    assert not np.isin(training.writer_number(writers) % 10, (8, 9)).any()
+    labels = {"mnist": 5, "optdigits": 0, "sklearn": 0, "unipen": 0, "pendigits": 8}
+    for source, label in labels.items():  # the first digit of each source
         first = np.flatnonzero(sources == source)[0]
         assert rows.y[first] == label
+
+
+def test_unipen_is_split_by_writer():
+    n = training.sources.N_UNIPEN
+    part = training.digit_part("unipen", np.arange(n))
+    writers = training.sources.load_unipen().writer
+    for name in ("train", "validation", "calibration"):
+        assert part[part == name].size
+    for writer in set(writers):
+        assert len(set(part[writers == writer])) == 1, writer  # a writer is on one side
+    held = {str(w) for w in writers[part == "validation"]}
+    assert len(held) == 13 and len({w.split("-")[0] for w in held}) >= 5
 
 
 def test_statistics_describe_the_training_rows(quick_model):
