@@ -1,18 +1,23 @@
-"""Leave one source out: train without optdigits (or load_digits), read it as uploads.
+"""Leave one out: train without a source or a UNIPEN group, read what was left out as uploads.
 
-Each run trains the shipped model's full recipe on the base data minus one source, then
-sends every digit of the left-out source through the upload path in the five styles of
-``predicciones.ml.synth`` (drawn as image bytes, decoded and preprocessed like an upload)
-and scores them: how the model reads 30 (or 13) writers whose handwriting it never saw,
-in the very form of the data set. Semeion is never used.
+The shipped model's training rows are drawn once; each run then fits the whole recipe
+(vote, weights, seeds, temperature) on those rows minus the left-out ones and sends every
+left-out digit through the upload path (drawn as image bytes, decoded and preprocessed like
+an upload) and scores the answers: how the model reads writers whose handwriting it never
+saw. Semeion is never used.
 
-The temperature of a model trained without ``load_digits`` is still fitted on the second
-half of ``load_digits`` (the recipe's calibration writers), so for that run the mean
-confidence is also reported on the first half alone (writers that served neither training
-nor calibration).
+- ``--source optdigits`` / ``sklearn``: the source's digits in the five styles of
+  ``predicciones.ml.synth``. The temperature of a model trained without ``load_digits`` is
+  still fitted on its second half (the recipe's calibration writers), so for that run the
+  mean confidence is also reported on the first half alone (writers that served neither
+  training nor calibration).
+- ``--groups``: each UNIPEN group (by default all ten: aga, apa, apb, app, art, ced, gmd,
+  ibm, syn, uqb) left out of training and of the calibration writers, and all its digits
+  read in the five styles and on the page's canvas (``PEN_STYLES``).
 
-Usage: python bench/leave_one_out.py [--source optdigits|sklearn ...] [--jobs 2]
-       [--out var/leave_one_out.txt]   (the whole recipe trained once a source)
+Usage: python bench/leave_one_out.py [--source optdigits sklearn] [--groups [G ...]]
+       [--jobs 2] [--out var/leave_one_out.txt]
+(the rows are drawn once, then the recipe is fitted once per source and per group)
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ sys.path.insert(0, str(REPO / "digits_model"))
 
 from predicciones.ml import sources, training  # noqa: E402
 from predicciones.ml.classifier import predict  # noqa: E402
-from predicciones.ml.synth import STYLES  # noqa: E402
+from predicciones.ml.synth import PEN_STYLES, STYLES  # noqa: E402
 from predicciones.ml.validation import styled_features  # noqa: E402
 
 #: Seed of the left-out digits' renderings (style k of digit i: default_rng([SEED, i, k])).
 SEED = 4242
 LOADERS = {"optdigits": sources.load_optdigits, "sklearn": sources.load_sklearn_digits}
+GROUPS = ("aga", "apa", "apb", "app", "art", "ced", "gmd", "ibm", "syn", "uqb")
 
 
 def read_as_uploads(source: str, jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,43 +49,106 @@ def read_as_uploads(source: str, jobs: int) -> tuple[np.ndarray, np.ndarray, np.
     return (*styled_features(X, np.arange(len(y)), seed=SEED, n_jobs=jobs), y)
 
 
+def unipen_as_uploads(jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features (n, 6, 64), accepted (n, 6) and labels (n,) of every UNIPEN digit."""
+    unipen = sources.load_unipen()
+    ids = training.ID_OFFSET["unipen"] + np.arange(len(unipen.labels))
+    features, accepted = styled_features(
+        unipen.traces, ids, seed=SEED, styles=PEN_STYLES, n_jobs=jobs
+    )
+    return features, accepted, unipen.labels
+
+
+def score(clf, F: np.ndarray, ok: np.ndarray, y: np.ndarray, styles) -> tuple[list[str], dict]:
+    """Lines of a per-style table, and the overall accuracy and mean confidence."""
+    n, k = ok.shape
+    pred, conf = predict(clf, F.reshape(-1, 64))
+    pred, conf = pred.reshape(n, k), conf.reshape(n, k)
+    right = (pred == y[:, None]) & ok
+    lines = [f"  {'style':<12}{'accuracy':>9}{'mean conf':>11}{'refused':>9}"]
+    for j, style in enumerate(styles):
+        lines.append(
+            f"  {style:<12}{right[:, j].mean():>9.4f}{conf[:, j].mean():>11.4f}"
+            f"{int((~ok[:, j]).sum()):>9}"
+        )
+    lines.append(f"  {'overall':<12}{right.mean():>9.4f}{conf.mean():>11.4f}{int((~ok).sum()):>9}")
+    return lines, {"right": right, "conf": conf}
+
+
+def fit(rows, weight, keep, calibration, seed):
+    X_cal, y_cal, _ = calibration
+    return training.fit_classifier(
+        rows.X[keep],
+        rows.y[keep],
+        seed=seed,
+        calibration=(X_cal, y_cal),
+        sample_weight=weight[keep],
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", nargs="+", default=list(LOADERS), choices=list(LOADERS))
+    parser.add_argument("--source", nargs="*", default=list(LOADERS), choices=list(LOADERS))
+    parser.add_argument("--groups", nargs="*", default=list(GROUPS), choices=list(GROUPS))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "var" / "leave_one_out.txt"))
     args = parser.parse_args(argv)
-    lines = []
+    started = time.monotonic()
+    rows, weight = training.training_rows(seed=args.seed, n_jobs=args.jobs)
+    calibration = training.calibration_uploads(n_jobs=args.jobs, with_ids=True)
+    row_sources, row_groups = training.source_of(rows.ids), training.unipen_group(rows.ids)
+    lines = [f"training rows drawn once: {len(rows)} ({time.monotonic() - started:.0f} s)"]
+    print(lines[0], flush=True)
+
+    def emit(new: list[str]) -> None:
+        lines.extend(new)
+        print("\n".join(new), flush=True)
+
     for source in args.source:
-        started = time.monotonic()
-        kept = tuple(s for s in training.SOURCES if s != source)
-        clf, _ = training.train_classifier(seed=args.seed, n_jobs=args.jobs, sources_=kept)
+        begun = time.monotonic()
+        clf = fit(rows, weight, row_sources != source, calibration, args.seed)
         F, ok, y = read_as_uploads(source, args.jobs)
-        n, k = ok.shape
-        pred, conf = predict(clf, F.reshape(-1, 64))
-        pred, conf = pred.reshape(n, k), conf.reshape(n, k)
-        right = (pred == y[:, None]) & ok
-        lines.append(
-            f"trained on {' + '.join(kept)}, read {source} ({n} digits) as uploads "
-            f"({time.monotonic() - started:.0f} s):"
-        )
-        lines.append(f"  {'style':<12}{'accuracy':>9}{'mean conf':>11}{'refused':>9}")
-        for j, style in enumerate(STYLES):
-            lines.append(
-                f"  {style:<12}{right[:, j].mean():>9.4f}{conf[:, j].mean():>11.4f}"
-                f"{int((~ok[:, j]).sum()):>9}"
-            )
-        lines.append(
-            f"  {'overall':<12}{right.mean():>9.4f}{conf.mean():>11.4f}{int((~ok).sum()):>9}"
-        )
+        table, result = score(clf, F, ok, y, STYLES)
+        kept = " + ".join(s for s in training.SOURCES if s != source)
+        head = f"trained on {kept}, read {source} ({len(y)} digits) as uploads"
+        emit([f"{head} ({time.monotonic() - begun:.0f} s):", *table])
         if source == "sklearn":
-            first = np.arange(n) < training.CALIBRATION_START
-            lines.append(
-                f"  {'first half':<12}{right[first].mean():>9.4f}{conf[first].mean():>11.4f}"
-                "   (writers used neither to train nor to calibrate)"
+            first = np.arange(len(y)) < training.CALIBRATION_START
+            emit(
+                [
+                    f"  {'first half':<12}{result['right'][first].mean():>9.4f}"
+                    f"{result['conf'][first].mean():>11.4f}"
+                    "   (writers used neither to train nor to calibrate)"
+                ]
             )
-        print("\n".join(lines[-(len(STYLES) + 3 + (source == "sklearn")) :]), flush=True)
+    if args.groups:
+        F, ok, y = unipen_as_uploads(args.jobs)
+        digit_groups = sources.load_unipen().group
+        cal_groups = training.unipen_group(calibration[2])
+        summary = [f"  {'group':<8}{'digits':>7}{'writers':>8}{'accuracy':>9}{'mean conf':>11}"]
+        for group in args.groups:
+            begun = time.monotonic()
+            keep_cal = cal_groups != group
+            clf = fit(
+                rows,
+                weight,
+                row_groups != group,
+                tuple(part[keep_cal] for part in calibration),
+                args.seed,
+            )
+            inside = digit_groups == group
+            table, result = score(clf, F[inside], ok[inside], y[inside], PEN_STYLES)
+            writers = len(set(sources.load_unipen().writer[inside]))
+            head = f"trained without UNIPEN group {group}, read its {inside.sum()} digits"
+            emit([f"{head} ({writers} writers) as uploads ({time.monotonic() - begun:.0f} s):"])
+            emit(table)
+            summary.append(
+                f"  {group:<8}{int(inside.sum()):>7}{writers:>8}"
+                f"{result['right'].mean():>9.4f}{result['conf'].mean():>11.4f}"
+            )
+        emit(["UNIPEN, each group left out (all its digits, six styles):", *summary])
+    emit([f"leave_one_out took {time.monotonic() - started:.0f} s"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")

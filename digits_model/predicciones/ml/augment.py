@@ -53,6 +53,10 @@ class Distortion:
         Pen strokes only: probability that a copy is drawn as pendigits records a digit,
         :data:`PATH_POINTS` points at equal arc length along the whole trajectory, the
         pen-up jumps drawn.
+    continental : float
+        Pen strokes only: probability that a copy of a 0, 1 or 7 is first given the form
+        many European writers use (:func:`~predicciones.ml.strokes.continental`: a slashed
+        0, a 1 with a long flag, a crossed 7).
     """
 
     rotation: float = 12.0
@@ -67,6 +71,7 @@ class Distortion:
     blur: float = 0.8
     stroke_shift: float = 0.04
     path: float = 0.0
+    continental: float = 0.0
 
     def pen(self) -> strokes.PenDistortion:
         """The same ranges for pen strokes (the elastic warp becomes a wobble)."""
@@ -243,10 +248,16 @@ def paint_gray(coverage: np.ndarray, rng: np.random.Generator, *, blur: float = 
     return np.clip(gray, 0, 1).astype(np.float32)
 
 
-def pen_gray(trace: strokes.Trace, rng: np.random.Generator, d: Distortion | None) -> np.ndarray:
+def pen_gray(
+    trace: strokes.Trace,
+    rng: np.random.Generator,
+    d: Distortion | None,
+    label: int | None = None,
+) -> np.ndarray:
     """A pen-written digit as a picture: clean (``d`` None) or written differently by ``d``.
 
-    A distorted copy is the trace distorted as strokes (:func:`strokes.distort`), drawn
+    A distorted copy is the trace, with probability ``d.continental`` in its continental
+    form (given its ``label``), distorted as strokes (:func:`strokes.distort`), drawn
     ``d.min_height`` to ``d.max_height`` px tall with a round pen ``d.trace_width`` of its
     height wide, blurred up to ``d.blur``; with probability ``d.path`` it is first reduced
     to the path pendigits records.
@@ -259,6 +270,8 @@ def pen_gray(trace: strokes.Trace, rng: np.random.Generator, d: Distortion | Non
         height = CLEAN_PEN_HEIGHT
         coverage = strokes.draw(trace, height=height, width=CLEAN_PEN_WIDTH * height)
         return paint_gray(coverage, rng)
+    if d.continental > 0 and label in strokes.CONTINENTAL and rng.random() < d.continental:
+        trace = strokes.continental(trace, label, rng)
     trace = strokes.distort(trace, rng, d.pen())
     if d.path > 0 and rng.random() < d.path:
         trace = trace.path(PATH_POINTS)
@@ -302,6 +315,7 @@ def training_features(
     n_jobs: int = 1,
     ids: np.ndarray | None = None,
     bitmaps: bool = False,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render each digit cleanly and ``n_augment`` times distorted, and preprocess them all.
 
@@ -325,6 +339,9 @@ def training_features(
     bitmaps : bool
         Return the 32x32 bitmaps the features are counted from instead of the features
         (studies of other grids, ``bench/what_limits.py``).
+    labels : ndarray of shape (n_samples,), int, optional
+        The digits' labels, for distortions that change a letterform
+        (``distortion.continental``).
 
     Returns
     -------
@@ -337,9 +354,12 @@ def training_features(
     """
     X = np.asarray(X)
     ids = np.arange(len(X)) if ids is None else np.asarray(ids)
+    labels = np.full(len(X), -1) if labels is None else np.asarray(labels)
     chunks = np.array_split(np.arange(len(X)), max(1, n_jobs * 8))
     args = [
-        (X[idx], idx, ids[idx], n_augment, seed, distortion, bitmaps) for idx in chunks if len(idx)
+        (X[idx], idx, ids[idx], n_augment, seed, distortion, bitmaps, labels[idx])
+        for idx in chunks
+        if len(idx)
     ]
     if n_jobs > 1:
         from joblib import Parallel, delayed
@@ -353,15 +373,15 @@ def training_features(
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
-def _features_chunk(X, indices, ids, n_augment, seed, distortion, bitmaps=False):
+def _features_chunk(X, indices, ids, n_augment, seed, distortion, bitmaps, labels):
     rows, source, variant = [], [], []
-    for i, digit_id, x in zip(indices, ids, X, strict=True):
+    for i, digit_id, x, label in zip(indices, ids, X, labels, strict=True):
         rng = np.random.default_rng([seed, int(digit_id)])
         pen = isinstance(x, strokes.Trace)
         shape = None if pen else digit_shape(x, size=64)
         for k in range(n_augment + 1):
             if pen:
-                gray = pen_gray(x, rng, distortion if k else None)
+                gray = pen_gray(x, rng, distortion if k else None, int(label))
             elif k == 0:
                 gray = clean_gray(x, shape, rng)
             else:

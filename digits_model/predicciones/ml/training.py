@@ -48,6 +48,7 @@ from .classifier import check_features
 from .drift import value_counts
 from .features import N_CLASSES, N_FEATURES, N_VALUES
 from .gate import Scores
+from .synth import PEN_STYLES, STYLES
 from .validation import styled_features
 
 #: The base data, in the order rows are stacked.
@@ -260,6 +261,7 @@ def base_rows(
                 distortion=distortion,
                 n_jobs=n_jobs,
                 ids=ID_OFFSET[source] + index[keep],
+                labels=labels[keep],
             )
             parts.append(
                 Rows(F, labels[keep][which], ID_OFFSET[source] + index[keep][which], variant)
@@ -267,33 +269,52 @@ def base_rows(
     return Rows.concat(parts)
 
 
-def calibration_uploads(*, step: int = 1, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The calibration digits sent as uploads: each drawn in the five styles, as image bytes.
+def calibration_uploads(
+    *, step: int = 1, n_jobs: int = 1, with_ids: bool = False
+) -> tuple[np.ndarray, ...]:
+    """The calibration writers' digits sent as uploads, as image bytes read back.
+
+    ``load_digits``' second-half writers are drawn in the five styles of
+    :data:`~predicciones.ml.synth.STYLES`; the UNIPEN calibration writers, who wrote with a
+    pen, in those and on the page's canvas (:data:`~predicciones.ml.synth.PEN_STYLES`).
 
     Parameters
     ----------
     step : int
-        Keep one calibration digit in ``step`` of each class (tests use a cheap subset;
-        every class keeps at least one digit, so five rows).
+        Keep one calibration digit in ``step`` of each class of each source (tests use a
+        cheap subset; every class keeps at least one digit).
     n_jobs : int
         Processes drawing and reading the uploads.
+    with_ids : bool
+        Also return each row's digit id (a leave-one-group-out run drops a group's).
 
     Returns
     -------
     X : ndarray of shape (n_rows, 64), uint8, values 0..16
     y : ndarray of shape (n_rows,), int
         An upload the preprocessing refuses is left out.
+    ids : ndarray of shape (n_rows,), int
+        Only with ``with_ids``.
     """
-    ((digits, labels, index),) = _source_forms("sklearn")
-    part = digit_part("sklearn", index) == "calibration"
-    keep = np.sort(
-        np.concatenate([np.flatnonzero(part & (labels == c))[::step] for c in range(10)])
-    )
-    features, accepted = styled_features(
-        digits[keep], ID_OFFSET["sklearn"] + index[keep], seed=VALIDATION_SEED, n_jobs=n_jobs
-    )
-    y = np.repeat(labels[keep], accepted.sum(axis=1)).astype(np.int64)
-    return features[accepted], y
+    X, y, ids = [], [], []
+    for source, styles in (("sklearn", STYLES), ("unipen", PEN_STYLES)):
+        ((digits, labels, index),) = _source_forms(source)
+        part = digit_part(source, index) == "calibration"
+        keep = np.sort(
+            np.concatenate([np.flatnonzero(part & (labels == c))[::step] for c in range(10)])
+        )
+        features, accepted = styled_features(
+            digits[keep],
+            ID_OFFSET[source] + index[keep],
+            seed=VALIDATION_SEED,
+            styles=styles,
+            n_jobs=n_jobs,
+        )
+        X.append(features[accepted])
+        y.append(np.repeat(labels[keep], accepted.sum(axis=1)).astype(np.int64))
+        ids.append(np.repeat(ID_OFFSET[source] + index[keep], accepted.sum(axis=1)))
+    X, y, ids = np.concatenate(X), np.concatenate(y), np.concatenate(ids)
+    return (X, y, ids) if with_ids else (X, y)
 
 
 def fit_classifier(
@@ -435,11 +456,10 @@ def train_classifier(
         n_augment = N_AUGMENT_FAST if quick else N_AUGMENT
     if step is None:
         step = QUICK_STEP if quick else 1
-    rows = base_rows(
-        part="train", seed=seed, n_augment=n_augment, sources_=sources_, step=step, n_jobs=n_jobs
+    rows, weight = training_rows(
+        seed=seed, n_augment=n_augment, sources_=sources_, step=step, n_jobs=n_jobs
     )
     X, y = rows.X, rows.y
-    weight = np.vectorize(SOURCE_WEIGHT.get, otypes=[np.float64])(source_of(rows.ids))
     if extra_X is not None and len(extra_X):
         extra_X = check_features(extra_X)
         extra_y = np.asarray(extra_y, dtype=int).ravel()
@@ -453,11 +473,48 @@ def train_classifier(
         y = np.concatenate([y, np.repeat(extra_y, copies)])
         extra_weight = np.full(len(extra_y) * copies, max(SOURCE_WEIGHT.values()))
         weight = np.concatenate([weight, extra_weight])
-    calibration = calibration_uploads(step=max(1, step // 10), n_jobs=n_jobs)
+    calibration = calibration_uploads(step=max(1, step // 3), n_jobs=n_jobs)
     # Quick models keep the perceptrons' epochs however few their rows: tests stay cheap.
     epochs = {"max_iter": MLP_PARAMS["max_iter"]} if quick else {}
     clf = fit_classifier(X, y, seed=seed, calibration=calibration, sample_weight=weight, **epochs)
     return clf, training_statistics(X, y)
+
+
+def training_rows(
+    *,
+    seed: int = 0,
+    n_augment: int | dict[str, int] = N_AUGMENT,
+    sources_: tuple[str, ...] = SOURCES,
+    step: int = 1,
+    n_jobs: int = 1,
+) -> tuple[Rows, np.ndarray]:
+    """The base training rows and each row's weight in the loss (:data:`SOURCE_WEIGHT`).
+
+    Parameters as :func:`base_rows`.
+
+    Returns
+    -------
+    rows : Rows
+    weight : ndarray of shape (n_rows,), float
+    """
+    rows = base_rows(
+        part="train",
+        seed=seed,
+        n_augment=n_augment,
+        sources_=sources_,
+        step=step,
+        n_jobs=n_jobs,
+    )
+    return rows, np.vectorize(SOURCE_WEIGHT.get, otypes=[np.float64])(source_of(rows.ids))
+
+
+def unipen_group(ids: np.ndarray) -> np.ndarray:
+    """The UNIPEN group of each digit id, ``""`` for digits of the other sources."""
+    ids = np.asarray(ids)
+    group = np.full(ids.shape, "", dtype=object)
+    inside = source_of(ids) == "unipen"
+    group[inside] = sources.load_unipen().group[ids[inside] - ID_OFFSET["unipen"]]
+    return group
 
 
 _VALIDATION_CACHE: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -467,9 +524,10 @@ def _base_validation_set(n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.nd
     """The validation rows with their digit ids, rendered once per process."""
     if "rows" not in _VALIDATION_CACHE:
         kwargs = {"part": "validation", "seed": VALIDATION_SEED, "n_jobs": n_jobs}
-        sklearn_rows = base_rows(n_augment=VALIDATION_AUGMENT, sources_=("sklearn",), **kwargs)
+        drawn = ("sklearn", "unipen", "pendigits")
+        drawn_rows = base_rows(n_augment=VALIDATION_AUGMENT, sources_=drawn, **kwargs)
         mnist_rows = base_rows(n_augment=0, sources_=("mnist",), **kwargs)
-        rows = Rows.concat([sklearn_rows, mnist_rows])
+        rows = Rows.concat([drawn_rows, mnist_rows])
         X, y, ids = rows.X.astype(np.float64), rows.y, rows.ids
         for a in (X, y, ids):
             a.setflags(write=False)
@@ -480,8 +538,10 @@ def _base_validation_set(n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.nd
 def base_validation_set(*, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The fixed validation rows: held-out base digits no model trains on.
 
-    The ``load_digits`` holdout (180 digits, clean and twice distorted) and MNIST's 10 %
-    slice (6,000 digits, as the 28x28 crops they are): real handwriting of many writers.
+    Real handwriting of many writers from four sources: the ``load_digits`` holdout (180
+    digits), UNIPEN's validation writers (13 writers of 7 groups, 1,122 digits) and
+    pendigits' tenth (749 digits), each drawn clean and twice distorted, and MNIST's 10 %
+    slice (6,000 digits, as the 28x28 crops they are).
 
     Parameters
     ----------
@@ -530,7 +590,7 @@ def validation_metrics(clf, *, n_jobs: int = 1) -> dict:
     X, y, ids = _base_validation_set(n_jobs)
     result = evaluate(clf, X, y)
     names = source_of(ids)
-    for source in VALIDATION_SOURCES:
+    for source in ("mnist", "sklearn", *PEN_SOURCES):
         inside = names == source
         result[source] = evaluate(clf, X[inside], y[inside])
     return result
