@@ -49,10 +49,6 @@ class Distortion:
     stroke_shift : float
         Pen strokes only: how far each stroke after the first may land from where it was
         written, as a share of the height (:class:`~predicciones.ml.strokes.PenDistortion`).
-    path : float
-        Pen strokes only: probability that a copy is drawn as pendigits records a digit,
-        :data:`PATH_POINTS` points at equal arc length along the whole trajectory, the
-        pen-up jumps drawn.
     continental : float
         Pen strokes only: probability that a copy of a 0, 1 or 7 is first given the form
         many European writers use (:func:`~predicciones.ml.strokes.continental`: a slashed
@@ -70,7 +66,6 @@ class Distortion:
     trace_width: tuple[float, float] = (0.04, 0.2)
     blur: float = 0.8
     stroke_shift: float = 0.04
-    path: float = 0.0
     continental: float = 0.0
 
     def pen(self) -> strokes.PenDistortion:
@@ -87,8 +82,6 @@ class Distortion:
 #: The distortions' defaults (training widens rotation and blur:
 #: ``training.TRAINING_DISTORTION``).
 DEFAULT_DISTORTION = Distortion()
-#: Points along the path of a copy drawn as pendigits records digits.
-PATH_POINTS = 8
 #: A pen-written digit's clean picture: its height in pixels and its pen's width (a share
 #: of the height).
 CLEAN_PEN_HEIGHT, CLEAN_PEN_WIDTH = 40, 0.08
@@ -259,8 +252,7 @@ def pen_gray(
     A distorted copy is the trace, with probability ``d.continental`` in its continental
     form (given its ``label``), distorted as strokes (:func:`strokes.distort`), drawn
     ``d.min_height`` to ``d.max_height`` px tall with a round pen ``d.trace_width`` of its
-    height wide, blurred up to ``d.blur``; with probability ``d.path`` it is first reduced
-    to the path pendigits records.
+    height wide, blurred up to ``d.blur``.
 
     Returns
     -------
@@ -273,8 +265,6 @@ def pen_gray(
     if d.continental > 0 and label in strokes.CONTINENTAL and rng.random() < d.continental:
         trace = strokes.continental(trace, label, rng)
     trace = strokes.distort(trace, rng, d.pen())
-    if d.path > 0 and rng.random() < d.path:
-        trace = trace.path(PATH_POINTS)
     height = int(rng.integers(d.min_height, d.max_height + 1))
     width = max(1.0, rng.uniform(*d.trace_width) * height)
     coverage = strokes.draw(trace, height=height, width=width)

@@ -69,21 +69,6 @@ class Trace:
         unit = max(extent[1], extent[0] / 5, 1e-9)
         return Trace(tuple((s - low) / unit for s in self.strokes))
 
-    def path(self, n_points: int = 8) -> Trace:
-        """One stroke of ``n_points`` at equal arc length along the whole trajectory.
-
-        The pen-up moves between strokes are part of the path, as in pendigits (a crossed
-        7 becomes one line that jumps from the bend to the bar).
-        """
-        points = self.points
-        steps = np.hypot(*np.diff(points, axis=0).T)
-        along = np.concatenate([[0.0], np.cumsum(steps)])
-        if along[-1] <= 0:
-            return Trace((np.repeat(points[:1], n_points, axis=0),))
-        at = np.linspace(0.0, along[-1], n_points)
-        resampled = np.column_stack([np.interp(at, along, points[:, k]) for k in range(2)])
-        return Trace((resampled,))
-
 
 def draw(
     trace: Trace,

@@ -75,17 +75,6 @@ def test_pen_ups_are_not_drawn():
     ink = strokes.draw(pair, height=40, width=4, margin=2) > 0.5
     middle = ink[:, ink.shape[1] // 2]
     assert not middle.any()
-    # The same strokes as pendigits records them: one path, the jump drawn.
-    path = pair.path(8)
-    assert len(path.strokes) == 1 and len(path.strokes[0]) == 8
-    np.testing.assert_allclose(path.strokes[0][0], (0, 0))
-    np.testing.assert_allclose(path.strokes[0][-1], (1, 1))
-    # The path is 1 + sqrt(2) + 1 long; its 4th and 5th points (at 3/7 and 4/7 of it) lie
-    # on the pen-up jump from (0, 1) to (1, 0).
-    jump = path.strokes[0][3:5]
-    np.testing.assert_allclose(jump.sum(axis=1), 1.0)
-    assert ((jump[:, 0] > 0) & (jump[:, 0] < 1)).all()
-    assert (strokes.draw(path, height=40, width=4, margin=2) > 0.5)[:, ink.shape[1] // 2].any()
 
 
 def test_distorting_keeps_the_strokes_and_is_seeded():
@@ -130,3 +119,24 @@ def test_pen_rows_are_seeded_per_digit_and_do_not_depend_on_the_processes():
     assert len(one[0]) == 18 and set(one[2]) == {0, 1, 2}
     # Each copy is another drawing of the digit, not the same row again.
     assert len({row.tobytes() for row in one[0][:3]}) == 3
+
+
+def test_continental_forms_add_a_flag_a_bar_and_a_slash():
+    rng = np.random.default_rng(0)
+    stem = Trace.from_points([[(0.5, 0.0), (0.5, 1.0)]])
+    flagged = strokes.continental(stem, 1, rng).normalised()
+    start, top = flagged.strokes[0][0], flagged.strokes[0][1]
+    assert start[0] < top[0] and start[1] > top[1]  # the flag runs down and to the left
+    assert np.hypot(*(start - top)) >= 0.25
+    seven = Trace.from_points([[(0, 0), (1, 0), (0.4, 1)]])
+    crossed = strokes.continental(seven, 7, rng).normalised()
+    bar = crossed.strokes[-1]
+    assert len(crossed.strokes) == 2 and bar[0, 1] == bar[1, 1] and 0.4 < bar[0, 1] < 0.7
+    ring = Trace.from_points([np.column_stack([np.cos(t), np.sin(t)]) for t in [np.arange(32)]])
+    slashed = strokes.continental(ring, 0, rng).normalised()
+    outline, slash = slashed.strokes
+    low, high = outline.min(axis=0), outline.max(axis=0)
+    # From past the top right of the outline to past its bottom left.
+    assert slash[0, 0] > high[0] and slash[0, 1] < low[1]
+    assert slash[1, 0] < low[0] and slash[1, 1] > high[1]
+    assert strokes.continental(stem, 4, rng) is stem
