@@ -1,6 +1,6 @@
 """The shipped model reads the letterforms MNIST's writers rarely use, in several styles.
 
-Each letterform of ``tests/letterforms.py`` is drawn as pen strokes and sent as an upload
+Each letterform of ``ml/letterforms.py`` is drawn as pen strokes and sent as an upload
 in the page's canvas style and four photographed or scanned styles, three times each with
 different pens, sizes and placements; the bytes go through the real preprocessing and the
 committed model. Where the model is unsure (below the confidence under which the page
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from predicciones.ml.classifier import predict_proba, ranked
+from predicciones.ml.letterforms import LETTERFORMS, letterform
 from predicciones.ml.preprocessing import preprocess
 from predicciones.ml.synth import render
-from predicciones.tests.letterforms import LETTERFORMS, letterform
 from predicciones.tests.servers import REPO_DIR
 
 #: The styles each letterform is drawn in.

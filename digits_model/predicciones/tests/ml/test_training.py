@@ -99,14 +99,27 @@ def test_training_statistics_counts_values():
     assert stats["class_counts"][:2] == [1, 2]
 
 
-def test_extra_rows_are_trained_on():
+def test_extra_rows_are_trained_on_as_logged_and_drawn_again():
     # Forty copies of one row, all labelled 5: the model must learn that row is a 5.
     row = np.tile(np.array([[16] * 8 + [0] * 56], dtype=float), (40, 1))
     clf, stats = train_classifier(
         seed=0, quick=True, n_augment=0, step=STEP, extra_X=row, extra_y=np.full(40, 5)
     )
-    assert stats["n_samples"] == len(base_rows(part="train", n_augment=0, step=STEP)) + 40
+    base = len(base_rows(part="train", n_augment=0, step=STEP))
+    drawn = stats["n_samples"] - base - 40
+    assert 0 < drawn <= 40 * training.FEEDBACK_AUGMENT
     assert predict(clf, row[:1])[0][0] == 5
+
+
+def test_feedback_rows_weigh_a_share_of_the_base():
+    X, y = np.zeros((10, 64)), np.arange(10)
+    X[:, 18:22] = 16  # a bar, drawable
+    F, labels, weight = training.feedback_rows(X, y, base_weight=1e6)
+    np.testing.assert_array_equal(F[:10], X)  # the rows as logged come first
+    assert len(F) > 10 and set(labels) == set(y)
+    assert weight.sum() == pytest.approx(training.FEEDBACK_SHARE * 1e6)
+    _, _, light = training.feedback_rows(X, y, base_weight=10.0)
+    assert (light == max(training.SOURCE_WEIGHT.values())).all()  # never below a base row
 
 
 def test_extra_rows_are_validated():

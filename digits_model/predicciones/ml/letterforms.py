@@ -3,15 +3,15 @@
 Each form is a few strokes in a unit box (x to the right, y down), written as a person
 would: a 1 with a long flag and a foot, a crossed 7, an open 4, a 9 with a straight stem, a
 2 with a loop, a slashed 0 (and a 1 with a long flag alone, the form read as a 7 most
-often). ``tests/ml/test_letterforms.py`` draws them in several upload styles;
-``tests/e2e/test_page.py`` draws them with the mouse on the page's pad.
+often). ``tests/ml/test_letterforms.py`` and ``make eval`` draw them in several upload
+styles; ``tests/e2e/test_page.py`` draws them with the mouse on the page's pad.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from predicciones.ml.strokes import Trace
+from .strokes import Trace
 
 
 def _arc(cx: float, cy: float, rx: float, ry: float, start: float, stop: float, n: int = 24):
