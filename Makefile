@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 MANAGE := cd digits_model && $(BIN)/python manage.py
 PORT ?= 8000
 export PORT
+# Local state, where the settings look for it (a relative DIGITS_VAR_DIR is the repository's).
+VAR_DIR := $(abspath $(or $(DIGITS_VAR_DIR),var))
+KEY_FILE := $(abspath $(or $(DIGITS_SECRET_KEY_FILE),$(VAR_DIR)/secret_key))
+# A SECRET_KEY in the environment needs no key file.
+SECRET := $(if $(strip $(SECRET_KEY)),,$(KEY_FILE))
 
 .PHONY: setup run dev test lint format bench eval train clean docker-build docker-check docker-check-full
 
@@ -17,11 +22,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	touch $(STAMP)
 
-var/secret_key:  ## a random SECRET_KEY for local runs, made once, never committed
-	mkdir -p var
+$(KEY_FILE):  ## a random SECRET_KEY for local runs, made once, never committed
+	mkdir -p $(dir $@)
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
-run: setup var/secret_key  ## migrate, register the shipped model, serve with gunicorn
+run: setup $(SECRET)  ## migrate, register the shipped model, serve with gunicorn
 	$(MANAGE) migrate --noinput -v 0
 	$(MANAGE) bootstrap_model
 	cd digits_model && exec $(BIN)/gunicorn digits_model.wsgi -c gunicorn.conf.py
@@ -42,13 +47,13 @@ test: setup lint  ## ruff, then the whole pytest suite
 	$(BIN)/pytest
 
 eval: setup  ## accuracy on semeion (5 upload styles, real HTTP), test/, calibration, latency
-	$(BIN)/python bench/evaluate.py $(if $(SEMEION),--semeion $(SEMEION)) $(EVAL_ARGS)
+	$(BIN)/python -m bench.evaluate $(if $(SEMEION),--semeion $(SEMEION)) $(EVAL_ARGS)
 
 bench: setup  ## model side and HTTP vs a FastAPI peer under wrk; table in var/bench.txt
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: sudo apt-get install wrk" >&2; exit 2; }
-	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-train: setup var/secret_key  ## retrain the shipped model/clf.pickle (deterministic)
+train: setup $(SECRET)  ## retrain the shipped model/clf.pickle (deterministic)
 	$(MANAGE) train_model --seed 0
 
 clean:

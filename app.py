@@ -10,14 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml.classifier import load_classifier, predict  # noqa: E402
-from predicciones.ml.exceptions import ImageError  # noqa: E402
-from predicciones.ml.preprocessing import preprocess  # noqa: E402
-
-MODEL = REPO / "digits_model" / "model" / "clf.pickle"
+from harness.paths import SHIPPED_MODEL as MODEL  # and digits_model/ on sys.path
+from predicciones.ml.classifier import load_classifier, predict
+from predicciones.ml.exceptions import ImageError
+from predicciones.ml.preprocessing import preprocess
 
 
 def main(argv: list[str]) -> int:

@@ -9,6 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# nginx (Debian's smallest build) is the buffering front: it holds slow clients so they never
+# hold gunicorn's request threads (docs/operations.md, "Slow clients").
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx-light \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, in their own layer: rebuilt only when requirements.txt changes. Every
 # requirement ships as a wheel, so no compiler is installed, and none is left behind.
 COPY requirements.txt /tmp/requirements.txt
@@ -30,6 +36,7 @@ WORKDIR /app/digits_model
 
 ENV DIGITS_VAR_DIR=/data \
     DIGITS_BIND=0.0.0.0:8000 \
+    DIGITS_FRONT=nginx \
     DIGITS_WORKERS=2 \
     PROMETHEUS_MULTIPROC_DIR=/tmp/digits-metrics
 

@@ -4,12 +4,12 @@ On a machine shared with other work (training beside the benchmark), absolute me
 by a factor of two from one minute to the next. This script loads the preprocessing of a
 git revision (exported with ``git archive`` to a temporary folder) and that of the working
 tree in the same process and times decode + preprocess + predict of ``bench/images.py``'s
-images (the rows of README "Performance") alternately, one call of each in turn, each side
-with its own classifier code and its own shipped model. The paired ratio (median of after /
-before over the pairs) is what to read; the medians are printed too, in wall time and in
-CPU time of the calling thread.
+images (the model side's rows in docs/performance.md) alternately, one call of each in turn,
+each side with its own classifier code and its own shipped model. The paired ratio (median
+of after / before over the pairs) is what to read; the medians are printed too, in wall time
+and in CPU time of the calling thread.
 
-Usage: python bench/compare_latency.py [--before main] [--repeat 1000]
+Usage: python -m bench.compare_latency [--before main] [--repeat 1000]
 """
 
 from __future__ import annotations
@@ -28,12 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench.images import model_side_images  # noqa: E402
-
-MODEL = REPO / "digits_model" / "model" / "clf.pickle"
+from bench.images import model_side_images
+from harness.paths import PROJECT_DIR, REPO_DIR
+from harness.paths import SHIPPED_MODEL as MODEL
 
 
 def load_package(root: Path):
@@ -53,7 +50,7 @@ def export_revision(revision: str, into: Path) -> Path:
     """``digits_model/predicciones`` and the model of a git revision, unpacked under ``into``."""
     paths = ["digits_model/predicciones", "digits_model/model"]
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", revision, *paths],
+        ["git", "-C", str(REPO_DIR), "archive", revision, *paths],
         check=True,
         capture_output=True,
     ).stdout
@@ -75,7 +72,7 @@ def main(argv=None) -> int:
         root = export_revision(args.before, Path(tmp))
         sides = {
             "before": (*load_package(root), root / "model" / "clf.pickle"),
-            "after": (*load_package(REPO / "digits_model"), MODEL),
+            "after": (*load_package(PROJECT_DIR), MODEL),
         }
         timed = {}
         for key, (preprocess, classifier, model) in sides.items():

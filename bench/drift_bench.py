@@ -7,9 +7,9 @@ statistics from the store, streaming aggregation, report to store and database) 
 fresh child process, reporting wall time, peak RSS, the RSS growth during the check and
 tracemalloc's peak. Exits 1 when a check is over ``--budget-seconds``.
 
-    python bench/drift_bench.py                         # SQLite, 100k and 1M rows
-    python bench/drift_bench.py --database-url postgres://user:pw@127.0.0.1:5432/postgres
-    python bench/drift_bench.py --rows 5000 --verify    # exact counts check (used by tests)
+    python -m bench.drift_bench                         # SQLite, 100k and 1M rows
+    python -m bench.drift_bench --database-url postgres://user:pw@127.0.0.1:5432/postgres
+    python -m bench.drift_bench --rows 5000 --verify    # exact counts check (used by tests)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import datetime as dt
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,17 +29,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-REPO_DIR = Path(__file__).resolve().parents[1]
-PROJECT_DIR = REPO_DIR / "digits_model"
+from bench.scripts import phase_run
+from harness.servers import project_env
+
 INSERT_BATCH = 50_000
-COLUMNS = (
-    "query_id, created_at, model_version_id, features, prediction, confidence, latency_ms, "
-    "image_sha256"
-)
 
 
 def django_setup() -> None:
-    sys.path.insert(0, str(PROJECT_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_model.settings")
     import django
 
@@ -53,8 +48,6 @@ def generate(n: int, seed: int):
     the features of 600 MNIST validation digits drawn plainly and preprocessed like uploads
     (what the shipped model's traffic looks like), resampled, with a little +-1 jitter so
     the histograms are not tiny."""
-    if str(PROJECT_DIR) not in sys.path:
-        sys.path.insert(0, str(PROJECT_DIR))
     from predicciones.ml.training import base_rows
 
     rows = base_rows(part="validation", n_augment=0, sources_=("mnist",), step=10)
@@ -70,12 +63,38 @@ def generate(n: int, seed: int):
         done += k
 
 
+def log_rows(version_id: int, times, features, predictions, confidences, **extra):
+    """The benchmark's rows as the log writes them (``extra``: per-row latencies, labels...)."""
+    from predicciones.prediction_log.writing import LogRow
+
+    latency = extra.get("latency_ms", [1.0] * len(times))
+    labels = extra.get("labels", [None] * len(times))
+    return [
+        LogRow.of(
+            query_id=uuid.UUID(bytes=os.urandom(16)),
+            created_at=t,
+            model_version_id=version_id,
+            features=f,
+            prediction=int(p),
+            confidence=float(c),
+            latency_ms=float(lat),
+            image_sha256="0" * 64,
+            label=label,
+            labelled_at=None if label is None else t + dt.timedelta(minutes=1),
+        )
+        for t, f, p, c, lat, label in zip(
+            times, features, predictions, confidences, latency, labels, strict=True
+        )
+    ]
+
+
 def populate(n: int, seed: int) -> dict:
     """Write n predictions of the live version; returns the expected aggregate."""
     from django.core.management import call_command
-    from django.db import connection, transaction
+    from django.db import connection
 
     from predicciones.ml import drift
+    from predicciones.prediction_log.writing import log_rows_load
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -85,54 +104,11 @@ def populate(n: int, seed: int) -> dict:
     start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=n)
     written = 0
     started = time.perf_counter()
-    sha = "0" * 64
     for features, predictions, confidences in generate(n, seed):
         counts += drift.value_counts(features)
         classes += np.bincount(predictions, minlength=10)
         times = [start + dt.timedelta(seconds=written + i) for i in range(len(features))]
-        if connection.vendor == "postgresql":
-            rows = (
-                (
-                    uuid.UUID(bytes=os.urandom(16)),
-                    t,
-                    version.pk,
-                    f.tobytes(),
-                    int(p),
-                    float(c),
-                    1.0,
-                    sha,
-                )
-                for t, f, p, c in zip(times, features, predictions, confidences, strict=True)
-            )
-            copy_sql = f"COPY predicciones_prediction ({COLUMNS}) FROM STDIN"
-            with (
-                transaction.atomic(),
-                connection.cursor() as cursor,
-                cursor.cursor.copy(copy_sql) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            rows = [
-                (
-                    os.urandom(16).hex(),
-                    t.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                    version.pk,
-                    f.tobytes(),
-                    int(p),
-                    float(c),
-                    1.0,
-                    sha,
-                )
-                for t, f, p, c in zip(times, features, predictions, confidences, strict=True)
-            ]
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO predicciones_prediction ({COLUMNS}) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    rows,
-                )
-        written += len(features)
+        written += log_rows_load(log_rows(version.pk, times, features, predictions, confidences))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE predicciones_prediction")
@@ -154,7 +130,7 @@ def rss_mib() -> float:
 
 def check(n: int, verify: bool) -> dict:
     django_setup()
-    from predicciones import selectors
+    from predicciones.prediction_log import windows
     from predicciones.services.drift import drift_report_create, drift_version_resolve
 
     # Warm imports and the connection so the measurement is the check itself.
@@ -182,7 +158,7 @@ def check(n: int, verify: bool) -> dict:
     result["since_seconds"] = round(time.perf_counter() - started, 3)
     result["since_n_current"] = since.n_current
     if verify:
-        window = selectors.prediction_window_aggregate(version=version, last=n)
+        window = windows.prediction_window_aggregate(version=version, last=n)
         result["value_counts"] = window.value_counts.tolist()
         result["class_counts"] = window.class_counts.tolist()
     return result
@@ -211,47 +187,17 @@ def fresh_database_url(base: str | None, var_dir: Path) -> tuple[str | None, cal
 def run_size(n: int, args) -> dict:
     with tempfile.TemporaryDirectory(prefix="digits-bench-") as var_dir:
         url, drop = fresh_database_url(args.database_url, Path(var_dir))
-        env = {
-            **os.environ,
-            "SECRET_KEY": "bench-not-secret",
-            "DIGITS_VAR_DIR": var_dir,
-            "DIGITS_LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "digits_model.settings",
-        }
-        env.pop("DATABASE_URL", None)
+        env = project_env(var_dir)
         if not args.s3:
             env.pop("DIGITS_S3_BUCKET", None)
         if url:
             env["DATABASE_URL"] = url
         try:
-            populated = json.loads(
-                subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--phase",
-                        "populate",
-                        "--rows",
-                        str(n),
-                        "--seed",
-                        str(args.seed),
-                    ],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
+            populated = phase_run(
+                "bench.drift_bench", env, "populate", "--rows", str(n), "--seed", str(args.seed)
             )
-            child = subprocess.run(
-                [sys.executable, __file__, "--phase", "check", "--rows", str(n)]
-                + (["--verify"] if args.verify else []),
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if child.returncode != 0:
-                raise SystemExit(f"check failed:\n{child.stderr}")
-            checked = json.loads(child.stdout)
+            verify = ["--verify"] if args.verify else []
+            checked = phase_run("bench.drift_bench", env, "check", "--rows", str(n), *verify)
         finally:
             drop()
     result = {

@@ -20,7 +20,7 @@ It also reports the validation and scikit-learn example-split scores recorded in
 model's manifest, and, per set, the mean confidence beside the accuracy with a
 reliability table. Prints one table and writes it to var/eval.txt.
 
-Usage: python bench/evaluate.py [--semeion PATH] [--sample N] [--mnist N] [--conditions N]
+Usage: python -m bench.evaluate [--semeion PATH] [--sample N] [--mnist N] [--conditions N]
                                 [--pen N] [--workers N] [--out var/eval.txt]
 (``make eval SEMEION=PATH`` passes --semeion.) semeion is not in the repo: by default it is read
 from ``../shared/data/semeion/`` beside the clone.
@@ -32,11 +32,7 @@ import argparse
 import csv
 import itertools
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,87 +40,18 @@ from pathlib import Path
 import numpy as np
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
+from harness.paths import MODEL_DIR
+from harness.paths import REPO_DIR as REPO
+from harness.servers import ServerProcess
+from predicciones.ml.datasets import DEFAULT_SEMEION_DIR, load_semeion
+from predicciones.ml.letterforms import LETTERFORMS, letterform
+from predicciones.ml.sources import load_mnist, load_pendigits, load_unipen
+from predicciones.ml.synth import CONDITIONS, PEN_STYLES, STYLES, render
+from predicciones.ml.training import digit_part
 
-from predicciones.ml.datasets import DEFAULT_SEMEION_DIR, load_semeion  # noqa: E402
-from predicciones.ml.letterforms import LETTERFORMS, letterform  # noqa: E402
-from predicciones.ml.sources import load_mnist, load_pendigits, load_unipen  # noqa: E402
-from predicciones.ml.synth import CONDITIONS, PEN_STYLES, STYLES, render  # noqa: E402
-from predicciones.ml.training import digit_part  # noqa: E402
-
-MODEL_DIR = REPO / "digits_model" / "model"
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
 #: Drawings of each letterform in each style.
 LETTERFORM_DRAWINGS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A gunicorn process serving the project on a free loopback port."""
-
-    def __init__(self, workers: int):
-        self.tmp = tempfile.TemporaryDirectory(prefix="digits-eval-")
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "SECRET_KEY": "eval-only-" + os.urandom(8).hex(),
-            "DIGITS_VAR_DIR": self.tmp.name,
-            "PORT": str(self.port),
-            "DIGITS_WORKERS": str(workers),
-            "DIGITS_LOG_LEVEL": "WARNING",
-        }
-        self.env.pop("DATABASE_URL", None)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def __enter__(self):
-        cwd = REPO / "digits_model"
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=cwd,
-            env=self.env,
-            check=True,
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "digits_model.wsgi", "-c", "gunicorn.conf.py"],
-            cwd=cwd,
-            env=self.env,
-        )
-        try:
-            self._wait_ready(deadline=time.monotonic() + 90)
-        except BaseException:
-            self.__exit__(None, None, None)  # never leave a server behind
-            raise
-        return self
-
-    def _wait_ready(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("gunicorn exited during start-up")
-            try:
-                # The first request of a worker loads Django and the model: give it time.
-                requests.get(self.url + "/predict/", timeout=10)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError("gunicorn did not answer within 90 s")
-
-    def __exit__(self, *exc):
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        self.tmp.cleanup()
 
 
 def post_all(url: str, uploads: list[tuple[str, bytes]], threads: int) -> list[dict]:
@@ -269,11 +196,11 @@ def main(argv=None) -> int:
         plan += [("letterforms", f"{name} / {st}", drawings, truth, st) for st in PEN_STYLES]
     results = []  # (family, set name, result)
     started = time.monotonic()
-    with Server(args.workers) as server:
+    with ServerProcess(workers=args.workers) as server:
         for k, (fam, name, digits, truth, style) in enumerate(plan):
             blobs = render_all(digits, style, args.seed + k, args.workers)
             uploads = [(f"u{i}.img", b) for i, b in enumerate(blobs)]
-            result = score(post_all(server.url, uploads, threads=args.workers * 2), truth)
+            result = score(post_all(server.base_url, uploads, threads=args.workers * 2), truth)
             results.append((fam, name, result))
             print(line(name, result), flush=True)
         test_dir = REPO / "test"
@@ -281,7 +208,7 @@ def main(argv=None) -> int:
             table = list(csv.DictReader(fh))
         uploads = [(t["file"], (test_dir / t["file"]).read_bytes()) for t in table]
         test_labels = np.array([int(t["label"]) for t in table])
-        test_result = score(post_all(server.url, uploads, threads=2), test_labels)
+        test_result = score(post_all(server.base_url, uploads, threads=2), test_labels)
 
     def overall(parts: list[dict]) -> dict:
         correct = np.concatenate([r["correct"] for r in parts])

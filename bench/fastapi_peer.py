@@ -14,33 +14,29 @@ Run (bench/run.py does this)::
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 
-PROJECT_DIR = Path(__file__).resolve().parents[1] / "digits_model"
-sys.path.insert(0, str(PROJECT_DIR))
-
-from predicciones.ml.classifier import load_classifier, predict  # noqa: E402
-from predicciones.ml.decoding import MAX_PIXELS  # noqa: E402
-from predicciones.ml.exceptions import (  # noqa: E402
+from harness.paths import MODEL_DIR
+from predicciones.ml.classifier import load_classifier, predict
+from predicciones.ml.decoding import MAX_PIXELS
+from predicciones.ml.exceptions import (
     ImageError,
     ImageTooLargeError,
     NoDigitError,
     UnsupportedImageError,
 )
-from predicciones.ml.preprocessing import preprocess  # noqa: E402
+from predicciones.ml.preprocessing import preprocess
 
 MODEL_NAME = "clf.pickle"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # the service's default DIGITS_MAX_UPLOAD_BYTES
 
-_manifest = json.loads((PROJECT_DIR / "model" / "clf.manifest.json").read_text())
-CLF = load_classifier((PROJECT_DIR / "model" / MODEL_NAME).read_bytes(), sha256=_manifest["sha256"])
+_manifest = json.loads((MODEL_DIR / "clf.manifest.json").read_text())
+CLF = load_classifier((MODEL_DIR / MODEL_NAME).read_bytes(), sha256=_manifest["sha256"])
 
 app = FastAPI(title="digits FastAPI peer", docs_url=None, redoc_url=None, openapi_url=None)
 

@@ -20,8 +20,8 @@ MODEL_SIDE_IMAGES = {
     "4000x3000 JPEG": (4000, 3000, "JPEG", "a 12 MP phone photo"),
 }
 
-#: What the HTTP runs upload: a small JPEG like the seed's test/digit_<n>.jpg samples.
-HTTP_IMAGE = (200, 200, "JPEG", "the seed's sample size")
+#: What the HTTP runs upload: a small JPEG like the test/digit_<n>.jpg samples.
+HTTP_IMAGE = (200, 200, "JPEG", "the sample images' size")
 
 
 def digit_image(width: int, height: int, fmt: str, *, seed: int = 0) -> bytes:

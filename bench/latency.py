@@ -4,7 +4,7 @@ Renders a few digits in each style (plus a 640x480 photo JPEG, the reference cas
 the shipped model on each many times and prints the median wall time and the median CPU
 time of the calling thread (less sensitive to other processes on a shared machine).
 
-Usage: python bench/latency.py [--repeat N]
+Usage: python -m bench.latency [--repeat N]
 """
 
 from __future__ import annotations
@@ -13,19 +13,14 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml.classifier import load_classifier, predict  # noqa: E402
-from predicciones.ml.datasets import load_base_data  # noqa: E402
-from predicciones.ml.preprocessing import preprocess  # noqa: E402
-from predicciones.ml.synth import STYLES, render  # noqa: E402
-
-MODEL = REPO / "digits_model" / "model" / "clf.pickle"
+from harness.paths import SHIPPED_MODEL as MODEL
+from predicciones.ml.classifier import load_classifier, predict
+from predicciones.ml.datasets import load_base_data
+from predicciones.ml.preprocessing import preprocess
+from predicciones.ml.synth import STYLES, render
 
 
 def measure(clf, uploads: list[bytes], repeat: int) -> tuple[float, float]:

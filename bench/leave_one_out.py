@@ -15,7 +15,7 @@ saw. Semeion is never used.
   ibm, syn, uqb) left out of training and of the calibration writers, and all its digits
   read in the five styles and on the page's canvas (``PEN_STYLES``).
 
-Usage: python bench/leave_one_out.py [--source optdigits sklearn] [--groups [G ...]]
+Usage: python -m bench.leave_one_out [--source optdigits sklearn] [--groups [G ...]]
        [--jobs 2] [--out var/leave_one_out.txt]
 (the rows are drawn once, then the recipe is fitted once per source and per group)
 """
@@ -29,13 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml import sources, training  # noqa: E402
-from predicciones.ml.classifier import predict  # noqa: E402
-from predicciones.ml.synth import PEN_STYLES, STYLES  # noqa: E402
-from predicciones.ml.validation import styled_features  # noqa: E402
+from harness.paths import REPO_DIR as REPO
+from predicciones.ml import sources, training
+from predicciones.ml.classifier import predict
+from predicciones.ml.synth import PEN_STYLES, STYLES
+from predicciones.ml.validation import styled_features
 
 #: Seed of the left-out digits' renderings (style k of digit i: default_rng([SEED, i, k])).
 SEED = 4242

@@ -15,8 +15,8 @@ protocol on loopback; a local folder with ``--local-store``):
    ``maintain --reindex`` once a simulated day unless ``--no-reindex``): rows and database
    size at the end of each day (bounded: it levels off after the retention period).
 
-    python bench/lifecycle_bench.py                    # all three, SQLite (about 4 minutes)
-    python bench/lifecycle_bench.py --only drift --database-url postgres://u:pw@127.0.0.1/postgres
+    python -m bench.lifecycle_bench                    # all three, SQLite (about 4 minutes)
+    python -m bench.lifecycle_bench --only drift --database-url postgres://u:pw@127.0.0.1/postgres
 
 Prints one JSON object per measurement. Exits 1 when the drift check misses its target.
 """
@@ -26,30 +26,25 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "digits_model")]
-
-from drift_bench import (  # noqa: E402
-    COLUMNS,
+from bench.drift_bench import (
     INSERT_BATCH,
     django_setup,
     fresh_database_url,
     generate,
+    log_rows,
     rss_mib,
 )
-
-from predicciones.tests.s3 import MotoServer  # noqa: E402
+from bench.scripts import phase_run
+from harness.s3 import MotoServer
+from harness.servers import project_env
 
 HOUR = dt.timedelta(hours=1)
 #: check_drift over 30 days of summaries plus one raw hour at this rate.
@@ -57,67 +52,29 @@ REQUESTS_PER_SECOND = 450
 DRIFT_DAYS = 30
 TARGET_SECONDS = 2.0
 TARGET_RSS_MIB = 200.0
-#: The caller's database and bucket are never used: each measurement makes its own.
-DROPPED_ENV = {"DATABASE_URL", "DIGITS_S3_BUCKET"}
 
 
 # --- Writing rows straight into the log ---------------------------------------------------
 def insert_rows(version_id: int, times: list[dt.datetime], seed: int, labelled_share=0.0):
-    """Log ``len(times)`` realistic predictions at the given times (COPY on PostgreSQL)."""
-    from django.db import connection, transaction
+    """Log ``len(times)`` realistic predictions at the given times (COPY on PostgreSQL), a
+    ``labelled_share`` of them labelled a minute later."""
+    from predicciones.prediction_log.writing import log_rows_load
 
     rng = np.random.default_rng(seed + 1)
     done = 0
-    sha = "0" * 64
     for features, predictions, confidences in generate(len(times), seed):
         k = len(features)
-        at = times[done : done + k]
-        latency = rng.gamma(4.0, 0.5, k) + 0.5
         labels = np.where(rng.random(k) < labelled_share, predictions, -1)
-        rows = [
-            (
-                uuid.UUID(bytes=os.urandom(16)),
-                t,
-                version_id,
-                f.tobytes(),
-                int(p),
-                float(c),
-                float(lat),
-                sha,
-                None if lab < 0 else int(lab),
-                None if lab < 0 else t + dt.timedelta(minutes=1),
-            )
-            for t, f, p, c, lat, lab in zip(
-                at, features, predictions, confidences, latency, labels, strict=True
-            )
-        ]
-        columns = f"{COLUMNS}, label, labelled_at"
-        if connection.vendor == "postgresql":
-            with (
-                transaction.atomic(),
-                connection.cursor() as cursor,
-                cursor.cursor.copy(f"COPY predicciones_prediction ({columns}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            sqlite_rows = [
-                (
-                    r[0].hex,
-                    r[1].strftime("%Y-%m-%d %H:%M:%S.%f"),
-                    *r[2:8],
-                    r[8],
-                    r[9].strftime("%Y-%m-%d %H:%M:%S.%f") if r[9] else None,
-                )
-                for r in rows
-            ]
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO predicciones_prediction ({columns}) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    sqlite_rows,
-                )
-        done += k
+        rows = log_rows(
+            version_id,
+            times[done : done + k],
+            features,
+            predictions,
+            confidences,
+            latency_ms=rng.gamma(4.0, 0.5, k) + 0.5,
+            labels=[None if label < 0 else int(label) for label in labels],
+        )
+        done += log_rows_load(rows)
 
 
 def spread(start: dt.datetime, n: int, seconds: float) -> list[dt.datetime]:
@@ -160,8 +117,9 @@ def database_size() -> dict:
 def phase_capture(rows: int, seed: int) -> dict:
     from django.core.management import call_command
 
-    from predicciones.selectors import hour_floor
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.options import lifecycle_settings
+    from predicciones.prediction_log.layout import hour_floor
+    from predicciones.prediction_log.maintenance import log_maintain
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -198,7 +156,7 @@ def phase_drift_populate(seed: int) -> dict:
     from predicciones.ml.features import N_FEATURES
     from predicciones.ml.summary import LogSummary
     from predicciones.models import PredictionHour
-    from predicciones.selectors import hour_floor
+    from predicciones.prediction_log.layout import hour_floor
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -279,8 +237,9 @@ def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> 
     from django.db import connection
 
     from predicciones.models import Prediction
-    from predicciones.selectors import hour_floor
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain, log_reindex
+    from predicciones.options import lifecycle_settings
+    from predicciones.prediction_log.layout import hour_floor
+    from predicciones.prediction_log.maintenance import log_maintain, log_reindex
     from predicciones.services.registry import shipped_model_bootstrap
 
     call_command("migrate", verbosity=0)
@@ -321,24 +280,15 @@ def phase_retention(days: int, rows_per_hour: int, seed: int, reindex: bool) -> 
 
 # --- Driver ------------------------------------------------------------------------------
 def child(env: dict, *args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--phase", *args], env=env, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"phase {args[0]} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return phase_run("bench.lifecycle_bench", env, *args)
 
 
 def measure(name: str, args, moto: MotoServer | None, phases) -> dict:
     with tempfile.TemporaryDirectory(prefix="digits-lifecycle-bench-") as var_dir:
         url, drop = fresh_database_url(args.database_url, Path(var_dir))
-        env = {
-            **{k: v for k, v in os.environ.items() if k not in DROPPED_ENV},
-            "SECRET_KEY": "bench-not-secret",
-            "DIGITS_VAR_DIR": var_dir,
-            "DIGITS_LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "digits_model.settings",
-        }
+        # The caller's database and bucket are never used: each measurement makes its own.
+        env = project_env(var_dir)
+        env.pop("DIGITS_S3_BUCKET", None)
         if url:
             env["DATABASE_URL"] = url
         if moto is not None:

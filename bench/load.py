@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.paths import BENCH_DIR
 from bench.servers import Server, logged_predictions
+from harness.paths import BENCH_DIR
 
 CONCURRENCIES = (1, 32)
 WARMUP_SECONDS = 3

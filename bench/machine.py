@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.paths import REPO_DIR
+from harness.paths import REPO_DIR
 
 #: Packages whose versions the report names.
 PACKAGES = (

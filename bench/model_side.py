@@ -7,7 +7,7 @@ import statistics
 import time
 
 from bench.images import HTTP_IMAGE, http_image, model_side_images
-from bench.paths import PROJECT_DIR
+from harness.paths import PROJECT_DIR
 
 
 def bench_model_side(seconds_per_image: float) -> list[dict]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bench.decode_cost import decode_cost_targets, render_decode_cost
 from bench.images import HTTP_IMAGE
 from bench.lifecycle_bench import render_lifecycle
 from bench.load import CONCURRENCIES, WARMUP_SECONDS
+from bench.slowloris import render_slowloris
 
 #: Timing goals, checked at the end of the report.
 TARGET_MODEL_MEDIAN_MS = 2.0
@@ -99,10 +101,14 @@ def render(report: dict) -> str:
             lines.append(f"  drift_bench.py exited {drift['exit_code']}")
             lines += ["  " + line for line in drift["stderr_tail"]]
     lines.append("")
+    if report.get("decode_cost"):
+        lines += render_decode_cost(report["decode_cost"])
     if report.get("lifecycle"):
         lines += render_lifecycle(report["lifecycle"])
+    if report.get("slowloris"):
+        lines += [*render_slowloris(report["slowloris"]), ""]
     if report.get("targets"):
-        lines.append("Targets (issue 8)")
+        lines.append("Targets (issues 8 and 21)")
         for target in report["targets"]:
             lines.append(f"  [{'met' if target['met'] else 'MISSED'}] {target['text']}")
     return "\n".join(lines) + "\n"
@@ -138,4 +144,6 @@ def targets(report: dict) -> list[dict]:
         )
         service_errors = sum(r["errors"] for r in report["http"] if r["server"] == "service")
         out.append({"text": f"zero errors (service: {service_errors})", "met": not service_errors})
+    if report.get("decode_cost"):
+        out += decode_cost_targets(report["decode_cost"])
     return out

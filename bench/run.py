@@ -4,7 +4,7 @@ What it measures, in one run on one machine:
 
 1. Model side, in process: decode + preprocess + predict (the shipped ``clf.pickle``) for a
    28 px PNG, a 280 px scan, a 640x480 and a 4000x3000 JPEG: median and p99.
-2. HTTP under ``wrk`` (a Lua script posts the multipart form, like the seed's curl call), at
+2. HTTP under ``wrk`` (a Lua script posts the multipart form, like the README's curl call), at
    concurrency 1 and 32, ``--duration`` seconds each, after a short warm-up:
    - the service exactly as ``make run`` starts it (gunicorn.conf.py, SQLite in a fresh var
      folder, every prediction logged before its 200);
@@ -18,15 +18,22 @@ What it measures, in one run on one machine:
    the prediction log is counted afterwards: every answered request must have its row.
 3. ``check_drift`` over 1,000,000 logged predictions: ``bench/drift_bench.py`` (the drift
    work's), run from the slot ``bench_drift``: seconds and peak memory.
-4. With ``--lifecycle`` only (about 4 more minutes): ``bench/lifecycle_bench.py``, the log's
+4. The costliest upload under the byte limit (``bench/decode_cost.py``): CPU and peak memory
+   of each format's worst file, then eight of the worst at once against the service, with
+   an ordinary prediction's latency meanwhile (about 2 minutes; ``--skip-decode``).
+5. With ``--lifecycle`` only (about 4 more minutes): ``bench/lifecycle_bench.py``, the log's
    lifecycle: rows/s summarised, captured to S3 (moto_server) and deleted by retention;
    ``check_drift`` over 30 days of summaries plus one raw hour at 450 requests/s; database
    size over 7 simulated days with 1-day retention.
+5. With ``--slowloris`` only (about a minute): ``bench/slowloris.py``, a legitimate client's
+   p50/p99 while 64 slow connections hold their headers, with and without the container's
+   buffering front (nginx); ``--slowloris-seconds`` per run.
 
 The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
 Timing goals live here, never in a timed unit test.
 
-Usage: ``python bench/run.py [--duration 20] [--quick] [--skip-http] [--skip-model]``.
+Usage: ``python -m bench.run [--duration 20] [--quick] [--skip-http] [--skip-model]
+[--lifecycle] [--slowloris]``.
 """
 
 from __future__ import annotations
@@ -39,35 +46,34 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path[:0] = [
-    str(Path(__file__).resolve().parents[1]),
-    str(Path(__file__).resolve().parents[1] / "digits_model"),
-]
-
-from bench.images import http_image  # noqa: E402
-from bench.load import bench_http, best_rounds, ratios  # noqa: E402
-from bench.machine import machine_info  # noqa: E402
-from bench.model_side import bench_model_side  # noqa: E402
-from bench.paths import BENCH_DIR, REPO_DIR  # noqa: E402
-from bench.report import render, targets  # noqa: E402
-from bench.scripts import script_run  # noqa: E402
-from bench.servers import http_servers  # noqa: E402
+from bench.images import http_image
+from bench.load import bench_http, best_rounds, ratios
+from bench.machine import machine_info
+from bench.model_side import bench_model_side
+from bench.report import render, targets
+from bench.scripts import script_run
+from bench.servers import http_servers
+from harness.paths import VAR_DIR
 
 
-def bench_drift(rows: int) -> dict | None:
+def bench_drift(rows: int) -> dict:
     """``check_drift`` over ``rows`` logged predictions: ``bench/drift_bench.py``.
 
     That script (the drift work's) makes a fresh SQLite database, writes ``rows`` predictions
     straight into the log, runs the drift check in a child process, and prints one JSON
     object per size (seconds, peak RSS, within its 10 s budget or not).
     """
-    script = BENCH_DIR / "drift_bench.py"
-    return script_run(script, "--rows", str(rows)) if script.exists() else None
+    return script_run("bench.drift_bench", "--rows", str(rows))
 
 
 def bench_lifecycle() -> dict:
     """``bench/lifecycle_bench.py``: one JSON object per measurement (see its docstring)."""
-    return script_run(BENCH_DIR / "lifecycle_bench.py")
+    return script_run("bench.lifecycle_bench")
+
+
+def bench_slowloris(seconds: float) -> dict:
+    """``bench/slowloris.py``: one JSON object per run (front, then none)."""
+    return script_run("bench.slowloris", "--seconds", str(seconds))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,14 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-model", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-drift", action="store_true")
+    parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--drift-rows", type=int, default=1_000_000, help="logged predictions")
     parser.add_argument(
         "--lifecycle", action="store_true", help="add bench/lifecycle_bench.py (about 4 min)"
     )
     parser.add_argument(
+        "--slowloris", action="store_true", help="add bench/slowloris.py (about a minute)"
+    )
+    parser.add_argument("--slowloris-seconds", type=float, default=20.0)
+    parser.add_argument(
         "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
     )
-    parser.add_argument("--out", type=Path, default=REPO_DIR / "var" / "bench.txt")
+    parser.add_argument("--out", type=Path, default=VAR_DIR / "bench.txt")
     args = parser.parse_args(argv)
 
     if not args.skip_http and shutil.which("wrk") is None:
@@ -128,9 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_drift:
             print("check_drift ...", file=sys.stderr)
             report["drift"] = bench_drift(args.drift_rows)
+        if not args.skip_decode:
+            print("decode cost ...", file=sys.stderr)
+            report["decode_cost"] = script_run("bench.decode_cost")
         if args.lifecycle:
             print("log lifecycle ...", file=sys.stderr)
             report["lifecycle"] = bench_lifecycle()
+        if args.slowloris:
+            print("slow clients ...", file=sys.stderr)
+            report["slowloris"] = bench_slowloris(args.slowloris_seconds)
         report["targets"] = targets(report)
     finally:
         shutil.rmtree(var_root, ignore_errors=True)

@@ -5,59 +5,86 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import requests
 
-from bench.paths import BIN_DIR, PROJECT_DIR, REPO_DIR
-from predicciones.tests.processes import ProcessGroup, free_port
+from harness.paths import BIN_DIR, PROJECT_DIR, REPO_DIR
+from harness.processes import ProcessGroup, free_port
+from harness.servers import ServerProcess, caller_environ
+
+
+class PeerProcess:
+    """The FastAPI peer under uvicorn, started and stopped like a :class:`ServerProcess`."""
+
+    def __init__(self, var_dir: Path, workers: int):
+        self.var_dir = var_dir
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = caller_environ()
+        argv = [str(BIN_DIR / "uvicorn"), "bench.fastapi_peer:app", "--host", "127.0.0.1"]
+        argv += ["--port", str(self.port), "--workers", str(workers)]
+        argv += ["--no-access-log", "--log-level", "warning"]
+        self.group = ProcessGroup(
+            argv, log_path=var_dir / "peer.log", name="peer", cwd=REPO_DIR, env=self.env
+        )
+
+    def start(self, timeout: float = 60, ready=None) -> PeerProcess:
+        self.group.start(ready=ready, timeout=timeout, poll=0.3)
+        return self
+
+    def stop(self) -> None:
+        self.group.stop(timeout=30)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
 
 
 @dataclass
 class Server:
-    """A server process group started for the bench (and only it is stopped)."""
+    """A server a bench round measures, and what the report says of it."""
 
     name: str
     label: str
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    var_dir: Path
-    port: int = field(default_factory=free_port)
-    image_path: Path | None = None
-    logs_predictions: bool = False
+    process: ServerProcess | PeerProcess
+    image_path: Path
     config: str = ""
+    logs_predictions: bool = False
     prefill: int = 0
-    group: ProcessGroup | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/predict/"
+        return self.process.url("/predict/")
 
     @property
-    def process(self):
-        return self.group.process
+    def var_dir(self) -> Path:
+        return self.process.var_dir
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.process.env
 
     def start(self) -> None:
-        self.group = ProcessGroup(
-            self.argv,
-            log_path=self.var_dir / f"{self.name}.log",
-            name=self.label,
-            cwd=self.cwd,
-            env={**self.env, "PORT": str(self.port)},
-        )
-        self.group.start(ready=lambda: _answers(self.url, self.image_path), timeout=60, poll=0.3)
+        """Start it; ready once a prediction of ``image_path`` answers 200 (that request is
+        logged: ``load.bench_http`` counts it)."""
+        self.process.start(timeout=60, ready=self._answers)
 
     def stop(self) -> None:
-        if self.group is not None:
-            self.group.stop(timeout=30)
+        self.process.stop()
+
+    def _answers(self) -> bool:
+        try:
+            with open(self.image_path, "rb") as fh:
+                return requests.post(self.url, files={"image": fh}, timeout=10).status_code == 200
+        except requests.RequestException:
+            return False
 
     def tree(self) -> list[psutil.Process]:
-        root = psutil.Process(self.process.pid)
+        root = psutil.Process(self.process.group.process.pid)
         return [root, *root.children(recursive=True)]
 
     def cpu_seconds(self) -> float:
@@ -78,15 +105,6 @@ class Server:
         return out
 
 
-def _answers(url: str, image_path: Path) -> bool:
-    result = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-F", f"image=@{image_path}", url],
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip() == "200"
-
-
 def django_shell(env: dict[str, str], code: str, *, capture: bool = True) -> str:
     """Run ``code`` in ``manage.py shell`` with ``env``; its stdout's last line (or "")."""
     result = subprocess.run(
@@ -103,32 +121,25 @@ def django_shell(env: dict[str, str], code: str, *, capture: bool = True) -> str
 def service_server(
     var_root: Path, image_path: Path, name: str, label: str, *, prefill: int = 0, **env
 ) -> Server:
-    """The service as ``make run`` starts it: migrate, bootstrap_model, gunicorn -c conf."""
+    """The service as ``make run`` starts it (migrate, bootstrap_model, gunicorn with
+    gunicorn.conf.py: its worker count, INFO logs), whatever the caller's shell holds."""
     var_dir = var_root / name
     var_dir.mkdir(parents=True)
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITS_", "DJANGO_"))}
-    base_env.pop("DATABASE_URL", None)
-    full_env = {
-        **base_env,
-        "DIGITS_VAR_DIR": str(var_dir),
-        "SECRET_KEY": "bench-only-not-secret",
-        **env,
-    }
-    quiet = {**full_env, "DIGITS_LOG_LEVEL": "WARNING"}
-    for args in (["migrate", "--noinput", "-v", "0"], ["bootstrap_model", "-v", "0"]):
-        subprocess.run([sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=quiet, check=True)
+    process = ServerProcess(
+        var_dir=var_dir, workers=None, log_level=None, inherit=False, env=env, name=name
+    )
+    quiet = {**process.env, "DIGITS_LOG_LEVEL": "WARNING"}
+    process.manage("migrate", "--noinput", "-v", "0", env=quiet)
+    process.manage("bootstrap_model", "-v", "0", env=quiet)
     if prefill:
         django_shell(quiet, PREFILL_SCRIPT % prefill, capture=False)
     return Server(
         name=name,
         label=label,
-        argv=[str(BIN_DIR / "gunicorn"), "digits_model.wsgi", "-c", "gunicorn.conf.py"],
-        env=full_env,
-        cwd=PROJECT_DIR,
-        var_dir=var_dir,
+        process=process,
         image_path=image_path,
         logs_predictions=True,
-        config=service_config(full_env),
+        config=service_config(process.env),
         prefill=prefill,
     )
 
@@ -158,73 +169,44 @@ def service_config(env: dict[str, str]) -> str:
     )
 
 
-#: Fills the prediction log with synthetic rows, in one transaction, through the same INSERT
-#: the service uses (values prepared by the model's fields).
+#: Fills the prediction log with synthetic rows through the log's own loader (the service's
+#: INSERT, values prepared by the model's fields).
 PREFILL_SCRIPT = """
 import os, uuid
 from datetime import timedelta
 import numpy as np
-from django.db import connection, transaction
 from django.utils import timezone
-from predicciones.models import ModelVersion, Prediction
-from predicciones.services.predictions import LOG_ROW_FIELDS
+from predicciones.models import ModelVersion
+from predicciones.prediction_log.writing import LogRow, log_rows_load
 
 version = ModelVersion.objects.order_by("pk").first()
-fields = [Prediction._meta.get_field(name) for name in LOG_ROW_FIELDS]
-quote = connection.ops.quote_name
-sql = "INSERT INTO %%s (%%s) VALUES (%%s)" %% (
-    quote(Prediction._meta.db_table),
-    ", ".join(quote(f.column) for f in fields),
-    ", ".join(["%%s"] * len(fields)),
-)
 start = timezone.now() - timedelta(days=30)
-with transaction.atomic(), connection.cursor() as cursor:
-    total = %d
-    for first in range(0, total, 5000):
-        rows = []
-        features = np.random.default_rng(first).integers(0, 17, (5000, 64), dtype=np.uint8)
-        for i in range(first, min(total, first + 5000)):
-            values = {
-                "query_id": uuid.uuid4(),
-                "created_at": start + timedelta(seconds=i * 20),
-                "model_version_id": version.pk,
-                "features": features[i - first].tobytes(),
-                "prediction": i %% 10,
-                "confidence": 0.9,
-                "latency_ms": 3.0,
-                "image_sha256": os.urandom(32).hex(),
-            }
-            rows.append([f.get_db_prep_save(values[f.attname], connection) for f in fields])
-        cursor.executemany(sql, rows)
+total = %d
+features = np.random.default_rng(0).integers(0, 17, (total, 64), dtype=np.uint8)
+log_rows_load(
+    LogRow.of(
+        query_id=uuid.uuid4(),
+        created_at=start + timedelta(seconds=i * 20),
+        model_version_id=version.pk,
+        features=features[i],
+        prediction=i %% 10,
+        confidence=0.9,
+        latency_ms=3.0,
+        image_sha256=os.urandom(32).hex(),
+    )
+    for i in range(total)
+)
 """
 
 
 def peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
     var_dir = var_root / "peer"
     var_dir.mkdir(parents=True)
-    port = free_port()
-    argv = [
-        str(BIN_DIR / "uvicorn"),
-        "bench.fastapi_peer:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
     return Server(
         name="peer",
         label=f"FastAPI peer (uvicorn, {workers} workers, no log)",
         config=f"uvicorn --workers {workers} (uvloop, httptools), async endpoint, no log",
-        argv=argv,
-        env=dict(os.environ),
-        cwd=REPO_DIR,
-        var_dir=var_dir,
-        port=port,
+        process=PeerProcess(var_dir, workers),
         image_path=image_path,
     )
 

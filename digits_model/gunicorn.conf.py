@@ -14,21 +14,54 @@ takes a request.
 import gc
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-bind = os.environ.get("DIGITS_BIND") or f"127.0.0.1:{os.environ.get('PORT') or '8000'}"
-workers = int(os.environ.get("DIGITS_WORKERS") or os.cpu_count() or 2)
-worker_class = os.environ.get("DIGITS_WORKER_CLASS") or "gthread"
-threads = int(os.environ.get("DIGITS_THREADS") or 2)
-timeout = int(os.environ.get("DIGITS_WORKER_TIMEOUT") or 30)
+from django.core.exceptions import ImproperlyConfigured
+
+# --- Prometheus multiprocess mode -------------------------------------------------------------
+# Set here, in the master, before any worker imports prometheus_client (and before the settings
+# below read it). An operator may point it somewhere (the container uses /tmp/digits-metrics);
+# otherwise a private temporary folder is made and removed on exit.
+# (This file is read again on SIGHUP: the marker keeps "ours" true for the re-read.)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digits-metrics-")
+    os.environ["DIGITS_METRICS_DIR_IS_TEMPORARY"] = "1"
+METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+_OWN_METRICS_DIR = os.environ.get("DIGITS_METRICS_DIR_IS_TEMPORARY") == "1"
+
+# --- Every setting checked once, before a worker is forked ----------------------------------------
+# A bad value refuses the start with the one line that names it (exit 2), instead of every worker
+# failing to boot with a traceback.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_model.settings")
+try:
+    from django.conf import settings as django_settings
+
+    django_settings.INSTALLED_APPS  # noqa: B018 - loads and checks the settings
+    from digits_model.settings import env_choice, env_int, env_str
+
+    bind = env_str("DIGITS_BIND") or f"127.0.0.1:{env_int('PORT', 8000, low=1, high=65535)}"
+    workers = env_int("DIGITS_WORKERS", os.cpu_count() or 2, low=1)
+    worker_class = env_choice("DIGITS_WORKER_CLASS", "gthread", ("gthread", "sync"))
+    # Threads per worker: a request waiting on the database (or a slow client that gunicorn
+    # is still reading from) leaves the CPU to another. gunicorn bounds neither how long a
+    # request's headers nor its body may take to arrive: a buffering front (the container's
+    # nginx, docs/operations.md "Slow clients") does; without one, N slow clients hold
+    # N of the workers x threads.
+    threads = env_int("DIGITS_THREADS", 8, low=1)
+    timeout = env_int("DIGITS_WORKER_TIMEOUT", 30, low=1)
+    keepalive = env_int("DIGITS_KEEPALIVE", 5, low=0, high=300)
+    max_requests = env_int("DIGITS_MAX_REQUESTS", 0, low=0)
+except ImproperlyConfigured as exc:
+    sys.stderr.write(f"gunicorn: error: {exc}\n")
+    raise SystemExit(2) from None
 graceful_timeout = 20
-keepalive = int(os.environ.get("DIGITS_KEEPALIVE") or 5)
-max_requests = int(os.environ.get("DIGITS_MAX_REQUESTS") or 0)
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one structured line a request itself
 errorlog = "-"
-loglevel = (os.environ.get("DIGITS_LOG_LEVEL") or "info").lower()
+loglevel = django_settings.DIGITS_LOG_LEVEL.lower()
 # Request-line and header limits: small, like the service's inputs.
 limit_request_line = 4094
 limit_request_fields = 100
@@ -38,7 +71,7 @@ control_socket_disable = True
 # Worker heartbeat files in memory when there is a /dev/shm (containers: no disk stalls).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
-if os.environ.get("DIGITS_LOG_JSON", "").strip().lower() in {"1", "true", "yes", "on"}:
+if django_settings.DIGITS_LOG_JSON:
     # gunicorn's own lines (start, worker boot/exit, timeouts) as JSON too, like the app's.
     # A complete configuration: gunicorn merges a partial one over its defaults, which would
     # duplicate lines through the root logger and turn its access log on.
@@ -69,17 +102,6 @@ if os.environ.get("DIGITS_LOG_JSON", "").strip().lower() in {"1", "true", "yes",
         },
         "formatters": {"json": {"()": "predicciones.logfmt.JsonFormatter"}},
     }
-
-# --- Prometheus multiprocess mode -------------------------------------------------------------
-# Set here, in the master, before any worker imports prometheus_client. An operator may point
-# it somewhere (the container uses /tmp/digits-metrics); otherwise a private temporary folder
-# is made and removed on exit.
-# (This file is read again on SIGHUP: the marker keeps "ours" true for the re-read.)
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="digits-metrics-")
-    os.environ["DIGITS_METRICS_DIR_IS_TEMPORARY"] = "1"
-METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-_OWN_METRICS_DIR = os.environ.get("DIGITS_METRICS_DIR_IS_TEMPORARY") == "1"
 
 
 def on_starting(server):

@@ -95,4 +95,13 @@ for _ in $(seq 30); do
   sleep 2
 done
 "${COMPOSE[@]}" logs --no-color jobs 2>&1 | grep -q '"exit_code": 0' || fail "the jobs service ran no job"
+# Hardening: the web container's filesystem is read-only and it holds no capability; MinIO
+# refuses to start with empty credentials instead of falling back to its defaults.
+web_id=$("${COMPOSE[@]}" ps -q web)
+[ "$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}' "$web_id")" = "true [ALL]" ] \
+  || fail "web is not read-only without capabilities: $(docker inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}' "$web_id")"
+"${COMPOSE[@]}" exec -T web sh -c 'touch /app/x 2>/dev/null' && fail "web could write outside /data and /tmp"
+empty=$("${COMPOSE[@]}" run --rm --no-deps -e MINIO_ROOT_PASSWORD= minio 2>&1)
+echo "$empty" | grep -q "refusing to start: empty or unset: MINIO_ROOT_PASSWORD" \
+  || fail "minio started with an empty password: ${empty:0:200}"
 RESULT="full profile: ok"

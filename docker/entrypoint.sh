@@ -1,7 +1,9 @@
 #!/bin/sh
 # The container's entry point.
 #   serve (default)  make a SECRET_KEY file in the data volume if no SECRET_KEY is given,
-#                    migrate, register the shipped model, then exec gunicorn
+#                    migrate, register the shipped model, start the buffering front (nginx on
+#                    DIGITS_BIND, gunicorn behind it on a unix socket) unless DIGITS_FRONT=none,
+#                    then exec gunicorn
 #   jobs             run management commands on a schedule (docker/scheduler.py)
 #   init-bucket      create the S3 bucket DIGITS_S3_BUCKET if missing (docker/init_bucket.py)
 #   manage ARGS...   python manage.py ARGS... (e.g. `docker compose run web manage models`)
@@ -50,6 +52,33 @@ ensure_secret_key() {
     log "made a new SECRET_KEY in $key_file"
 }
 
+# The buffering front (docs/operations.md, "Slow clients"): nginx takes DIGITS_BIND and holds
+# each request until it has fully arrived; gunicorn listens on a unix socket behind it.
+start_front() {
+    run_dir="${DIGITS_FRONT_DIR:-/tmp/digits-front}"
+    mkdir -p "$run_dir"
+    socket="$run_dir/gunicorn.sock"
+    rm -f "$socket"
+    # nginx refuses a body above what the app accepts (the upload plus the form's overhead),
+    # in the app's words, so a refused upload is never buffered first.
+    limits=$(python -c 'import os
+limit = int(os.environ.get("DIGITS_MAX_UPLOAD_BYTES") or 10485760)
+print(limit + 65536, f"The upload is too large: the limit is {limit / 1048576:.3g} MiB.")')
+    max_body=${limits%% *}
+    too_large=${limits#* }
+    sed -e "s|@RUN_DIR@|$run_dir|g" \
+        -e "s|@LISTEN@|${DIGITS_BIND:-0.0.0.0:8000}|" \
+        -e "s|@UPSTREAM@|unix:$socket|" \
+        -e "s|@MAX_BODY@|$max_body|" \
+        -e "s|The upload is too large.|$too_large|" \
+        "$HERE/nginx.conf" >"$run_dir/nginx.conf"
+    nginx -e stderr -c "$run_dir/nginx.conf" &
+    log "front: nginx on ${DIGITS_BIND:-0.0.0.0:8000}, gunicorn on unix:$socket"
+    export DIGITS_BIND="unix:$socket"
+    # gunicorn now sees nginx's address; the client's comes in X-Forwarded-For.
+    export DIGITS_TRUSTED_PROXIES="${DIGITS_TRUSTED_PROXIES:-1}"
+}
+
 command="${1:-serve}"
 [ $# -gt 0 ] && shift
 case "$command" in
@@ -62,6 +91,11 @@ case "$command" in
             fi
         fi
         retry python manage.py bootstrap_model
+        case "${DIGITS_FRONT:-none}" in
+            nginx) start_front ;;
+            none) ;;
+            *) log "DIGITS_FRONT=${DIGITS_FRONT} is not valid: expected nginx or none"; exit 2 ;;
+        esac
         exec gunicorn digits_model.wsgi -c gunicorn.conf.py
         ;;
     jobs)

@@ -5,6 +5,8 @@ that ``make run`` works with nothing configured (SQLite, a local artifact folder
 README's configuration table lists them all.
 """
 
+import contextlib
+import math
 import os
 import re
 import secrets
@@ -20,45 +22,134 @@ BASE_DIR = Path(__file__).resolve().parent.parent  # digits_model/, where manage
 REPO_DIR = BASE_DIR.parent
 
 
+class SettingError(ImproperlyConfigured):
+    """A bad value of one environment variable, in one line: the variable, the value given and
+    what is accepted. ``manage.py`` prints it and exits 2; gunicorn refuses to start with it."""
+
+
+def bad_setting(name: str, value: str, accepted: str) -> SettingError:
+    return SettingError(f"{name}={value!r} is not valid: expected {accepted}")
+
+
 def env_str(name: str, default: str = "") -> str:
     """The variable's value, stripped; an empty value counts as unset (compose, k8s pass "")."""
     return os.environ.get(name, "").strip() or default
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise bad_setting(name, value, "1, true, yes, on or 0, false, no, off")
 
 
-def env_int(name: str, default: int) -> int:
+def _range_words(kind: str, low, high) -> str:
+    if low is not None and high is not None:
+        return f"{kind} from {low:g} to {high:g}"
+    if low is not None:
+        return f"{kind} >= {low:g}"
+    return kind
+
+
+def env_int(name: str, default: int, *, low: int | None = None, high: int | None = None) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+        number = None
+    if number is None or (low is not None and number < low) or (high is not None and number > high):
+        raise bad_setting(name, value, _range_words("an integer", low, high))
+    return number
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str, default: float, *, low: float | None = None, high: float | None = None
+) -> float:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+        number = math.nan
+    if (
+        not math.isfinite(number)
+        or (low is not None and number < low)
+        or (high is not None and number > high)
+    ):
+        raise bad_setting(name, value, _range_words("a number", low, high))
+    return number
+
+
+def env_choice(name: str, default: str, choices) -> str:
+    value = env_str(name, default)
+    if value.upper() not in {c.upper() for c in choices}:
+        raise bad_setting(name, value, "one of " + ", ".join(choices))
+    return value
 
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+#: Shortest admin token, API key or metrics token accepted: 16 random characters are about 96
+#: bits, beyond guessing even without the throttle on failed attempts.
+MIN_TOKEN_LENGTH = 16
+
+
+def env_secret(name: str) -> str:
+    """A token from the environment ("" when unset), refused when shorter than
+    :data:`MIN_TOKEN_LENGTH` (the message never shows it)."""
+    value = os.environ.get(name, "").strip()
+    check_secret_length(name, [value] if value else [])
+    return value
+
+
+def env_secret_list(name: str) -> list[str]:
+    """Comma-separated tokens, each refused when shorter than :data:`MIN_TOKEN_LENGTH`."""
+    values = env_list(name, "")
+    check_secret_length(name, values)
+    return values
+
+
+def check_secret_length(name: str, values: list[str]) -> None:
+    for position, value in enumerate(values, 1):
+        if len(value) < MIN_TOKEN_LENGTH:
+            which = f"its entry {position} is" if len(values) > 1 else "it is"
+            raise SettingError(
+                f"{name} is too short: {which} {len(value)} characters, at least "
+                f"{MIN_TOKEN_LENGTH} are needed (make one with: python3 -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+
+
+def env_rate(name: str, default: str | None) -> str | None:
+    """A DRF rate string ("60/min", "1000/hour"); None when it is "off" (or unset without a
+    default)."""
+    value = env_str(name, default or "")
+    if not value or value.lower() == "off":
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise bad_setting(name, value, "a rate like 60/min or 1000/hour (s, m, h, d)")
+    return value
+
+
 # --- Core ------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG")
-VAR_DIR = Path(env_str("DIGITS_VAR_DIR") or REPO_DIR / "var")
+# A relative DIGITS_VAR_DIR is taken from the repository's folder, like the default.
+VAR_DIR = REPO_DIR / env_str("DIGITS_VAR_DIR", "var")
+try:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise bad_setting(
+        "DIGITS_VAR_DIR", str(VAR_DIR), f"a folder this user can create ({exc.strerror})"
+    ) from None
 
 
 def _secret_key() -> str:
@@ -66,14 +157,15 @@ def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY", "").strip()
     if key:
         return key
-    key_file = Path(env_str("DIGITS_SECRET_KEY_FILE") or VAR_DIR / "secret_key")
+    key_file = REPO_DIR / (env_str("DIGITS_SECRET_KEY_FILE") or VAR_DIR / "secret_key")
     if key_file.is_file():
         return key_file.read_text().strip()
     if DEBUG:
         return "insecure-debug-only-" + secrets.token_urlsafe(32)
-    raise ImproperlyConfigured(
+    raise SettingError(
         "SECRET_KEY is not set. Set the SECRET_KEY environment variable, or write a random key "
-        f"to {key_file} (make run does this for you), or set DEBUG=1 for local development."
+        f"to {key_file} (make run and the container do this for you; DIGITS_SECRET_KEY_FILE "
+        "names another file), or set DEBUG=1 for local development."
     )
 
 
@@ -114,23 +206,44 @@ TEMPLATES = [
 ]
 
 # --- Database ------------------------------------------------------------------------------------
-DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
-if not DATABASE_URL:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default needs its folder
-    DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+_DATABASE_SCHEMES = ("postgres", "postgresql", "pgsql", "sqlite")
+_scheme = DATABASE_URL.partition("://")[0] if "://" in DATABASE_URL else ""
+try:
+    if _scheme not in _DATABASE_SCHEMES:
+        raise ValueError(_scheme)
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600)}
+except ValueError:
+    # Name the scheme only: the rest of the URL may hold a password.
+    raise SettingError(
+        f"DATABASE_URL (scheme {_scheme or 'missing'!r}) is not valid: expected "
+        "postgres://user:password@host:5432/name or sqlite:////absolute/path.sqlite3"
+    ) from None
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file readable by its owner only, unless it exists.
+
+    SQLite makes a new database file with the process's umask (0644 as a rule): readable by
+    every local user, with the prediction log and the registry's digests in it. An empty file
+    is an empty SQLite database, and SQLite gives its -wal and -shm files the database file's
+    own permissions.
+    """
+    # It may exist (then it is left as it is), or the folder may be read-only or missing
+    # (SQLite says so when it connects).
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 # SQLite's durability level (docs/performance.md, "Durability"). Either way a prediction's row
 # is committed before its 200 and survives the crash, SIGKILL or OOM-kill of any service
 # process. NORMAL (the default, with WAL) does not fsync each commit: a power cut or kernel
 # crash may lose the last commits, never corrupting the file. FULL survives those too, at one
 # fsync per prediction under SQLite's single write lock: ~4 ms on this project's test VM once
 # the log has history, which caps the whole server near 300 predictions/s.
-DIGITS_SQLITE_SYNCHRONOUS = env_str("DIGITS_SQLITE_SYNCHRONOUS", "NORMAL").upper()
-if DIGITS_SQLITE_SYNCHRONOUS not in {"NORMAL", "FULL", "EXTRA"}:
-    raise ImproperlyConfigured(
-        "DIGITS_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, "
-        f"got {DIGITS_SQLITE_SYNCHRONOUS!r}"
-    )
+DIGITS_SQLITE_SYNCHRONOUS = env_choice(
+    "DIGITS_SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL", "EXTRA")
+).upper()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn workers write at once: WAL lets readers run beside the writer, the busy
     # timeout makes writers queue instead of failing, IMMEDIATE takes the write lock up front
@@ -142,11 +255,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; "
         f"PRAGMA synchronous={DIGITS_SQLITE_SYNCHRONOUS}; PRAGMA busy_timeout=30000;",
     }
+    _name = str(DATABASES["default"]["NAME"])
+    if _name and _name != ":memory:" and not _name.startswith("file:"):
+        _create_private(Path(_name))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Uploads -------------------------------------------------------------------------------------
-DIGITS_MAX_UPLOAD_BYTES = env_int("DIGITS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
-DIGITS_MAX_IMAGE_PIXELS = env_int("DIGITS_MAX_IMAGE_PIXELS", 40_000_000)
+DIGITS_MAX_UPLOAD_BYTES = env_int("DIGITS_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, low=1)
+# Pixel caps, from the image's header (predicciones/ml/decoding.py): a baseline JPEG is decoded
+# at reduced scale; PNG, GIF, BMP, TIFF, WebP and progressive JPEG are decoded at full size, at
+# several bytes and a few nanoseconds a pixel, so they get the lower cap.
+DIGITS_MAX_IMAGE_PIXELS = env_int("DIGITS_MAX_IMAGE_PIXELS", 40_000_000, low=1)
+DIGITS_MAX_FULL_DECODE_PIXELS = env_int("DIGITS_MAX_FULL_DECODE_PIXELS", 5_000_000, low=1)
+# Large decodes (a megapixel or more at full size, 16 MP of JPEG, 2 MiB of data) one worker
+# process runs at once; another waits up to DIGITS_DECODE_WAIT seconds for its turn, then gets
+# 503 with Retry-After. Small uploads never wait.
+DIGITS_DECODE_CONCURRENCY = env_int("DIGITS_DECODE_CONCURRENCY", 1, low=1)
+DIGITS_DECODE_WAIT = env_float("DIGITS_DECODE_WAIT", 0.5, low=0)
 # Whole request body: the image plus a little form overhead. Checked from Content-Length
 # before the body is read (RequestContextMiddleware), and again by Django while parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = DIGITS_MAX_UPLOAD_BYTES + 64 * 1024
@@ -164,49 +289,61 @@ DIGITS_ARTIFACTS_DIR = Path(env_str("DIGITS_ARTIFACTS_DIR") or VAR_DIR / "artifa
 DIGITS_S3_BUCKET = os.environ.get("DIGITS_S3_BUCKET", "").strip()
 DIGITS_S3_PREFIX = env_str("DIGITS_S3_PREFIX", "digits").strip("/")
 # How long a worker trusts its cached view of which version is live (seconds).
-DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0)
-DIGITS_ADMIN_TOKEN = os.environ.get("DIGITS_ADMIN_TOKEN", "").strip()
+DIGITS_ROUTING_TTL = env_float("DIGITS_ROUTING_TTL", 1.0, low=0)
+DIGITS_ADMIN_TOKEN = env_secret("DIGITS_ADMIN_TOKEN")
 
 # --- Retraining and rollout --------------------------------------------------------------------
 # New labelled samples needed before a retrain (with drift), and without drift.
-DIGITS_RETRAIN_MIN_SAMPLES = env_int("DIGITS_RETRAIN_MIN_SAMPLES", 200)
-DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT = env_int("DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT", 1000)
-DIGITS_RETRAIN_COOLDOWN_HOURS = env_float("DIGITS_RETRAIN_COOLDOWN_HOURS", 24.0)
+DIGITS_RETRAIN_MIN_SAMPLES = env_int("DIGITS_RETRAIN_MIN_SAMPLES", 200, low=0)
+DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT = env_int(
+    "DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT", 1000, low=0
+)
+DIGITS_RETRAIN_COOLDOWN_HOURS = env_float("DIGITS_RETRAIN_COOLDOWN_HOURS", 24.0, low=0)
 # Gate: accuracy gain required, and the most recall any class may lose.
-DIGITS_GATE_MIN_IMPROVEMENT = env_float("DIGITS_GATE_MIN_IMPROVEMENT", gate_rules.MIN_IMPROVEMENT)
-DIGITS_GATE_MAX_CLASS_DROP = env_float("DIGITS_GATE_MAX_CLASS_DROP", gate_rules.MAX_CLASS_DROP)
+DIGITS_GATE_MIN_IMPROVEMENT = env_float(
+    "DIGITS_GATE_MIN_IMPROVEMENT", gate_rules.MIN_IMPROVEMENT, low=0, high=1
+)
+DIGITS_GATE_MAX_CLASS_DROP = env_float(
+    "DIGITS_GATE_MAX_CLASS_DROP", gate_rules.MAX_CLASS_DROP, low=0, high=1
+)
 # Share of labelled feedback kept for validation (never trained on), chosen by a hash of the
 # uploaded image's sha256 (so the same picture never lands on both sides).
-DIGITS_FEEDBACK_HOLDOUT_PERCENT = env_int("DIGITS_FEEDBACK_HOLDOUT_PERCENT", 20)
+DIGITS_FEEDBACK_HOLDOUT_PERCENT = env_int("DIGITS_FEEDBACK_HOLDOUT_PERCENT", 20, low=0, high=100)
+# Most labels one untrusted source (a client address, an ordinary API key) contributes to the
+# rows a retrain trains on (its latest ones); trusted keys' labels are not capped.
+DIGITS_FEEDBACK_SOURCE_CAP = env_int("DIGITS_FEEDBACK_SOURCE_CAP", 50, low=0)
+# Let run_pipeline roll out, and canary_review promote, a version trained on labels from
+# untrusted sources (off: it is registered and waits for an operator's canary or promote).
+DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK = env_bool("DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK")
 # Rollout of a gated candidate by run_pipeline, and the canary review's minimum traffic.
-DIGITS_CANARY_PERCENT = env_int("DIGITS_CANARY_PERCENT", 10)
-DIGITS_CANARY_MIN_REQUESTS = env_int("DIGITS_CANARY_MIN_REQUESTS", 200)
+DIGITS_CANARY_PERCENT = env_int("DIGITS_CANARY_PERCENT", 10, low=1, high=99)
+DIGITS_CANARY_MIN_REQUESTS = env_int("DIGITS_CANARY_MIN_REQUESTS", 200, low=1)
 
 # --- Drift checks (manage.py check_drift; the rule is documented in predicciones/ml/drift.py) ---
 # A feature drifted when its normalised W1 (W1 / max(training std, 2)) reaches this.
 DIGITS_DRIFT_FEATURE_THRESHOLD = env_float(
-    "DIGITS_DRIFT_FEATURE_THRESHOLD", drift_rules.DEFAULT_THRESHOLDS.feature
+    "DIGITS_DRIFT_FEATURE_THRESHOLD", drift_rules.DEFAULT_THRESHOLDS.feature, low=0
 )
 # Share of drifted features from which the severity is "warning" / "critical".
 DIGITS_DRIFT_WARNING_SHARE = env_float(
-    "DIGITS_DRIFT_WARNING_SHARE", drift_rules.DEFAULT_THRESHOLDS.warning_share
+    "DIGITS_DRIFT_WARNING_SHARE", drift_rules.DEFAULT_THRESHOLDS.warning_share, low=0, high=1
 )
 DIGITS_DRIFT_CRITICAL_SHARE = env_float(
-    "DIGITS_DRIFT_CRITICAL_SHARE", drift_rules.DEFAULT_THRESHOLDS.critical_share
+    "DIGITS_DRIFT_CRITICAL_SHARE", drift_rules.DEFAULT_THRESHOLDS.critical_share, low=0, high=1
 )
 # Fewer live predictions than this in the window: status "insufficient_data", no alarm.
 DIGITS_DRIFT_MIN_SAMPLES = env_int(
-    "DIGITS_DRIFT_MIN_SAMPLES", drift_rules.DEFAULT_THRESHOLDS.min_samples
+    "DIGITS_DRIFT_MIN_SAMPLES", drift_rules.DEFAULT_THRESHOLDS.min_samples, low=1
 )
 # Window when check_drift gets neither --last nor --since: the last N predictions.
-DIGITS_DRIFT_WINDOW = env_int("DIGITS_DRIFT_WINDOW", 1000)
+DIGITS_DRIFT_WINDOW = env_int("DIGITS_DRIFT_WINDOW", 1000, low=1)
 
 # --- The prediction log's lifecycle (manage.py maintain: summaries, capture, retention) ---------
 # Unlabelled log rows older than this many days are deleted once their hour's capture in the
 # artifact store is checked; labelled rows (retraining data) stay.
-DIGITS_LOG_RETENTION_DAYS = env_int("DIGITS_LOG_RETENTION_DAYS", 30)
+DIGITS_LOG_RETENTION_DAYS = env_int("DIGITS_LOG_RETENTION_DAYS", 30, low=1)
 # An hour of the log is closed (summarised, captured) once it is over by this many seconds.
-DIGITS_LOG_GRACE_SECONDS = env_int("DIGITS_LOG_GRACE_SECONDS", 600)
+DIGITS_LOG_GRACE_SECONDS = env_int("DIGITS_LOG_GRACE_SECONDS", 600, low=0)
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -215,7 +352,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "predicciones.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -223,7 +360,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "predicciones.schema.AutoSchema",
     # The client address for rate limiting: the last N entries of X-Forwarded-For are trusted
     # proxies' (0: REMOTE_ADDR, for a server facing clients directly).
-    "NUM_PROXIES": env_int("DIGITS_TRUSTED_PROXIES", 0),
+    "NUM_PROXIES": env_int("DIGITS_TRUSTED_PROXIES", 0, low=0),
     # JSON whatever Accept says, without DRF's per-request header parsing.
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "predicciones.negotiation.JSONOnlyContentNegotiation",
 }
@@ -248,20 +385,32 @@ SPECTACULAR_SETTINGS = {
 
 # --- Optional API keys and rate limiting for /predict/ and /feedback/ (off by default) ----------
 # Comma-separated keys, sent as `X-API-Key: <key>`; empty means the endpoints are open.
-DIGITS_API_KEYS = env_list("DIGITS_API_KEYS", "")
-# DRF rate string ("60/min", "1000/hour"); empty means no limit. Counted per API key when keys
-# are on, else per client address, in the cache below.
-DIGITS_PREDICT_RATE = os.environ.get("DIGITS_PREDICT_RATE", "").strip() or None
-if DIGITS_PREDICT_RATE and not re.fullmatch(
-    r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", DIGITS_PREDICT_RATE
-):
-    raise ImproperlyConfigured(
-        f"DIGITS_PREDICT_RATE must look like 60/min or 1000/hour, got {DIGITS_PREDICT_RATE!r}"
+DIGITS_API_KEYS = env_secret_list("DIGITS_API_KEYS")
+# Rate limit of /predict/; empty means no limit. Counted per API key when keys are on, else per
+# client address, in the cache below.
+DIGITS_PREDICT_RATE = env_rate("DIGITS_PREDICT_RATE", None)
+# Keys whose labels are trusted: the operator's own labellers. The validation gate judges a
+# retrained candidate on the base holdout plus held-out labels given with these keys only (see
+# predicciones/provenance.py). Each is also accepted wherever an API key is asked for.
+DIGITS_TRUSTED_API_KEYS = env_secret_list("DIGITS_TRUSTED_API_KEYS")
+# /feedback/ answers 401 without one of the keys above or of DIGITS_API_KEYS, even when
+# /predict/ is open: the production setting when retraining runs.
+DIGITS_FEEDBACK_REQUIRE_KEY = env_bool("DIGITS_FEEDBACK_REQUIRE_KEY")
+if DIGITS_FEEDBACK_REQUIRE_KEY and not (DIGITS_API_KEYS or DIGITS_TRUSTED_API_KEYS):
+    raise SettingError(
+        "DIGITS_FEEDBACK_REQUIRE_KEY is on but no key is configured: set DIGITS_API_KEYS or "
+        "DIGITS_TRUSTED_API_KEYS (or every label would be refused)"
     )
+# Rate limit of /feedback/ per label source (API key, else client address); "off": none.
+# Trusted keys are not limited.
+DIGITS_FEEDBACK_RATE = env_rate("DIGITS_FEEDBACK_RATE", "30/min")
+# Failed authentications (401s) allowed per client address; beyond it, that address's requests
+# that need a key or token get 429 until the window has passed. "off": no limit.
+DIGITS_AUTH_FAILURE_RATE = env_rate("DIGITS_AUTH_FAILURE_RATE", "20/min")
 # The cache holding rate-limit counters: "file" (default; shared by every worker on one host),
 # "database" (shared by every host; needs `manage.py createcachetable`, which the container
 # runs), or "locmem" (per worker process: a limit of N/min becomes N/min per worker).
-DIGITS_CACHE = env_str("DIGITS_CACHE", "file").lower()
+DIGITS_CACHE = env_choice("DIGITS_CACHE", "file", ("file", "database", "locmem")).lower()
 _CACHE_BACKENDS = {
     "file": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
@@ -273,10 +422,6 @@ _CACHE_BACKENDS = {
     },
     "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
-if DIGITS_CACHE not in _CACHE_BACKENDS:
-    raise ImproperlyConfigured(
-        f"DIGITS_CACHE must be one of {', '.join(_CACHE_BACKENDS)}, got {DIGITS_CACHE!r}"
-    )
 CACHES = {"default": {**_CACHE_BACKENDS[DIGITS_CACHE], "OPTIONS": {"MAX_ENTRIES": 100_000}}}
 
 # --- Static files, security headers --------------------------------------------------------------
@@ -292,7 +437,7 @@ X_FRAME_OPTIONS = "DENY"
 DIGITS_BEHIND_TLS_PROXY = env_bool("DIGITS_BEHIND_TLS_PROXY")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if DIGITS_BEHIND_TLS_PROXY else None
 # HSTS only where TLS is known to be in front (a browser remembers it for this long).
-SECURE_HSTS_SECONDS = env_int("DIGITS_HSTS_SECONDS", 0)
+SECURE_HSTS_SECONDS = env_int("DIGITS_HSTS_SECONDS", 0, low=0)
 # Sent on every response that does not set its own. The page and the API docs load scripts
 # and styles from /static/ only (no inline code, no CDN); drawings and previews are blob:/data:.
 # DIGITS_CSP replaces the policy; DIGITS_CSP=off sends none.
@@ -310,12 +455,15 @@ DIGITS_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(
 # writes its counters there and GET /metrics adds them up. Empty: one process (runserver, tests).
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
 # Optional bearer token for GET /metrics (empty: open, for a scraper on a private network).
-DIGITS_METRICS_TOKEN = os.environ.get("DIGITS_METRICS_TOKEN", "").strip()
+DIGITS_METRICS_TOKEN = env_secret("DIGITS_METRICS_TOKEN")
 
 # --- Logging -------------------------------------------------------------------------------------
 # One line a request from the "predicciones.access" logger (RequestContextMiddleware); with
 # DIGITS_LOG_JSON=1 every line is one JSON object, for a log shipper.
 DIGITS_LOG_JSON = env_bool("DIGITS_LOG_JSON")
+DIGITS_LOG_LEVEL = env_choice(
+    "DIGITS_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -333,7 +481,7 @@ LOGGING = {
             "filters": ["security_no_traceback"],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("DIGITS_LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["console"], "level": DIGITS_LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR"},
         # boto3 says "Found credentials..." at INFO on every client it makes.

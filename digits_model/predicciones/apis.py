@@ -8,22 +8,31 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import schema, selectors
-from .exception_handler import upload_too_large_message
+from . import readiness, schema, selectors
+from .exception_handler import RETRY_AFTER_SECONDS, upload_too_large_message
 from .exceptions import UploadTooLargeError
 from .middleware import annotate_request
-from .security import AdminTokenAuthentication, ApiKeyAuthentication, PredictRateThrottle
+from .parsers import BoundedJSONParser
+from .security import (
+    AdminTokenAuthentication,
+    ApiKeyAuthentication,
+    FeedbackKeyAuthentication,
+    FeedbackRateThrottle,
+    PredictRateThrottle,
+    label_source,
+)
 from .services import registry
 from .services.predictions import feedback_record, prediction_create
 from .serving import get_router
 
 
 def format_seconds(seconds: float) -> str:
-    """Seconds as the seed's string (``"0.0013 seg"``), with enough decimals never to show 0."""
+    """Seconds as ``execution_time`` answers them: a string ending in " seg" (``"0.0013 seg"``),
+    with enough decimals never to show 0."""
     decimals = 4
     if 0 < seconds < 1e-3:
         decimals = max(4, 1 - math.floor(math.log10(seconds)))
@@ -31,7 +40,7 @@ def format_seconds(seconds: float) -> str:
 
 
 class SecondsField(serializers.CharField):
-    """Seconds (a float) as the seed's string, e.g. ``"0.0013 seg"``."""
+    """Seconds (a float) as a string ending in " seg", e.g. ``"0.0013 seg"``."""
 
     def to_representation(self, value) -> str:
         return format_seconds(value)
@@ -54,7 +63,7 @@ class GridField(serializers.ListField):
 
 @extend_schema_field(OpenApiTypes.INT)
 class OkStatusField(serializers.Field):
-    """The seed's ``status_code`` of a successful answer: always 200."""
+    """``status_code`` in the body of a successful answer: always 200."""
 
     def __init__(self, **kwargs):
         super().__init__(source="*", read_only=True, **kwargs)
@@ -100,7 +109,9 @@ class PredictApi(APIView):
         )
 
     class OutputSerializer(serializers.Serializer):
-        """A ``PredictionResult`` as the seed's contract answers it."""
+        """A ``PredictionResult`` as ``POST /predict/`` answers it (``status_code``,
+        ``query_id``, ``prediction`` and ``execution_time`` keep the original contract's
+        names and types)."""
 
         status_code = OkStatusField()
         query_id = serializers.UUIDField()
@@ -159,10 +170,12 @@ class PredictApi(APIView):
 
 
 class FeedbackApi(APIView):
-    """``POST /feedback/``: the true label for a logged prediction (a second one replaces it)."""
+    """``POST /feedback/``: the true label for a logged prediction (a second one replaces it),
+    recorded with its source (API key id, else client address)."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
-    authentication_classes = [ApiKeyAuthentication]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
+    authentication_classes = [FeedbackKeyAuthentication]
+    throttle_classes = [FeedbackRateThrottle]
 
     class InputSerializer(serializers.Serializer):
         query_id = serializers.UUIDField(help_text="The query_id a /predict/ answer gave.")
@@ -172,12 +185,15 @@ class FeedbackApi(APIView):
         operation_id="feedback",
         summary="Record the true digit for a logged prediction",
         request=InputSerializer,
-        responses={200: schema.FEEDBACK_RESPONSE, **schema.error_responses(400, 401, 404, 415)},
+        responses={
+            200: schema.FEEDBACK_RESPONSE,
+            **schema.error_responses(400, 401, 404, 415, 429),
+        },
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row = feedback_record(**serializer.validated_data)
+        row = feedback_record(**serializer.validated_data, source=label_source(request))
         return Response(
             {
                 "status_code": status.HTTP_200_OK,
@@ -212,17 +228,19 @@ class HealthApi(APIView):
     )
     def get(self, request):
         # The router keeps its last snapshot when the database is down.
-        health = selectors.readiness_get(routes=get_router().routes())
+        health = readiness.readiness_get(routes=get_router().routes())
         code = status.HTTP_200_OK if health.ready else status.HTTP_503_SERVICE_UNAVAILABLE
         return Response(
             {
                 "status_code": code,
                 "status": health.status,
+                "reason": health.reason,
                 "model_loaded": health.model_loaded,
                 "models": health.models,
                 "checks": health.checks,
             },
             status=code,
+            headers=None if health.ready else {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
 
@@ -234,10 +252,20 @@ class LivenessApi(APIView):
         return Response({"status_code": status.HTTP_200_OK, "status": "alive"})
 
 
+def expect_live_field() -> serializers.IntegerField:
+    """Every admin action takes it: act only while this version is live (a compare-and-swap:
+    409, nothing done, when another operator changed the deployment first)."""
+    return serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="Act only if this version is live (what GET /models/ showed); 409 otherwise.",
+    )
+
+
 class AdminApi(APIView):
     """Base for operator actions: ``Authorization: Bearer $DIGITS_ADMIN_TOKEN``."""
 
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
     authentication_classes = [AdminTokenAuthentication]
 
     def respond(self, name: str):
@@ -253,6 +281,7 @@ class ModelCanaryApi(AdminApi):
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1)
         percent = serializers.IntegerField(min_value=0, max_value=99)
+        expect_live = expect_live_field()
 
     @extend_schema(
         operation_id="admin_canary",
@@ -271,6 +300,7 @@ class ModelPromoteApi(AdminApi):
 
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, required=False)
+        expect_live = expect_live_field()
 
     @extend_schema(
         operation_id="admin_promote",
@@ -281,7 +311,10 @@ class ModelPromoteApi(AdminApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         registry.deployment_promote(
-            name=name, version=serializer.validated_data.get("version"), actor="admin-api"
+            name=name,
+            version=serializer.validated_data.get("version"),
+            expect_live=serializer.validated_data.get("expect_live"),
+            actor="admin-api",
         )
         return self.respond(name)
 
@@ -289,11 +322,18 @@ class ModelPromoteApi(AdminApi):
 class ModelRollbackApi(AdminApi):
     """``POST /admin/models/<name>/rollback/``: stop the candidate, or restore the previous live."""
 
+    class InputSerializer(serializers.Serializer):
+        expect_live = expect_live_field()
+
     @extend_schema(
         operation_id="admin_rollback",
-        request=None,
+        request=InputSerializer,
         responses={200: schema.MODEL_LIST_RESPONSE, **schema.ADMIN_ERRORS},
     )
     def post(self, request, name):
-        registry.deployment_rollback(name=name, actor="admin-api")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        registry.deployment_rollback(
+            name=name, expect_live=serializer.validated_data.get("expect_live"), actor="admin-api"
+        )
         return self.respond(name)

@@ -1,17 +1,14 @@
-"""Errors the service raises on purpose, each with the HTTP status it maps to.
+"""Errors the service raises on purpose.
 
-``predicciones.exception_handler`` turns these (and the image errors from
-``ml.exceptions``) into the API's error shape. Messages are written for the client and
-never echo uploaded bytes.
+``predicciones.exception_handler`` maps each (and the image errors from ``ml.exceptions``)
+to its HTTP status and stable ``code`` in one table, and answers them in the API's error
+shape. Messages are written for the client and never echo uploaded bytes.
 """
-
-from rest_framework import status
 
 
 class PrediccionesError(Exception):
-    """Base class: a failure with a client-safe message and an HTTP status."""
+    """Base class: a failure with a client-safe message."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
     default_message = "The request could not be processed."
 
     def __init__(self, message: str | None = None):
@@ -30,38 +27,55 @@ class OperatorError(PrediccionesError):
 
 
 class UnknownModelError(PrediccionesError):
-    status_code = status.HTTP_404_NOT_FOUND
+    """No registered model (or version) by that name."""
+
     default_message = "Unknown model."
 
 
 class NoLiveModelError(PrediccionesError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    """Nothing is loaded that could answer yet."""
+
     default_message = "No model version is loaded yet; try again shortly."
+
+
+class DatabaseUnavailableError(PrediccionesError):
+    """The database cannot be read or written, so nothing can be routed or logged."""
+
+    default_message = "The database is unavailable; try again shortly."
 
 
 class PredictionLogError(PrediccionesError):
     """The prediction could not be logged, so it is not answered (no 200 without its row)."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_message = "The prediction could not be recorded; try again shortly."
 
 
 class UploadTooLargeError(PrediccionesError):
     """An uploaded image file above ``DIGITS_MAX_UPLOAD_BYTES``."""
 
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_message = "The upload is too large."
 
 
+class DecodeBusyError(PrediccionesError):
+    """This worker is decoding as many large images as it may at once; try again shortly."""
+
+    default_message = (
+        "The server is busy decoding other large images: try again in a moment, or send a "
+        "smaller image."
+    )
+    #: Seconds for the Retry-After header.
+    retry_after = 1
+
+
 class UnknownQueryError(PrediccionesError):
-    status_code = status.HTTP_404_NOT_FOUND
+    """No prediction was logged under that query id (or retention deleted it)."""
+
     default_message = "Unknown query_id: no prediction was logged under it."
 
 
 class RegistryError(PrediccionesError):
     """A registry or rollout action that cannot be done in the current state."""
 
-    status_code = status.HTTP_409_CONFLICT
     default_message = "That registry action is not possible now."
 
 
@@ -72,14 +86,14 @@ class DeploymentChangedError(RegistryError):
 
 
 class AdminDisabledError(PrediccionesError):
-    status_code = status.HTTP_403_FORBIDDEN
+    """The admin API is off (no ``DIGITS_ADMIN_TOKEN``)."""
+
     default_message = "The admin API is disabled: set DIGITS_ADMIN_TOKEN to enable it."
 
 
 class DriftCheckError(PrediccionesError):
     """A drift check cannot run: no live version, bad window, malformed log rows."""
 
-    status_code = status.HTTP_409_CONFLICT
     default_message = "The drift check cannot run now."
 
 
@@ -90,7 +104,6 @@ class WindowRowsDeletedError(DriftCheckError):
 class MaintenanceError(PrediccionesError):
     """The log's lifecycle (summaries, capture, retention) cannot proceed as asked."""
 
-    status_code = status.HTTP_409_CONFLICT
     default_message = "Log maintenance cannot run now."
 
 
@@ -101,5 +114,4 @@ class CaptureMismatchError(MaintenanceError):
 class TrainingStatsUnavailableError(DriftCheckError):
     """A version's training statistics are missing from the store or malformed."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_message = "The training statistics of this model version are unavailable."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 
 #: Attributes every LogRecord has; anything else a caller passed as ``extra`` is a field.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -32,10 +33,29 @@ def _timestamp(record: logging.LogRecord) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Characters that end or rewrite a line somewhere: C0 controls (``\r`` returns to the
+#: line's start, ``\x1b`` starts a terminal escape), DEL, and the Unicode line breaks some
+#: log viewers honour. Client text (a path, a method) must never contain them raw.
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_NEEDS_QUOTES = re.compile('[\\s"=\x00-\x1f\x7f\x85\u2028\u2029]')
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or f"\\u{ord(char):04x}"
+
+
+def escape_line(text: str) -> str:
+    """``text`` with every line-breaking or control character written as an escape."""
+    return _LINE_BREAKING.sub(_escape, text)
+
+
 def _text(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if text == "" or any(c in text for c in ' "=\n\r\t'):
-        return json.dumps(text)  # quoted and escaped: one record stays one line
+    if text == "" or _NEEDS_QUOTES.search(text):
+        # Quoted and escaped (json.dumps writes every non-ASCII character as \uXXXX): one
+        # record stays one line.
+        return json.dumps(text)
     return text
 
 
@@ -43,7 +63,7 @@ class PlainFormatter(logging.Formatter):
     """``2025-01-01T12:00:00.000Z INFO logger message key=value ...`` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage().replace("\n", "\\n")
+        message = escape_line(record.getMessage())
         parts = [_timestamp(record), record.levelname, record.name, message]
         parts += [f"{key}={_text(value)}" for key, value in record_fields(record).items()]
         line = " ".join(part for part in parts if part)

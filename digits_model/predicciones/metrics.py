@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from http import HTTPStatus
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -30,7 +31,12 @@ from prometheus_client.core import GaugeMetricFamily
 from rest_framework import status
 
 from .exception_handler import error_response
-from .security import bearer_challenge, bearer_token_valid
+from .security import (
+    auth_failure_wait,
+    bearer_challenge,
+    bearer_token_valid,
+    record_auth_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +83,31 @@ PREDICTION_CONFIDENCE = Histogram(
 )
 
 
+#: The methods counted by name (RFC 9110's, and PATCH); any other is counted as "other". A
+#: label value is a new series in every worker's file and every scrape, for good: the client
+#: must never choose one.
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+#: Status codes counted by number (the registered ones); any other by its class ("5xx").
+HTTP_STATUS_CODES = frozenset(int(code) for code in HTTPStatus)
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "other"
+
+
+def status_label(status_code: int) -> str:
+    if status_code in HTTP_STATUS_CODES:
+        return str(status_code)
+    return f"{status_code // 100}xx" if 100 <= status_code < 600 else "other"
+
+
 # -- recording (called by the middleware) ------------------------------------------------------
 def record_request(*, endpoint: str, method: str, status_code: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(endpoint, method, str(status_code)).inc()
+    """Count one answered request. ``endpoint`` is a route name or "unmatched" (a fixed set);
+    the method and status are mapped onto fixed sets here."""
+    HTTP_REQUESTS.labels(endpoint, method_label(method), status_label(status_code)).inc()
     HTTP_DURATION.labels(endpoint).observe(seconds)
 
 
@@ -253,12 +281,12 @@ class DriftGauges(_Source):
 
 class StoreGauges(_Source):
     """Whether the artifact store answers (probed at most every few seconds, see
-    ``selectors.store_state``). It does not fail readiness, so it is watched here."""
+    ``readiness.store_state``). It does not fail readiness, so it is watched here."""
 
     name = "artifact_store"
 
     def families(self):
-        from .selectors import store_state
+        from .readiness import store_state
 
         up = GaugeMetricFamily(
             "digits_artifact_store_up",
@@ -292,7 +320,13 @@ def scrape_registry() -> CollectorRegistry:
 def metrics_view(request):
     """``GET /metrics``: Prometheus text format; ``Authorization: Bearer`` when a token is set."""
     expected = settings.DIGITS_METRICS_TOKEN
+    wait = auth_failure_wait(request) if expected else None
+    if wait is not None:
+        response = error_response(request, status.HTTP_429_TOO_MANY_REQUESTS)
+        response["Retry-After"] = str(int(wait) + 1)
+        return response
     if expected and not bearer_token_valid(request, expected):
+        record_auth_failure(request)
         response = error_response(
             request,
             status.HTTP_401_UNAUTHORIZED,

@@ -11,13 +11,22 @@ from django.urls import Resolver404, resolve
 from rest_framework import status
 
 from . import metrics
-from .exception_handler import DATABASE_DOWN, error_response, first_line, upload_too_large_message
+from .exception_handler import (
+    DATABASE_DOWN,
+    INVALID_CONTENT_LENGTH,
+    error_response,
+    error_status,
+    first_line,
+    upload_too_large_message,
+)
+from .security import client_address
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("predicciones.access")
 
-#: Longest path written to the access log (paths are client text).
+#: Longest path and method written to the access log (both are client text).
 MAX_LOGGED_PATH = 200
+MAX_LOGGED_METHOD = 20
 
 
 def annotate_request(request, **fields) -> None:
@@ -53,6 +62,7 @@ class RequestContextMiddleware:
     def __call__(self, request):
         started = time.perf_counter()
         request.query_id = uuid.uuid4()
+        request.client_address = client_address(request)
         response = self._check_length(request) or self.get_response(request)
         if (
             response.status_code >= 400
@@ -71,7 +81,8 @@ class RequestContextMiddleware:
         """A view outside DRF that needed the database while it was down: 503, not 500."""
         if isinstance(exception, DatabaseError):
             logger.warning("database unavailable: %s", first_line(exception))
-            return error_response(request, status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_DOWN)
+            status_code, code = error_status(exception)
+            return error_response(request, status_code, DATABASE_DOWN, code)
         return None
 
     @staticmethod
@@ -88,9 +99,14 @@ class RequestContextMiddleware:
         try:
             length = int(raw)
         except ValueError:
-            return error_response(request, status.HTTP_400_BAD_REQUEST, "Invalid Content-Length.")
+            length = -1
         if length < 0:
-            return error_response(request, status.HTTP_400_BAD_REQUEST, "Invalid Content-Length.")
+            return error_response(
+                request,
+                status.HTTP_400_BAD_REQUEST,
+                "Invalid Content-Length.",
+                INVALID_CONTENT_LENGTH,
+            )
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             return error_response(
                 request, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, upload_too_large_message()
@@ -120,7 +136,8 @@ class RequestContextMiddleware:
                 )
             line = {
                 "query_id": str(request.query_id),
-                "method": request.method,
+                "client": request.client_address,
+                "method": request.method[:MAX_LOGGED_METHOD],
                 "path": request.path[:MAX_LOGGED_PATH],
                 "endpoint": endpoint,
                 "status": response.status_code,
@@ -133,7 +150,7 @@ class RequestContextMiddleware:
             access_logger.log(
                 level,
                 "%s %s %s",
-                request.method,
+                line["method"],
                 line["path"],
                 response.status_code,
                 extra={"fields": line},

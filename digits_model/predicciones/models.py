@@ -73,6 +73,14 @@ class ModelVersion(models.Model):
     def __str__(self):
         return f"{self.model.name}:{self.version}"
 
+    @property
+    def untrusted_feedback_rows(self) -> int:
+        """Labels from untrusted sources this version was trained on (a version trained before
+        sources were recorded: all its feedback rows). run_pipeline and canary_review do not
+        roll such a version out by themselves (``DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK``)."""
+        data = self.training_data or {}
+        return int(data.get("untrusted_feedback_rows", data.get("feedback_rows")) or 0)
+
 
 class Deployment(models.Model):
     """Which version of a model answers: one live version, optionally a candidate.
@@ -161,6 +169,14 @@ class Prediction(models.Model):
     image_sha256 = models.CharField(max_length=64)
     label = models.PositiveSmallIntegerField(null=True, blank=True)
     labelled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Nullable (NULL: unknown, as for labels given before sources were recorded) so that adding
+    # it is an instant ALTER TABLE on SQLite too, not a copy of the whole log.
+    label_source = models.CharField(  # noqa: DJ001
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="Who gave the label: key:<API key id> or addr:<client address> (provenance).",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["model_version", "created_at"])]

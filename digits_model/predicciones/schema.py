@@ -12,6 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from .exception_handler import CODES
 from .models import Stage
 
 
@@ -29,18 +30,24 @@ class AutoSchema(openapi.AutoSchema):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every failure, from every endpoint: a 4xx (or 503) and a sentence for a person."""
+    """Every failure, from every endpoint: a 4xx (or 503), a sentence for a person, and a
+    stable code for a program."""
 
     status_code = serializers.IntegerField(help_text="The HTTP status, repeated in the body.")
     query_id = serializers.UUIDField(
         help_text="Id of this request (also in the X-Query-Id header); quote it in bug reports."
     )
     error = serializers.CharField(help_text="What went wrong, in a sentence a person understands.")
+    code = serializers.ChoiceField(
+        choices=CODES,
+        help_text="What went wrong, as a stable code to act on (the sentence may change).",
+    )
 
 
 ERROR_DESCRIPTIONS = {
     400: "Bad form: a missing or empty field, a text instead of a file, an undecodable image.",
-    401: "Missing or wrong key (the API key when DIGITS_API_KEYS is set; the admin token).",
+    401: "Missing or wrong key (the API key when DIGITS_API_KEYS is set, or on /feedback/ "
+    "with DIGITS_FEEDBACK_REQUIRE_KEY; the admin token).",
     403: "The admin API is disabled (DIGITS_ADMIN_TOKEN is not set).",
     404: "Unknown model or version, unknown query_id, or no such endpoint.",
     405: "Wrong HTTP method for this endpoint (e.g. GET on /predict/).",
@@ -49,17 +56,26 @@ ERROR_DESCRIPTIONS = {
     413: "The upload (or the image's pixel count) is over the configured limit.",
     415: "Not a supported image type, or the request is not multipart/form-data.",
     422: "The image decodes but no digit (ink) was found in it.",
-    429: "Over the rate limit (only when DIGITS_PREDICT_RATE is set); see Retry-After.",
-    503: "Not ready: no model loaded yet, or the prediction could not be recorded.",
+    429: "Over a rate limit (/predict/: DIGITS_PREDICT_RATE when set; /feedback/: "
+    "DIGITS_FEEDBACK_RATE), or too many failed authentications from this address; see "
+    "Retry-After.",
+    503: "Not ready: no model loaded yet, the prediction could not be recorded, or (with "
+    "Retry-After) this worker is busy decoding other large images.",
 }
 
 ERROR_EXAMPLES = {
-    400: "image: Send the image as a multipart/form-data file field named 'image'.",
-    404: "Unknown model 'nope.pickle'. Registered models: clf.pickle.",
-    405: "Method GET is not allowed here.",
-    413: "Upload too large: the limit is 10 MiB.",
-    415: "Unsupported file type: send a JPEG, PNG, BMP, GIF, TIFF or WebP image.",
-    422: "No digit found in the image: it looks blank or uniform.",
+    400: (
+        "image: Send the image as a multipart/form-data file field named 'image'.",
+        "invalid_request",
+    ),
+    404: ("Unknown model 'nope.pickle'. Registered models: clf.pickle.", "model_not_found"),
+    405: ("Method GET is not allowed here.", "method_not_allowed"),
+    413: ("The upload is too large: the limit is 10 MiB.", "upload_too_large"),
+    415: (
+        "Unsupported file type: send a JPEG, PNG, BMP, GIF, TIFF or WebP image.",
+        "unsupported_media_type",
+    ),
+    422: ("No digit found in the image: it looks blank or uniform.", "image_blank"),
 }
 
 
@@ -75,7 +91,8 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
                     value={
                         "status_code": code,
                         "query_id": "70cd7b2a-dd66-4fce-b13a-cede33c80422",
-                        "error": ERROR_EXAMPLES[code],
+                        "error": ERROR_EXAMPLES[code][0],
+                        "code": ERROR_EXAMPLES[code][1],
                     },
                     response_only=True,
                     status_codes=[str(code)],
@@ -182,6 +199,10 @@ HEALTH_RESPONSE = inline_serializer(
             help_text="ok; degraded (ready, but the artifact store is unreachable); "
             "unavailable (503: no model loaded, or the database takes no writes).",
         ),
+        "reason": serializers.CharField(
+            help_text='Why the status is not "ok", in one sentence (names no host, bucket or '
+            'file); "" when ok.',
+        ),
         "model_loaded": serializers.BooleanField(),
         "models": serializers.DictField(
             child=inline_serializer(
@@ -219,29 +240,33 @@ FEEDBACK_RESPONSE = inline_serializer(
 )
 
 
+#: The two ways a request identifies itself, as OpenAPI security schemes.
+SECURITY_SCHEMES = {
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Only when the server sets DIGITS_API_KEYS.",
+    },
+    "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
+    },
+}
+
+
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "predicciones.security.ApiKeyAuthentication"
     name = "apiKey"
 
     def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "X-API-Key",
-            "description": "Only when the server sets DIGITS_API_KEYS.",
-        }
+        return SECURITY_SCHEMES[self.name]
 
 
-class AdminTokenScheme(OpenApiAuthenticationExtension):
+class AdminTokenScheme(ApiKeyScheme):
     target_class = "predicciones.security.AdminTokenAuthentication"
     name = "adminToken"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
-        }
 
 
 #: Operations that take the optional API key, and those behind the admin token.
@@ -255,21 +280,7 @@ def add_security(result, generator, request, public):
     The API key is optional (``{}`` first): it is only checked when DIGITS_API_KEYS is set.
     """
     components = result.setdefault("components", {})
-    components.setdefault("securitySchemes", {}).update(
-        {
-            "apiKey": {
-                "type": "apiKey",
-                "in": "header",
-                "name": "X-API-Key",
-                "description": "Only when the server sets DIGITS_API_KEYS.",
-            },
-            "adminToken": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "DIGITS_ADMIN_TOKEN; without it the admin API answers 403.",
-            },
-        }
-    )
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             op_id = operation.get("operationId")

@@ -1,27 +1,55 @@
-"""Access control: optional API keys and rate limit for the public endpoints (both off by
-default; README "Security" says how to turn them on and what each one does not do), and the
-one bearer-token check the admin API and ``/metrics`` share. Every 401 carries a
-``WWW-Authenticate`` challenge."""
+"""Access control: optional API keys, the rate limits of ``/predict/`` (off by default) and
+``/feedback/`` (on), the count of failed authentications per address, and the one
+bearer-token check the admin API and ``/metrics`` share (docs/operations.md, "Security",
+says how to turn each on and what it does not do). Every 401 carries a ``WWW-Authenticate``
+challenge; every label's source is read here (``provenance``)."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import hmac
+import ipaddress
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .exceptions import AdminDisabledError
+from .provenance import address_source, key_source, trusted_sources
 
 API_KEY_HEADER = "X-API-Key"
 API_KEY_MESSAGE = f"Missing or wrong API key: send the header '{API_KEY_HEADER}: <key>'."
 ADMIN_AUTH_MESSAGE = "Missing or wrong admin token: send 'Authorization: Bearer <token>'."
+
+
+def client_address(request) -> str:
+    """The client's address: ``REMOTE_ADDR``, or behind ``DIGITS_TRUSTED_PROXIES`` = N proxies
+    the N-th entry from the end of ``X-Forwarded-For`` (the one the outermost trusted proxy
+    appended; entries before it are whatever the client wrote). DRF's throttles pick the same
+    entry. Normalised, so one address has one spelling; "unknown" if it is not an address.
+    """
+    request = getattr(request, "_request", request)
+    cached = getattr(request, "client_address", None)
+    if cached is not None:
+        return cached
+    address = request.META.get("REMOTE_ADDR", "")
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    proxies = api_settings.NUM_PROXIES or 0
+    if proxies and forwarded:
+        entries = forwarded.split(",")
+        address = entries[-min(proxies, len(entries))].strip()
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return "unknown"
 
 
 def api_key_of(request) -> str:
@@ -53,23 +81,55 @@ def bearer_challenge(realm: str) -> str:
     return f'Bearer realm="{realm}"'
 
 
-class ApiKeyAuthentication(BaseAuthentication):
-    """When ``DIGITS_API_KEYS`` is set, require one of them in ``X-API-Key``; else let all in.
+def configured_key(request) -> str | None:
+    """The request's ``X-API-Key`` when it is one of the configured keys (``DIGITS_API_KEYS``
+    or ``DIGITS_TRUSTED_API_KEYS``), else None."""
+    request = getattr(request, "_request", request)
+    if not hasattr(request, "configured_key"):
+        key = api_key_of(request)
+        keys = settings.DIGITS_API_KEYS + settings.DIGITS_TRUSTED_API_KEYS
+        request.configured_key = key if keys and api_key_valid(key, keys) else None
+    return request.configured_key
 
-    A missing or wrong key is a 401 whose ``WWW-Authenticate`` names the scheme and header.
+
+def label_source(request) -> str:
+    """Who is giving a label (see ``provenance``): the API key's id, else the address."""
+    key = configured_key(request)
+    return key_source(key) if key else address_source(client_address(request))
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """When ``DIGITS_API_KEYS`` is set, require one of the keys in ``X-API-Key``; else let all
+    in (a configured key that comes along still identifies its holder).
+
+    A missing or wrong key is a 401 whose ``WWW-Authenticate`` names the scheme and header;
+    an address with too many of those gets 429 (:func:`check_auth_failures`).
     """
 
+    def key_required(self) -> bool:
+        return bool(settings.DIGITS_API_KEYS)
+
     def authenticate(self, request):
-        keys = settings.DIGITS_API_KEYS
-        if not keys:
-            return None
-        key = api_key_of(request)
-        if not api_key_valid(key, keys):
+        if not self.key_required():
+            key = configured_key(request)
+            return (None, key) if key else None
+        check_auth_failures(request)
+        key = configured_key(request)
+        if key is None:
+            record_auth_failure(request)
             raise AuthenticationFailed(API_KEY_MESSAGE)
         return (None, key)
 
     def authenticate_header(self, request) -> str:
         return f'ApiKey realm="predicciones", header="{API_KEY_HEADER}"'
+
+
+class FeedbackKeyAuthentication(ApiKeyAuthentication):
+    """As :class:`ApiKeyAuthentication`, and also required with ``DIGITS_FEEDBACK_REQUIRE_KEY``
+    (labels train models: a deployment may want them from key holders only)."""
+
+    def key_required(self) -> bool:
+        return bool(settings.DIGITS_API_KEYS) or settings.DIGITS_FEEDBACK_REQUIRE_KEY
 
 
 class AdminTokenAuthentication(BaseAuthentication):
@@ -79,12 +139,65 @@ class AdminTokenAuthentication(BaseAuthentication):
         expected = settings.DIGITS_ADMIN_TOKEN
         if not expected:
             raise AdminDisabledError()
+        check_auth_failures(request)
         if not bearer_token_valid(request, expected):
+            record_auth_failure(request)
             raise AuthenticationFailed(ADMIN_AUTH_MESSAGE)
         return (None, "admin")
 
     def authenticate_header(self, request) -> str:
         return bearer_challenge("admin")
+
+
+# --- Failed authentications per client address ---------------------------------------------------
+# Every 401 (API key, admin token, metrics token) is counted against the client's address in
+# the cache; from DIGITS_AUTH_FAILURE_RATE on, that address gets 429 for whatever needs a key,
+# right or wrong, until the window has passed: a client cannot learn that a guess was right
+# while it is being refused, and a client that keeps failing costs one cache read a request.
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"20/min"`` -> (20, 60): requests, seconds."""
+    count, period = rate.split("/")
+    return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+
+
+def _failures_key(request) -> str:
+    return f"auth-failures:{client_address(request)}"
+
+
+def _recent(history: list[float], now: float, duration: int) -> list[float]:
+    return [moment for moment in history if moment > now - duration]
+
+
+def check_auth_failures(request) -> None:
+    """Raise Throttled (429, with ``Retry-After``) when this address failed too often."""
+    wait = auth_failure_wait(request)
+    if wait is not None:
+        raise Throttled(wait)
+
+
+def auth_failure_wait(request) -> float | None:
+    """Seconds until this address may try again, or None when it may now."""
+    if settings.DIGITS_AUTH_FAILURE_RATE is None:
+        return None
+    count, duration = parse_rate(settings.DIGITS_AUTH_FAILURE_RATE)
+    now = time.time()
+    history = _recent(cache.get(_failures_key(request), []), now, duration)
+    if len(history) < count:
+        return None
+    return max(0.0, min(history) + duration - now)
+
+
+def record_auth_failure(request) -> None:
+    if settings.DIGITS_AUTH_FAILURE_RATE is None:
+        return
+    _, duration = parse_rate(settings.DIGITS_AUTH_FAILURE_RATE)
+    now = time.time()
+    key = _failures_key(request)
+    with _counter_lock():
+        history = _recent(cache.get(key, []), now, duration)
+        cache.set(key, [*history, now][-1000:], duration)
 
 
 class PredictRateThrottle(SimpleRateThrottle):
@@ -110,12 +223,30 @@ class PredictRateThrottle(SimpleRateThrottle):
         return settings.DIGITS_PREDICT_RATE
 
     def get_cache_key(self, request, view) -> str:
-        key = api_key_of(request) if settings.DIGITS_API_KEYS else ""
+        key = configured_key(request) if settings.DIGITS_API_KEYS else None
         if key:
             ident = "key-" + hashlib.sha256(key.encode()).hexdigest()[:32]
         else:
-            ident = self.get_ident(request)
+            ident = client_address(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class FeedbackRateThrottle(PredictRateThrottle):
+    """``DIGITS_FEEDBACK_RATE`` labels per label source (API key, else client address);
+    trusted keys are not limited."""
+
+    scope = "feedback"
+
+    def allow_request(self, request, view) -> bool:
+        if label_source(request) in trusted_sources():
+            return True
+        return super().allow_request(request, view)
+
+    def get_rate(self) -> str | None:
+        return settings.DIGITS_FEEDBACK_RATE
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": label_source(request)}
 
 
 _THREAD_LOCK = threading.Lock()

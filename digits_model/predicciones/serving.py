@@ -11,6 +11,7 @@ snapshot keeps serving.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from . import storage
-from .exceptions import NoLiveModelError, UnknownModelError
+from .exceptions import DatabaseUnavailableError, NoLiveModelError, UnknownModelError
 from .ml.classifier import ArtifactIntegrityError, load_classifier, predict
 from .models import Deployment, ModelVersion, is_valid_model_name
 
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: Pinned versions (``name:version``) kept loaded besides the routed ones.
 PINNED_CACHE_SIZE = 8
+
+#: The version part of a pinned reference: 1 to 9 ASCII digits.
+VERSION_RE = re.compile(r"[0-9]{1,9}")
 
 #: The step a router runs once when it finds no deployment at all (registering the shipped
 #: model). ``PrediccionesConfig.ready`` hands it over, so this module never imports services.
@@ -71,16 +75,35 @@ def canary_bucket(query_id: uuid.UUID) -> int:
 
 
 class Router:
-    """Snapshot of deployments plus a cache of loaded classifiers, refreshed on a TTL."""
+    """Snapshot of deployments plus a cache of loaded classifiers, refreshed on a TTL.
+
+    A request may pin a version (``clf.pickle:3``) only while that version is its model's
+    live, candidate or previous one (one rollback away): those are what an operator serves
+    or may serve again. An archived version or one never rolled out (a retrained candidate
+    held back, say) is not served, pinned or not: it is a 404, and a client cannot make a
+    worker fetch and unpickle it. To try such a version without sending it traffic, make it
+    a blue/green standby (``canary <name> <version> --percent 0``) and pin it.
+    """
 
     def __init__(self, ttl: float | None = None, bootstrap: Callable[[], object] | None = None):
         self.ttl = settings.DIGITS_ROUTING_TTL if ttl is None else ttl
         self._bootstrap = _bootstrap if bootstrap is None else bootstrap
+        #: Held while the deployments are re-read and new versions loaded (one thread at a
+        #: time; the others keep answering from the current snapshot meanwhile).
+        self._refresh_lock = threading.Lock()
+        #: Held for the pinned cache's bookkeeping only, never while loading.
         self._lock = threading.Lock()
         self._routes: dict[str, Route] = {}
         self._loaded: dict[int, LoadedVersion] = {}
+        #: Per model, the versions that may be pinned (number -> registry row).
+        self._pinnable: dict[str, dict[int, ModelVersion]] = {}
         self._pinned: OrderedDict[int, LoadedVersion] = OrderedDict()
+        #: One lock per version being loaded for a pin: the load (a download and an unpickle)
+        #: runs outside ``_lock``, and two requests for the same version load it once.
+        self._loading: dict[int, threading.Lock] = {}
         self._checked_at = float("-inf")
+        #: The last read of the deployments failed (the database is down, or unreadable).
+        self.database_failing = False
 
     # -- public -----------------------------------------------------------------------------
     def resolve(self, model_ref: str | None, query_id: uuid.UUID) -> LoadedVersion:
@@ -91,16 +114,25 @@ class Router:
             return self._pinned_version(name, pinned)
         route = routes.get(name)
         if route is None:
+            if self.database_failing:
+                # Nothing could be read, not "nothing is registered": say what is wrong.
+                raise DatabaseUnavailableError()
             if name == settings.DIGITS_DEFAULT_MODEL:
                 raise NoLiveModelError()
             raise UnknownModelError(_unknown_message(name, routes))
         return route.choose(query_id)
 
     def routes(self) -> dict[str, Route]:
-        if time.monotonic() - self._checked_at >= self.ttl:
-            with self._lock:
+        # Only the first snapshot is waited for; later, while one thread refreshes (and perhaps
+        # loads a new version for a second), the others use the current one.
+        if time.monotonic() - self._checked_at >= self.ttl and self._refresh_lock.acquire(
+            blocking=not self._routes
+        ):
+            try:
                 if time.monotonic() - self._checked_at >= self.ttl:
                     self._refresh()
+            finally:
+                self._refresh_lock.release()
         return self._routes
 
     def invalidate(self) -> None:
@@ -113,24 +145,26 @@ class Router:
     # -- internals --------------------------------------------------------------------------
     def _refresh(self) -> None:
         try:
-            deployments = list(
-                Deployment.objects.select_related("model", "live", "candidate").all()
-            )
+            deployments = list(_DEPLOYMENTS.all())
             if not deployments and self._bootstrap is not None:
                 bootstrap, self._bootstrap = self._bootstrap, None
                 bootstrap()
-                deployments = list(
-                    Deployment.objects.select_related("model", "live", "candidate").all()
-                )
+                deployments = list(_DEPLOYMENTS.all())
         except Exception:
             # Database unreachable: keep serving from the last snapshot, try again later.
             logger.exception("could not read deployments; keeping the previous routing")
+            self.database_failing = True
             self._checked_at = time.monotonic()
             return
+        self.database_failing = False
         routes: dict[str, Route] = {}
         loaded: dict[int, LoadedVersion] = {}
+        pinnable: dict[str, dict[int, ModelVersion]] = {}
         for dep in deployments:
             name = dep.model.name
+            pinnable[name] = {
+                row.version: row for row in (dep.previous_live, dep.candidate, dep.live) if row
+            }
             live = self._load(dep.live, loaded)
             if live is None:
                 previous = self._routes.get(name)
@@ -146,6 +180,7 @@ class Router:
             )
         self._loaded = loaded
         self._routes = routes
+        self._pinnable = pinnable
         self._checked_at = time.monotonic()
 
     def _load(self, row: ModelVersion, into: dict[int, LoadedVersion]) -> LoadedVersion | None:
@@ -163,26 +198,51 @@ class Router:
         for version in self._loaded.values():
             if version.model_name == name and version.version == number:
                 return version
+        row = self._pinnable.get(name, {}).get(number)
+        if row is None:
+            raise UnknownModelError(
+                f"{name}:{number} is not served: only a model's live, candidate and previous "
+                "versions can be pinned (see GET /models/)."
+            )
         with self._lock:
-            for pk, version in self._pinned.items():
-                if version.model_name == name and version.version == number:
-                    self._pinned.move_to_end(pk)
-                    return version
-            try:
-                row = ModelVersion.objects.select_related("model").get(
-                    model__name=name, version=number
-                )
-            except ModelVersion.DoesNotExist:
-                raise UnknownModelError(f"Unknown model version: {name}:{number}.") from None
-            try:
-                loaded = load_version(row)
-            except (ArtifactIntegrityError, storage.StoreError) as exc:
-                logger.error("refusing to load pinned %s: %s", row, exc)
-                raise NoLiveModelError(f"{name}:{number} cannot be loaded right now.") from exc
+            loaded = self._cached_pin(row.pk)
+            if loaded is not None:
+                return loaded
+            loading = self._loading.setdefault(row.pk, threading.Lock())
+        try:
+            with loading:
+                with self._lock:
+                    loaded = self._cached_pin(row.pk)
+                if loaded is None:
+                    loaded = self._load_pin(row)
+        finally:
+            with self._lock:
+                self._loading.pop(row.pk, None)
+        return loaded
+
+    def _load_pin(self, row: ModelVersion) -> LoadedVersion:
+        try:
+            loaded = load_version(row)
+        except (ArtifactIntegrityError, storage.StoreError) as exc:
+            logger.error("refusing to load pinned %s: %s", row, exc)
+            raise NoLiveModelError(f"{row} cannot be loaded right now.") from exc
+        with self._lock:
             self._pinned[row.pk] = loaded
             while len(self._pinned) > PINNED_CACHE_SIZE:
                 self._pinned.popitem(last=False)
-            return loaded
+        return loaded
+
+    def _cached_pin(self, pk: int) -> LoadedVersion | None:
+        """A pinned version already loaded (callers hold ``_lock``)."""
+        loaded = self._pinned.get(pk)
+        if loaded is not None:
+            self._pinned.move_to_end(pk)
+        return loaded
+
+
+_DEPLOYMENTS = Deployment.objects.select_related(
+    "model", "live__model", "candidate__model", "previous_live__model"
+)
 
 
 def load_version(row: ModelVersion) -> LoadedVersion:
@@ -207,7 +267,8 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
         raise UnknownModelError("Unknown model: see GET /models/ for the registered names.")
     if not sep:
         return name, None
-    if not number.isdigit() or len(number) > 9:
+    # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() refuses or reads.
+    if not VERSION_RE.fullmatch(number):
         raise UnknownModelError(f"Unknown model version: {name}:{number[:20]!r}.")
     return name, int(number)
 

@@ -1,4 +1,4 @@
-"""Shared behaviour of the operator commands (their conventions are in the README).
+"""Shared behaviour of the operator commands (their conventions: docs/lifecycle.md).
 
 ``--json`` puts exactly one JSON document on stdout. Exit 0 when the command did its job;
 exit 2, with one clear line on stderr and no traceback, when it could not run: the project's
@@ -55,6 +55,64 @@ class OperatorCommand(BaseCommand):
 
     def write_json(self, document) -> None:
         self.stdout.write(json.dumps(document, indent=2, default=str))
+
+    def write_account(self, document: dict, render, *, as_json: bool) -> None:
+        """Print what a multi-step command did (the JSON document, or ``render(document)`` for
+        people); then, if a step failed after others did their part, exit 2 naming it."""
+        if as_json:
+            self.write_json(document)
+        else:
+            self.stdout.write(render(document))
+        if document.get("status") == "failed":
+            raise CommandError(
+                f"the {document['step']} step failed: {document['error']}",
+                returncode=EXIT_COULD_NOT_RUN,
+            )
+
+
+class RolloutCommand(OperatorCommand):
+    """``canary``, ``promote``, ``rollback``: act only on the deployment the operator saw.
+
+    The command reads the deployment, says what it is acting on, and acts only if the
+    deployment is still that once its row is locked (compare-and-swap): of two simultaneous
+    commands, the second finds the state changed and exits 2, nothing done. ``--expect-live N``
+    extends the check back to what the operator saw before typing the command.
+    """
+
+    def add_arguments(self, parser):
+        parser.add_argument("model")
+        self.add_action_arguments(parser)
+        parser.add_argument(
+            "--expect-live",
+            type=positive_int,
+            metavar="N",
+            help="Act only if version N is live (what `models` showed); else exit 2.",
+        )
+        parser.add_argument("--json", action="store_true")
+
+    def add_action_arguments(self, parser) -> None:
+        pass
+
+    def handle(self, *args, model, expect_live, json, **options):
+        from predicciones.selectors import deployment_get, model_version_list
+        from predicciones.services.registry import DeploymentState, deployment_describe
+
+        seen = deployment_get(name=model)
+        if not json:
+            self.stdout.write(f"{model}: acting on {deployment_describe(seen)}")
+        deployment = self.act(
+            model=model,
+            expect=DeploymentState.of(seen, "this command read it"),
+            expect_live=expect_live,
+            **options,
+        )
+        if json:
+            self.write_json(model_version_list(name=model))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"{model}: now {deployment_describe(deployment)}"))
+
+    def act(self, *, model, expect, expect_live, **options):
+        raise NotImplementedError
 
 
 def one_line(exc: BaseException) -> str:

@@ -6,7 +6,7 @@ from predicciones.management.base import (
     non_negative_int,
     random_seed,
 )
-from predicciones.services.retraining import RetrainOptions
+from predicciones.options import RetrainOptions
 
 
 def add_retrain_arguments(parser) -> None:
@@ -28,14 +28,17 @@ def add_retrain_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
+#: The retrain options, as both the commands and RetrainOptions name them.
+RETRAIN_OPTIONS = (
+    "seed",
+    "min_samples",
+    "cooldown_hours",
+    "min_improvement",
+    "max_class_drop",
+    "quick",
+)
+
+
 def retrain_options(opts: dict, **extra) -> RetrainOptions:
     """RetrainOptions from parsed command options (unset ones fall back to settings)."""
-    return RetrainOptions(
-        seed=opts["seed"],
-        min_samples=opts["min_samples"],
-        cooldown_hours=opts["cooldown_hours"],
-        min_improvement=opts["min_improvement"],
-        max_class_drop=opts["max_class_drop"],
-        quick=opts["quick"],
-        **extra,
-    )
+    return RetrainOptions(**{name: opts[name] for name in RETRAIN_OPTIONS}, **extra)

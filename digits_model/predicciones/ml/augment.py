@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from . import strokes
 from .exceptions import NoDigitError
+from .parallel import parallel_map
 from .preprocessing import preprocess, redraw_strokes
 
 
@@ -328,7 +329,7 @@ def training_features(
         A stable id per digit, unique across sources; default ``0..n_samples - 1``.
     bitmaps : bool
         Return the 32x32 bitmaps the features are counted from instead of the features
-        (studies of other grids, ``bench/what_limits.py``).
+        (studies of other grids, ``experiments/what_limits.py``).
     labels : ndarray of shape (n_samples,), int, optional
         The digits' labels, for distortions that change a letterform
         (``distortion.continental``).
@@ -352,9 +353,7 @@ def training_features(
         if len(idx)
     ]
     if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        parts = Parallel(n_jobs=n_jobs)(delayed(_features_chunk)(*a) for a in args)
+        parts = parallel_map(_features_chunk, [(a, {}) for a in args], n_jobs=n_jobs)
     else:
         parts = [_features_chunk(*a) for a in args]
     if not parts:

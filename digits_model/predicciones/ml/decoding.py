@@ -5,12 +5,22 @@ client-sent content type), the pixel count is checked from the header before any
 pixel is decoded, and large JPEGs are decoded at reduced scale (draft mode). A finer copy
 of a large picture is kept beside the small one (:class:`Decoded`), so that a small digit
 in a large photo can be read again at the resolution it needs.
+
+What a decode may cost is bounded by format. A baseline JPEG is decoded at 1/2 or 1/4
+scale, so its pixels cost little memory (:data:`MAX_PIXELS`). Every other format, and a
+progressive JPEG (which holds all its coefficients until the last scan), is decoded pixel by
+pixel at full size, at several bytes a pixel, before anything can be reduced: a 10 KB
+lossless WebP of 40 megapixels took 0.8 s of CPU and 500 MB. Those get a much lower cap
+(:data:`MAX_FULL_DECODE_PIXELS`), and a progressive JPEG at most :data:`MAX_JPEG_SCANS`
+scans (each scan is a pass over every block). docs/performance.md has the measurements.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +28,21 @@ from PIL import Image, ImageOps
 
 from .exceptions import ImageTooLargeError, UnreadableImageError, UnsupportedImageError
 
-#: Default ceiling on declared width x height (an 8000x5000 photo fits).
+#: Default ceiling on declared width x height of a baseline JPEG, decoded at reduced scale
+#: (an 8000x5000 photo fits).
 MAX_PIXELS = 40_000_000
+
+#: Default ceiling for images decoded at full size: PNG, GIF, BMP, TIFF, WebP and progressive
+#: JPEG (a 2560x1920 screenshot, an A4 page scanned at 200 dpi fit).
+MAX_FULL_DECODE_PIXELS = 5_000_000
+
+#: Most scans a progressive JPEG may have (an encoder's usual progression has about 10).
+MAX_JPEG_SCANS = 32
+
+#: From these sizes a decode counts as large (see :func:`is_large`): work worth queueing.
+LARGE_FULL_DECODE_PIXELS = 1_000_000
+LARGE_JPEG_PIXELS = 16_000_000
+LARGE_BYTES = 2 * 1024 * 1024
 
 #: Long side, in pixels, that decoded images are reduced to before preprocessing (to within
 #: a factor 1.5). A 640x480 photo is decoded at 1/2 scale (320x240), so a digit 60 px tall
@@ -71,17 +94,47 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+@dataclass(frozen=True)
+class Header:
+    """What an upload's header says, before any pixel is decoded."""
+
+    format: str
+    width: int
+    height: int
+    #: Every pixel is decoded at full size (all but a baseline JPEG).
+    full_decode: bool
+    n_bytes: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def is_large(header: Header) -> bool:
+    """Whether decoding this upload is large work (about 20 ms of CPU or more): a full-size
+    decode of a megapixel or more, a JPEG of 16 megapixels or more, or 2 MiB of data."""
+    limit = LARGE_FULL_DECODE_PIXELS if header.full_decode else LARGE_JPEG_PIXELS
+    return header.pixels >= limit or header.n_bytes >= LARGE_BYTES
+
+
+def open_image(
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
+) -> Image.Image:
     """Open (but do not yet decode) an upload, checking format and declared size.
 
     Raises
     ------
     UnreadableImageError
-        Empty bytes, or a header Pillow cannot parse.
+        Empty bytes, a header Pillow cannot parse, or a JPEG of more than
+        :data:`MAX_JPEG_SCANS` scans.
     UnsupportedImageError
         Bytes that are not JPEG, PNG, BMP, GIF, TIFF or WebP.
     ImageTooLargeError
-        Declared width x height above ``max_pixels``.
+        Declared width x height above ``max_pixels``, or above ``max_full_decode_pixels``
+        for an image decoded at full size (see :func:`header_of`).
     """
     if not data:
         raise UnreadableImageError("The uploaded file is empty.")
@@ -102,10 +155,34 @@ def open_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise UnreadableImageError() from exc
     width, height = img.size
     if width < 1 or height < 1:
+        img.close()
         raise UnreadableImageError()
-    if width * height > max_pixels:
-        raise ImageTooLargeError(_too_large_message(max_pixels))
+    header = header_of(img, data)
+    limit = min(max_pixels, max_full_decode_pixels) if header.full_decode else max_pixels
+    if header.pixels > limit:
+        img.close()
+        raise ImageTooLargeError(_too_large_message(max_pixels, max_full_decode_pixels))
+    if fmt == "JPEG" and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+        # Each scan is a decoding pass over every block: a crafted file of thousands of them
+        # costs seconds. (Entropy-coded data never holds an 0xFF 0xDA pair, so this counts
+        # the scans, and any of an embedded thumbnail.)
+        img.close()
+        raise UnreadableImageError(
+            f"The JPEG has more than {MAX_JPEG_SCANS} scans; save it again as an ordinary JPEG."
+        )
     return img
+
+
+def header_of(img: Image.Image, data: bytes) -> Header:
+    """The :class:`Header` of an opened upload."""
+    progressive = img.format == "JPEG" and bool(img.info.get("progressive"))
+    return Header(
+        format=img.format,
+        width=img.size[0],
+        height=img.size[1],
+        full_decode=img.format != "JPEG" or progressive,
+        n_bytes=len(data),
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +225,11 @@ class Decoded:
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int = MAX_PIXELS, work_size: int = WORK_SIZE
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
+    work_size: int = WORK_SIZE,
 ) -> np.ndarray:
     """Decode an upload into a greyscale image on the 0..1 scale.
 
@@ -161,8 +242,8 @@ def decode_image(
     ----------
     data : bytes
         The uploaded file's bytes.
-    max_pixels : int
-        Ceiling on the declared width x height.
+    max_pixels, max_full_decode_pixels : int
+        Ceilings on the declared width x height (see :func:`open_image`).
     work_size : int
         Long side of the returned array, at most.
 
@@ -171,11 +252,21 @@ def decode_image(
     gray : ndarray of shape (height, width), float32, values in [0, 1]
         0 is black, 1 is white.
     """
-    return decode_upload(data, max_pixels=max_pixels, work_size=work_size).gray
+    return decode_upload(
+        data,
+        max_pixels=max_pixels,
+        max_full_decode_pixels=max_full_decode_pixels,
+        work_size=work_size,
+    ).gray
 
 
 def decode_upload(
-    data: bytes, *, max_pixels: int = MAX_PIXELS, work_size: int = WORK_SIZE
+    data: bytes,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
+    work_size: int = WORK_SIZE,
+    admit: Callable[[Header], AbstractContextManager] | None = None,
 ) -> Decoded:
     """Decode an upload as :func:`decode_image` does, keeping a finer copy of large pictures.
 
@@ -183,10 +274,14 @@ def decode_upload(
     ----------
     data : bytes
         The uploaded file's bytes.
-    max_pixels : int
-        Ceiling on the declared width x height.
+    max_pixels, max_full_decode_pixels : int
+        Ceilings on the declared width x height (see :func:`open_image`).
     work_size : int
         Long side of ``gray``, at most (within a factor 1.5).
+    admit : callable, optional
+        Given the :class:`Header` once it is checked, returns a context manager the pixels
+        are decoded inside: a service bounds how many large decodes run at once with it
+        (and may raise instead of admitting).
 
     Returns
     -------
@@ -199,15 +294,26 @@ def decode_upload(
     UnreadableImageError, UnsupportedImageError, ImageTooLargeError
         As :func:`open_image`, and for pixel data that cannot be decoded.
     """
-    img = open_image(data, max_pixels=max_pixels)
+    limits = {"max_pixels": max_pixels, "max_full_decode_pixels": max_full_decode_pixels}
+    img = open_image(data, **limits)
+    try:
+        # What ``admit`` raises (a service's refusal) goes through untouched.
+        with admit(header_of(img, data)) if admit is not None else nullcontext():
+            return _decode_pixels(img, work_size, lambda: open_image(data, **limits))
+    finally:
+        img.close()
+
+
+def _decode_pixels(img: Image.Image, work_size: int, reopen) -> Decoded:
+    """:func:`_load` and :func:`_decode`, every failure of Pillow's an ImageError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = _load(img, work_size, lambda: open_image(data, max_pixels=max_pixels))
+            img = _load(img, work_size, reopen)
             return _decode(img, work_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(_too_large_message(max_pixels)) from exc
+        raise ImageTooLargeError() from exc
     except MemoryError:
         raise
     except Exception as exc:
@@ -261,13 +367,29 @@ def _decode(img: Image.Image, work_size: int) -> Decoded:
     factor = int(max(img.size) / work_size + 1 / 3)
     if factor <= 1:
         return Decoded(_gray_array(img))
-    if img.mode not in ("1", "L", "RGB", "RGBA", "I", "F", "CMYK", "LA", "RGBX"):
+    if img.mode == "1":
+        img = img.convert("L")  # Image.reduce() refuses mode "1"
+    elif img.mode not in ("L", "RGB", "RGBA", "I", "F", "CMYK", "LA", "RGBX"):
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    gray = _gray_array(img.reduce(factor))
+    reduce = _reducer(img)
+    gray = _gray_array(reduce(factor))
     # The finer copy stays undecoded to grey until a small digit needs it.
     detail_factor = int(max(img.size) / DETAIL_SIZE + 1 / 3)
-    detail = img.reduce(detail_factor) if detail_factor > 1 else img.copy()
+    detail = reduce(detail_factor) if detail_factor > 1 else img.copy()
     return Decoded(gray, detail, factor / max(1, detail_factor))
+
+
+def _reducer(img: Image.Image) -> Callable[[int], Image.Image]:
+    """``img.reduce``, premultiplying the alpha of an RGBA or LA picture once for both calls.
+
+    ``Image.reduce`` converts RGBA to premultiplied RGBa at full size on every call (and the
+    reduced result back): a full pass of four bytes a pixel, a third of a large PNG's
+    decoding cost. The same conversions, once: the same pixels.
+    """
+    if img.mode not in ("RGBA", "LA"):
+        return img.reduce
+    premultiplied = img.convert({"LA": "La", "RGBA": "RGBa"}[img.mode])
+    return lambda factor: premultiplied.reduce(factor).convert(img.mode)
 
 
 def _gray_array(img: Image.Image) -> np.ndarray:
@@ -350,8 +472,14 @@ def _tail_contrast(hist: np.ndarray) -> int:
     return int(max(med - lo, hi - med))
 
 
-def _too_large_message(max_pixels: int) -> str:
+def _too_large_message(max_pixels: int, max_full_decode_pixels: int | None = None) -> str:
+    if max_full_decode_pixels is None or max_full_decode_pixels >= max_pixels:
+        return (
+            f"The image is too large: at most {max_pixels / 1e6:g} megapixels are accepted. "
+            "Crop or scale it down."
+        )
     return (
-        f"The image is too large: at most {max_pixels / 1e6:g} megapixels are accepted. "
-        "Crop or scale it down."
+        f"The image is too large: at most {max_full_decode_pixels / 1e6:g} megapixels are "
+        f"accepted for PNG, GIF, BMP, TIFF, WebP and progressive JPEG images, "
+        f"{max_pixels / 1e6:g} for other JPEGs. Crop or scale it down, or send a JPEG."
     )

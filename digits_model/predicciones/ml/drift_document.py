@@ -1,7 +1,9 @@
-"""Drift as JSON: a comparison's result as the document reports, commands and the dashboard
-read, and a version's training statistics read back into a validated reference."""
+"""Drift as JSON: a report as commands, the store and the dashboard read it, and a version's
+training statistics read back into a validated reference."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 
@@ -101,3 +103,60 @@ def feature_rows(result: DriftResult) -> list[dict]:
             )
         rows.append(row)
     return rows
+
+
+def report_document(
+    *,
+    report_uid: str,
+    created_at: dt.datetime,
+    model: str,
+    version: int,
+    model_sha256: str,
+    window: dict,
+    store_key: str | None,
+    result: DriftResult,
+    sources: dict,
+) -> dict:
+    """A drift report as ``check_drift --json`` prints it and the store keeps it: which check,
+    of which version, over which window (:func:`window_document`), where it is stored, its
+    result (:func:`result_document`) and how the window was read (``sources``)."""
+    return {
+        "report_uid": report_uid,
+        "created_at": created_at.isoformat(),
+        "model": model,
+        "version": version,
+        "model_sha256": model_sha256,
+        "window": window,
+        "store_key": store_key,
+        **result_document(result),
+        "sources": sources,
+    }
+
+
+def window_document(
+    *,
+    last: int | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> dict:
+    """A report's window: the ``last`` N predictions or those ``since`` a time, up to
+    ``until``; ``start`` and ``end`` are its first and last prediction's times."""
+    return {
+        "kind": "last" if last is not None else "since",
+        "last": last,
+        "since": _iso(since),
+        "until": _iso(until),
+        "start": _iso(start),
+        "end": _iso(end),
+        "confidence_reference": (
+            f"the {last} predictions before the window"
+            if last is not None
+            else "the same duration before --since"
+        ),
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

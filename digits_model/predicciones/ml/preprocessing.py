@@ -11,6 +11,8 @@ preprocessing path: the API, ``app.py``, the notebook and training
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,7 +21,14 @@ from PIL import Image
 from scipy import ndimage
 from skimage.morphology import convex_hull_image, skeletonize
 
-from .decoding import MAX_PIXELS, WORK_SIZE, Decoded, decode_upload
+from .decoding import (
+    MAX_FULL_DECODE_PIXELS,
+    MAX_PIXELS,
+    WORK_SIZE,
+    Decoded,
+    Header,
+    decode_upload,
+)
 from .exceptions import NoDigitError
 
 #: Side of the bitmap the 8x8 grid is counted from, as in scikit-learn's digits.
@@ -132,7 +141,12 @@ class Preprocessed:
 
 
 def preprocess(
-    data: bytes | np.ndarray, *, max_pixels: int = MAX_PIXELS, work_size: int = WORK_SIZE
+    data: bytes | np.ndarray,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
+    work_size: int = WORK_SIZE,
+    admit: Callable[[Header], AbstractContextManager] | None = None,
 ) -> Preprocessed:
     """Turn an upload (bytes) or a greyscale array into the model's input.
 
@@ -140,8 +154,8 @@ def preprocess(
     ----------
     data : bytes or ndarray of shape (height, width)
         Encoded image bytes, or greyscale pixels on 0..1 (0 black, 1 white), either polarity.
-    max_pixels, work_size : int
-        Passed to :func:`~predicciones.ml.decoding.decode_image` (bytes only).
+    max_pixels, max_full_decode_pixels, work_size, admit
+        Passed to :func:`~predicciones.ml.decoding.decode_upload` (bytes only).
 
     Returns
     -------
@@ -158,7 +172,13 @@ def preprocess(
             raise ValueError(f"expected a 2-D greyscale array, got shape {gray.shape}")
         ink, mask, inverted, _ = _find_digit(gray)
     else:
-        decoded = decode_upload(data, max_pixels=max_pixels, work_size=work_size)
+        decoded = decode_upload(
+            data,
+            max_pixels=max_pixels,
+            max_full_decode_pixels=max_full_decode_pixels,
+            work_size=work_size,
+            admit=admit,
+        )
         ink, mask, inverted = _find_in_upload(decoded)
     bitmap = normalize_digit(ink, mask)
     return Preprocessed(features=bitmap_to_features(bitmap), inverted=inverted, bitmap=bitmap)
@@ -168,7 +188,7 @@ def preprocess(
 
 
 def _find_in_upload(decoded: Decoded) -> tuple[np.ndarray, np.ndarray, bool]:
-    """:func:`find_digit` on a decoded upload, reading a small digit again from the finer copy.
+    """:func:`_find_digit` on a decoded upload, reading a small digit again from the finer copy.
 
     A digit spanning fewer than :data:`DETAIL_MIN` px of the working picture is read again
     from its surroundings in ``decoded.detail``; one too small to be found at all is
@@ -201,7 +221,9 @@ def _find_in_upload(decoded: Decoded) -> tuple[np.ndarray, np.ndarray, bool]:
     return ink, mask, inverted
 
 
-def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+def _find_digit(
+    gray: np.ndarray, find_size: int = FIND_SIZE
+) -> tuple[np.ndarray, np.ndarray, bool, tuple]:
     """Locate the digit on a reduced copy, then read its ink at the resolution it needs.
 
     Finding the digit (polarity, background, strokes, specks) works on a copy whose long
@@ -212,6 +234,8 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     Parameters
     ----------
     gray : ndarray of shape (height, width), float, values in [0, 1]
+    find_size : int
+        Long side of the reduced copy the digit is found on.
 
     Returns
     -------
@@ -221,20 +245,14 @@ def find_digit(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         The digit's pixels in that region.
     inverted : bool
         True when the ink was lighter than the paper.
+    box : tuple
+        The digit's box (top, bottom, left, right) in ``gray``.
 
     Raises
     ------
     NoDigitError
         The image is blank or holds no stroke.
     """
-    ink, mask, inverted, _ = _find_digit(gray)
-    return ink, mask, inverted
-
-
-def _find_digit(
-    gray: np.ndarray, find_size: int = FIND_SIZE
-) -> tuple[np.ndarray, np.ndarray, bool, tuple]:
-    """:func:`find_digit`, plus the digit's box (top, bottom, left, right) in ``gray``."""
     factor = max(1, -(-max(gray.shape) // find_size))
     ink, inverted, background, peak, paper = _ink(_block_mean(gray, factor))
     weak = paper.threshold(WEAK, NOISE_WEAK)

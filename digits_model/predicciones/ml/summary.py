@@ -225,42 +225,6 @@ class LogSummary:
             "last_created_at": _iso(self.last),
         }
 
-    @classmethod
-    def from_dict(cls, document: dict) -> LogSummary:
-        """The inverse of :meth:`to_dict` (validates shapes)."""
-        summary = cls(
-            n=int(document["n"]),
-            value_counts=np.asarray(document["value_counts"], dtype=np.int64),
-            class_counts=np.asarray(document["class_counts"], dtype=np.int64),
-            confidence_units=int(document["confidence_units"]),
-            latency_counts=np.asarray(document["latency_counts"], dtype=np.int64),
-            labelled=int(document.get("labelled", 0)),
-            correct=int(document.get("correct", 0)),
-            first=_parse(document.get("first_created_at")),
-            last=_parse(document.get("last_created_at")),
-        )
-        summary.check()
-        return summary
-
-    def check(self) -> None:
-        """Raise ValueError when the summary is not internally consistent."""
-        if self.value_counts.shape != (N_FEATURES, N_VALUES):
-            raise ValueError(
-                f"value_counts must have shape (64, 17), got {self.value_counts.shape}"
-            )
-        if self.class_counts.shape != (N_CLASSES,):
-            raise ValueError(f"class_counts must have shape (10,), got {self.class_counts.shape}")
-        if self.latency_counts.shape != (N_LATENCY_BUCKETS,):
-            raise ValueError(
-                f"latency_counts must have {N_LATENCY_BUCKETS} buckets, "
-                f"got {self.latency_counts.shape}"
-            )
-        totals = self.value_counts.sum(axis=1)
-        if np.any(totals != self.n) or int(self.class_counts.sum()) != self.n:
-            raise ValueError(f"histograms do not add up to n={self.n}")
-        if not 0 <= self.correct <= self.labelled <= self.n:
-            raise ValueError("labelled/correct counts out of range")
-
 
 def _earliest(a, b):
     return b if a is None else a if b is None else min(a, b)
@@ -272,7 +236,3 @@ def _latest(a, b):
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
-
-
-def _parse(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text)

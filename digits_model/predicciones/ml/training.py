@@ -21,7 +21,7 @@ alike:
 - **train**: everything else.
 
 The classifier is a soft vote of a few small multi-layer perceptrons (family and size by
-grouped cross-validation on training rows only, ``bench/select_model.py``) with a
+grouped cross-validation on training rows only, ``experiments/select_model.py``) with a
 temperature. The pickle holds only scikit-learn objects. Semeion is never used here.
 """
 
@@ -95,7 +95,7 @@ TRAINING_DISTORTION = dataclasses.replace(
     DEFAULT_DISTORTION, rotation=15.0, blur=1.5, continental=0.5
 )
 #: Each perceptron's hyper-parameters (family and size by grouped cross-validation on
-#: training rows, ``bench/select_model.py``; 30 epochs or 512-256 units read MNIST's
+#: training rows, ``experiments/select_model.py``; 30 epochs or 512-256 units read MNIST's
 #: validation slice and the calibration writers no better).
 MLP_PARAMS = {
     "hidden_layer_sizes": (256, 128),
@@ -113,8 +113,8 @@ MLP_PARAMS = {
 MIN_STEPS = 1_500
 #: Perceptrons in the soft vote: the same recipe from different initial weights and batch
 #: orders, their probabilities averaged. Five read MNIST's validation slice as uploads 0.3
-#: points better than one and the calibration writers 0.4 better (``bench/compare_recipes.py``),
-#: for five times the fit and 0.05 ms more per prediction.
+#: points better than one and the calibration writers 0.4 better
+#: (``experiments/compare_recipes.py``), for five times the fit and 0.05 ms more per prediction.
 N_MEMBERS = 5
 #: Weight of a training row by its source. The 43 writers of scikit-learn's form (optdigits
 #: and ``load_digits``) write many letterforms MNIST's American writers rarely use (a 1 with

@@ -1,8 +1,8 @@
 """Draw digits as uploads, send them through the real preprocessing, and score a classifier.
 
 :func:`styled_features` draws the digits (training's calibration uploads,
-``bench/leave_one_out.py`` and ``bench/compare_recipes.py``). :func:`upload_accuracy` is
-used by the semeion regression test and ``bench/semeion_baseline.py`` (same function, same
+``experiments/leave_one_out.py`` and ``experiments/compare_recipes.py``). :func:`upload_accuracy` is
+used by the semeion regression test and ``experiments/semeion_baseline.py`` (same function, same
 sample, same seeds, so the committed number and the test's number are comparable).
 """
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from .classifier import predict
 from .exceptions import ImageError
+from .parallel import parallel_map
 from .preprocessing import preprocess
 from .synth import STYLES, render
 
@@ -42,12 +43,14 @@ def styled_features(
     """
     ids = np.asarray(ids)
     if n_jobs > 1 and len(digits) > 1:
-        from joblib import Parallel, delayed
-
         chunks = [c for c in np.array_split(np.arange(len(digits)), 8 * n_jobs) if len(c)]
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(styled_features)(digits[c], ids[c], seed=seed, styles=styles, bitmaps=bitmaps)
-            for c in chunks
+        parts = parallel_map(
+            styled_features,
+            [
+                ((digits[c], ids[c]), {"seed": seed, "styles": styles, "bitmaps": bitmaps})
+                for c in chunks
+            ],
+            n_jobs=n_jobs,
         )
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     shape, dtype = ((32, 32), np.float32) if bitmaps else ((64,), np.uint8)

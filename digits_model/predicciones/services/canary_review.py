@@ -3,7 +3,9 @@
 Over the requests each version answered since the canary started, the candidate is
 promoted when its error rate, median model-side latency and (where feedback exists) live
 accuracy are no worse than the live version's, within set margins; otherwise it is rolled
-back. Fewer than ``min_requests`` candidate requests: no decision yet.
+back. Fewer than ``min_requests`` candidate requests: no decision yet. A candidate trained on
+labels from untrusted sources is rolled back when it is worse, but never promoted here
+(unless ``DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK``): it waits for an operator.
 
 The decision is applied only to the exact live and candidate versions it was made on,
 re-checked once the deployment row is locked: if an operator swapped the candidate in the
@@ -17,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 
-from .. import selectors
-from ..exceptions import DeploymentChangedError, OperatorError
+from .. import options, selectors
+from ..exceptions import DeploymentChangedError
 from ..models import Deployment, DeploymentEvent, Prediction, PredictionFailure
 from .registry import DeploymentState, deployment_promote, deployment_rollback
 
@@ -105,11 +107,7 @@ def canary_review(
     actor: str = "canary_review",
 ) -> CanaryReview:
     """Review ``model_name``'s running canary and (when ``apply``) act on the decision."""
-    min_requests = settings.DIGITS_CANARY_MIN_REQUESTS if min_requests is None else min_requests
-    if min_requests < 1:
-        raise OperatorError(
-            f"--min-requests (or DIGITS_CANARY_MIN_REQUESTS) must be >= 1, got {min_requests}"
-        )
+    min_requests = options.canary_min_requests(min_requests, "--min-requests")
     selectors.model_get(name=model_name)
     dep = (
         Deployment.objects.select_related("live", "candidate")
@@ -118,15 +116,8 @@ def canary_review(
     )
     if dep is None or dep.candidate is None or dep.candidate_percent == 0:
         return CanaryReview(model=model_name, decision="none", reasons=["no canary running"])
-    started = (
-        DeploymentEvent.objects.filter(
-            model=dep.model_id, action=DeploymentEvent.Action.CANARY, version=dep.candidate
-        )
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
     reviewed = DeploymentState.of(dep)
+    started = _canary_started(dep)
     candidate = version_traffic(dep.candidate_id, dep.candidate.version, started)
     live = version_traffic(dep.live_id, dep.live.version, started)
     review = CanaryReview(model=model_name, decision="wait", candidate=candidate, live=live)
@@ -135,7 +126,40 @@ def canary_review(
             f"candidate answered {candidate.requests} requests; {min_requests} needed to decide"
         )
         return review
+    problems = _problems(
+        candidate,
+        live,
+        max_latency_ratio=max_latency_ratio,
+        max_error_rate_increase=max_error_rate_increase,
+        max_accuracy_drop=max_accuracy_drop,
+    )
+    _decide(review, problems, dep.candidate)
+    if apply and review.decision in ("promote", "rollback"):
+        _apply(review, model_name=model_name, actor=actor, expect=reviewed)
+    return review
 
+
+def _canary_started(dep: Deployment):
+    """When the running canary started (its latest ``canary`` event)."""
+    return (
+        DeploymentEvent.objects.filter(
+            model=dep.model_id, action=DeploymentEvent.Action.CANARY, version=dep.candidate
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
+def _problems(
+    candidate: VersionTraffic,
+    live: VersionTraffic,
+    *,
+    max_latency_ratio: float,
+    max_error_rate_increase: float,
+    max_accuracy_drop: float,
+) -> list[str]:
+    """How the candidate's traffic is worse than the live version's, beyond the margins."""
     problems = []
     if candidate.error_rate > live.error_rate + max_error_rate_increase:
         problems.append(f"error rate {candidate.error_rate:.3%} vs live {live.error_rate:.3%}")
@@ -156,23 +180,38 @@ def canary_review(
         problems.append(
             f"live accuracy {candidate.accuracy:.3f} vs {live.accuracy:.3f} on labelled traffic"
         )
+    return problems
+
+
+def _decide(review: CanaryReview, problems: list[str], candidate_version) -> None:
+    """Roll back a worse candidate; promote one no worse, unless what it learnt came partly
+    from untrusted labels (then a person decides: the review waits)."""
+    candidate = review.candidate
     if problems:
-        review.decision = "rollback"
-        review.reasons = problems
+        review.decision, review.reasons = "rollback", problems
+    elif (
+        candidate_version.untrusted_feedback_rows and not settings.DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK
+    ):
+        review.reasons = [
+            f"no worse than live over {candidate.requests} requests, but trained on "
+            f"{candidate_version.untrusted_feedback_rows} labels from untrusted sources: "
+            "promote it by hand (manage.py promote) or roll it back"
+        ]
     else:
         review.decision = "promote"
         review.reasons = [
             f"over {candidate.requests} requests the candidate is no worse than live "
             "(errors, latency" + (", accuracy)" if candidate.labelled >= MIN_LABELS else ")")
         ]
-    if apply:
-        reason = "; ".join(review.reasons)
-        act = deployment_promote if review.decision == "promote" else deployment_rollback
-        try:
-            act(name=model_name, actor=actor, reason=reason, expect=reviewed)
-        except DeploymentChangedError as exc:
-            review.decision = "wait"
-            review.reasons = [f"{exc.message}; the next review decides"]
-            return review
-        review.applied = True
-    return review
+
+
+def _apply(review: CanaryReview, *, model_name: str, actor: str, expect: DeploymentState) -> None:
+    """Promote or roll back, only if the deployment is still the one reviewed (else wait)."""
+    act = deployment_promote if review.decision == "promote" else deployment_rollback
+    try:
+        act(name=model_name, actor=actor, reason="; ".join(review.reasons), expect=expect)
+    except DeploymentChangedError as exc:
+        review.decision = "wait"
+        review.reasons = [f"{exc.message}; the next review decides"]
+        return
+    review.applied = True

@@ -2,7 +2,7 @@
 
 The training statistics come from the artifact store (S3 when configured); the live
 histograms are aggregated in a streaming pass over the prediction log
-(:func:`predicciones.selectors.prediction_window_aggregate`); the maths is
+(:func:`predicciones.prediction_log.windows.prediction_window_aggregate`); the maths is
 :mod:`predicciones.ml.drift`. A report is recorded only whole: its JSON is written to the
 store first and the database row second, so a store outage leaves nothing behind.
 """
@@ -17,44 +17,24 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from .. import selectors, storage
-from ..exceptions import (
-    DriftCheckError,
-    OperatorError,
-    TrainingStatsUnavailableError,
-    UnknownModelError,
-)
+from .. import options, storage
+from ..exceptions import DriftCheckError, TrainingStatsUnavailableError, UnknownModelError
 from ..ml import drift, drift_document
 from ..models import Deployment, DriftReport, ModelVersion
+from ..prediction_log import windows
 from .registry import shipped_model_read, shipped_model_store_sync
 
 logger = logging.getLogger(__name__)
 
-
-def drift_thresholds_from_settings(
-    *,
-    feature: float | None = None,
-    warning_share: float | None = None,
-    critical_share: float | None = None,
-    min_samples: int | None = None,
-) -> drift.DriftThresholds:
-    """The ``DIGITS_DRIFT_*`` thresholds, with any given value taking precedence.
-
-    Raises OperatorError when the combination is inconsistent (e.g. warning above critical).
-    """
-    try:
-        return drift.DriftThresholds(
-            feature=settings.DIGITS_DRIFT_FEATURE_THRESHOLD if feature is None else feature,
-            warning_share=(
-                settings.DIGITS_DRIFT_WARNING_SHARE if warning_share is None else warning_share
-            ),
-            critical_share=(
-                settings.DIGITS_DRIFT_CRITICAL_SHARE if critical_share is None else critical_share
-            ),
-            min_samples=settings.DIGITS_DRIFT_MIN_SAMPLES if min_samples is None else min_samples,
-        )
-    except ValueError as exc:
-        raise OperatorError(str(exc)) from exc
+#: What a report's row keeps of the comparison's result, beside its document.
+REPORT_RESULT_FIELDS = (
+    "status",
+    "severity",
+    "score",
+    "drifted_share",
+    "n_reference",
+    "n_current",
+)
 
 
 def drift_version_resolve(*, name: str | None = None, version: int | None = None) -> ModelVersion:
@@ -144,98 +124,98 @@ def drift_report_create(
     the rest from the log; the report is the same as from the rows alone
     (``use_summaries=False``), only its ``sources`` differ. With ``save`` the report's
     JSON goes to the artifact store and then a row to the database; without, the returned
-    report is unsaved and nothing at all is written. Raises DriftCheckError (and
-    subclasses), UnknownModelError or StoreError when the check cannot run; nothing is
-    recorded then.
+    report is unsaved and nothing at all is written. Raises OperatorError (a bad window),
+    DriftCheckError (and subclasses), UnknownModelError or StoreError when the check cannot
+    run; nothing is recorded then.
     """
-    if last is not None and since is not None:
-        raise DriftCheckError("give either a --last count or a --since time, not both")
-    if last is None and since is None:
-        last = settings.DIGITS_DRIFT_WINDOW
-    if last is not None and last < 1:
-        raise DriftCheckError(
-            f"the window (--last or DIGITS_DRIFT_WINDOW) must be a positive count, got {last}"
-        )
-    thresholds = thresholds or drift_thresholds_from_settings()
+    last = _window_last(last=last, since=since, until=until)
+    thresholds = thresholds or options.drift_thresholds()
     model_version = drift_version_resolve(name=name, version=version)
     reference = training_reference_get(model_version, repair=save)
     now = timezone.now()
     end = now if until is None else until
-    if since is not None and until is not None and since > until:
-        raise DriftCheckError(
-            f"--since {since.isoformat()} is after --until {until.isoformat()}: empty window"
-        )
-
-    window = selectors.prediction_window_aggregate(
+    window = windows.prediction_window_aggregate(
         version=model_version, last=last, since=since, until=end, use_summaries=use_summaries
     )
-    reference_confidence = None
-    if window.n:
-        if last is not None:
-            reference_confidence = selectors.prediction_confidence_mean(
-                version=model_version, before=window.start, last=last
-            )
-        else:
-            reference_confidence = selectors.prediction_confidence_mean(
-                version=model_version,
-                before=since,
-                since=since - (end - since),
-                use_summaries=use_summaries,
-            )
     result = drift.compare(
         reference,
         window.value_counts,
         window.class_counts,
         current_confidence_mean=window.confidence_mean,
-        reference_confidence_mean=reference_confidence,
+        reference_confidence_mean=_reference_confidence(
+            model_version, window, last=last, since=since, end=end, use_summaries=use_summaries
+        ),
         thresholds=thresholds,
     )
-
-    report_uid = uuid.uuid4().hex
-    model_name = model_version.model.name
-    store_key = storage.drift_report_key(
-        model_name, model_version.version, f"{now:%Y%m%dT%H%M%S%fZ}-{report_uid[:8]}"
-    )
-    document = {
-        "report_uid": report_uid,
-        "created_at": now.isoformat(),
-        "model": model_name,
-        "version": model_version.version,
-        "model_sha256": model_version.sha256,
-        "window": {
-            "kind": "last" if last is not None else "since",
-            "last": last,
-            "since": since.isoformat() if since is not None else None,
-            "until": until.isoformat() if until is not None else None,
-            "start": window.start.isoformat() if window.start else None,
-            "end": window.end.isoformat() if window.end else None,
-            "confidence_reference": (
-                f"the {last} predictions before the window"
-                if last is not None
-                else "the same duration before --since"
-            ),
-        },
-        "store_key": store_key if save else None,
-        **drift_document.result_document(result),
-        "sources": {"summary_hours": window.summary_hours, "raw_rows": window.raw_rows},
-    }
-    report = DriftReport(
-        model_version=model_version,
-        created_at=now,
-        status=result.status,
-        severity=result.severity,
-        score=result.score,
-        drifted_share=result.drifted_share,
-        n_reference=result.n_reference,
-        n_current=result.n_current,
-        window_start=window.start,
-        window_end=window.end,
-        store_key=store_key if save else "",
-        document=document,
+    report = _report(
+        model_version, result, window, now=now, last=last, since=since, until=until, save=save
     )
     if save:
         _record(report)
     return report
+
+
+def _window_last(
+    *, last: int | None, since: dt.datetime | None, until: dt.datetime | None
+) -> int | None:
+    """The window's ``last`` count (``DIGITS_DRIFT_WINDOW`` when no window is given), or None
+    for a ``since`` window; refuses both at once and a span that ends before it starts."""
+    if last is not None and since is not None:
+        raise DriftCheckError("give either a --last count or a --since time, not both")
+    if since is not None and until is not None and since > until:
+        raise DriftCheckError(
+            f"--since {since.isoformat()} is after --until {until.isoformat()}: empty window"
+        )
+    return None if since is not None else options.drift_window(last)
+
+
+def _reference_confidence(
+    version: ModelVersion, window, *, last, since, end, use_summaries: bool
+) -> float | None:
+    """Mean confidence of the window before this one: the ``last`` predictions before it,
+    or the same duration before ``since``."""
+    if not window.n:
+        return None
+    if last is not None:
+        return windows.prediction_confidence_mean(version=version, before=window.start, last=last)
+    return windows.prediction_confidence_mean(
+        version=version,
+        before=since,
+        since=since - (end - since),
+        use_summaries=use_summaries,
+    )
+
+
+def _report(
+    version: ModelVersion, result, window, *, now, last, since, until, save: bool
+) -> DriftReport:
+    """The report row (unsaved) and its document."""
+    report_uid = uuid.uuid4().hex
+    store_key = storage.drift_report_key(
+        version.model.name, version.version, f"{now:%Y%m%dT%H%M%S%fZ}-{report_uid[:8]}"
+    )
+    document = drift_document.report_document(
+        report_uid=report_uid,
+        created_at=now,
+        model=version.model.name,
+        version=version.version,
+        model_sha256=version.sha256,
+        window=drift_document.window_document(
+            last=last, since=since, until=until, start=window.start, end=window.end
+        ),
+        store_key=store_key if save else None,
+        result=result,
+        sources={"summary_hours": window.summary_hours, "raw_rows": window.raw_rows},
+    )
+    return DriftReport(
+        model_version=version,
+        created_at=now,
+        window_start=window.start,
+        window_end=window.end,
+        store_key=store_key if save else "",
+        document=document,
+        **{name: getattr(result, name) for name in REPORT_RESULT_FIELDS},
+    )
 
 
 def _record(report: DriftReport) -> None:

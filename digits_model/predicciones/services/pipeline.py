@@ -4,7 +4,8 @@ One pass, for cron: (1) a running canary is reviewed first (promoted, rolled bac
 to gather traffic, in which case nothing else happens); (2) drift is checked on the live
 version's recent inputs; (3) a retrain is attempted when there are enough new labels and
 either drift was found or the labels alone are plenty; (4) a candidate that passed the gate
-is rolled out as a canary (or blue/green: warmed at 0 %, then switched whole).
+is rolled out as a canary (or blue/green: warmed at 0 %, then switched whole), unless it was
+trained on labels from untrusted sources: then it waits for an operator.
 
 Every option is checked before the first step, and a dry run records nothing anywhere.
 """
@@ -13,80 +14,27 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
 from .. import selectors
-from ..exceptions import OperatorError, PrediccionesError
+from ..exceptions import PrediccionesError
 from ..models import Deployment, DriftReport
+from ..options import PipelineOptions
 from ..serving import load_version
 from ..storage import StoreError
 from . import registry
 from .canary_review import canary_review
 from .drift import drift_report_create
-from .retraining import RetrainOptions, check_range, model_retrain
+from .retraining import model_retrain
 
 logger = logging.getLogger(__name__)
-
-STRATEGIES = ("canary", "bluegreen")
 
 #: Failures a step may end with; the pass then reports what it had done (anything else is a bug
 #: and propagates).
 STEP_ERRORS = (PrediccionesError, StoreError, DatabaseError)
-
-
-@dataclass
-class PipelineOptions:
-    retrain: RetrainOptions = field(default_factory=RetrainOptions)
-    min_samples_without_drift: int | None = None
-    strategy: str = "canary"
-    canary_percent: int | None = None
-    canary_min_requests: int | None = None
-    drift_last: int | None = None
-    dry_run: bool = False
-
-    def resolved(self) -> PipelineOptions:
-        """Fill unset values from settings and check them all, before the pass does anything.
-
-        Raises OperatorError naming the option (and the setting it falls back to).
-        """
-        if self.strategy not in STRATEGIES:
-            raise OperatorError(f"--strategy must be one of {', '.join(STRATEGIES)}")
-        resolved = PipelineOptions(
-            retrain=self.retrain.resolved(),
-            min_samples_without_drift=_pick(
-                self.min_samples_without_drift, settings.DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT
-            ),
-            strategy=self.strategy,
-            canary_percent=_pick(self.canary_percent, settings.DIGITS_CANARY_PERCENT),
-            canary_min_requests=_pick(
-                self.canary_min_requests, settings.DIGITS_CANARY_MIN_REQUESTS
-            ),
-            drift_last=_pick(self.drift_last, settings.DIGITS_DRIFT_WINDOW),
-            dry_run=self.dry_run,
-        )
-        resolved.retrain.dry_run = self.dry_run
-        check_range(
-            "--min-samples-without-drift",
-            "DIGITS_RETRAIN_MIN_SAMPLES_WITHOUT_DRIFT",
-            resolved.min_samples_without_drift,
-            0,
-        )
-        if resolved.strategy == "canary":
-            # 0 % would be a standby that no review ever decides: that is --strategy bluegreen.
-            check_range("--canary-percent", "DIGITS_CANARY_PERCENT", resolved.canary_percent, 1, 99)
-        check_range(
-            "--canary-min-requests", "DIGITS_CANARY_MIN_REQUESTS", resolved.canary_min_requests, 1
-        )
-        check_range("--last", "DIGITS_DRIFT_WINDOW", resolved.drift_last, 1)
-        return resolved
-
-
-def _pick(value, default):
-    return default if value is None else value
 
 
 def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
@@ -125,7 +73,21 @@ def pipeline_run(*, model_name: str, options: PipelineOptions) -> dict:
 
 
 def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[str]) -> None:
-    """The steps of one pass, filling ``summary`` and ``done`` (phrases) as they go."""
+    """The steps of one pass, filling ``summary`` and ``done`` (phrases) as they go; each
+    step names itself in ``summary["step"]`` before it starts."""
+    if not _review_step(model_name, options, summary, done):
+        return
+    report = _drift_step(model_name, options, summary)
+    trigger = _decision_step(model_name, options, report, summary, done)
+    if trigger is None:
+        return
+    candidate = _retrain_step(model_name, options, trigger, summary, done)
+    if candidate is not None:
+        _rollout_step(model_name, options, candidate, summary, done)
+
+
+def _review_step(model_name: str, options: PipelineOptions, summary: dict, done) -> bool:
+    """Review a running canary; False while it is still gathering traffic (the pass stops)."""
     summary["step"] = "canary_review"
     review = canary_review(
         model_name=model_name,
@@ -141,8 +103,12 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
             "retrain": False,
             "reasons": ["a canary is still gathering traffic; no retrain until it is decided"],
         }
-        return
+        return False
+    return True
 
+
+def _drift_step(model_name: str, options: PipelineOptions, summary: dict) -> DriftReport:
+    """Check the live version's last ``drift_last`` predictions for drift."""
     summary["step"] = "drift"
     report = drift_report_create(name=model_name, last=options.drift_last, save=not options.dry_run)
     summary["drift"] = {
@@ -154,23 +120,25 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
         "version": report.model_version.version,
         "report_id": report.pk,
     }
+    return report
 
+
+def _decision_step(model_name, options: PipelineOptions, report, summary, done) -> str | None:
+    """Whether to retrain: the trigger ("drift" or "labels"), or None, with the reasons."""
     summary["step"] = "decision"
     labels = selectors.new_label_count(model_name)
-    retrain_opts = options.retrain
+    min_samples = options.retrain.min_samples
     without_drift = options.min_samples_without_drift
     drifted = report.status == DriftReport.Status.DRIFT
-    if drifted and labels >= retrain_opts.min_samples:
+    if drifted and labels >= min_samples:
         trigger = "drift"
-        reasons = [
-            f"drift ({report.severity}) and {labels} new labels (>= {retrain_opts.min_samples})"
-        ]
+        reasons = [f"drift ({report.severity}) and {labels} new labels (>= {min_samples})"]
     elif labels >= without_drift:
         trigger = "labels"
         reasons = [f"{labels} new labels (>= {without_drift}, enough without drift)"]
     else:
         trigger = None
-        need = retrain_opts.min_samples if drifted else without_drift
+        need = min_samples if drifted else without_drift
         reasons = [
             f"{'drift found' if drifted else 'no drift'} ({report.status}) and {labels} new "
             f"labels: {need} needed to retrain"
@@ -178,31 +146,53 @@ def _pass(model_name: str, options: PipelineOptions, summary: dict, done: list[s
     summary["decision"] = {"retrain": trigger is not None, "trigger": trigger, "reasons": reasons}
     if trigger is None:
         done.append(f"nothing retrained ({reasons[0]})")
-        return
+    return trigger
 
+
+def _retrain_step(model_name, options: PipelineOptions, trigger: str, summary, done):
+    """Retrain behind the gate; the registered candidate, unless none was or it is held."""
     summary["step"] = "retrain"
-    retrain_opts.trigger = trigger
-    run = model_retrain(model_name=model_name, options=retrain_opts)
+    options.retrain.trigger = trigger
+    run = model_retrain(model_name=model_name, options=options.retrain)
     summary["retrain"] = run.as_dict()
     if run.candidate_version is None:
         done.append(f"no new version: retrain {run.status} ({'; '.join(run.reasons)})")
-        return
+        return None
     candidate = run.candidate_version
     done.append(f"{candidate} registered")
+    held = rollout_held_reason(candidate)
+    if held:
+        summary["held"] = {"version": candidate.version, "reason": held}
+        done[-1] = f"{candidate} registered, not rolled out: {held}"
+        return None
+    return candidate
 
+
+def _rollout_step(model_name, options: PipelineOptions, candidate, summary, done) -> None:
+    """Start the candidate's rollout: a canary, or a blue/green switch."""
     summary["step"] = "rollout"
-    summary["rollout"] = rollout_start(
+    summary["rollout"] = rollout = rollout_start(
         model_name=model_name,
         version=candidate,
         strategy=options.strategy,
         percent=options.canary_percent,
     )
-    rollout = summary["rollout"]
     done[-1] = (
         f"{candidate} registered and rolled out as a canary at {rollout['percent']} %"
         if rollout["strategy"] == "canary"
         else f"{candidate} registered and switched live (blue/green)"
     )
+
+
+def rollout_held_reason(version) -> str | None:
+    """Why a version may not be rolled out without an operator, or None when it may."""
+    if version.untrusted_feedback_rows and not settings.DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK:
+        return (
+            f"it was trained on {version.untrusted_feedback_rows} labels from untrusted sources; "
+            "an operator may canary or promote it (DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK=1 lets "
+            "the pipeline do it)"
+        )
+    return None
 
 
 def rollout_start(*, model_name: str, version, strategy: str, percent: int | None) -> dict:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from ..exceptions import PredictionLogError, UnknownQueryError
+from ..exceptions import DecodeBusyError, UnknownQueryError
 from ..ml.classifier import predict_proba, ranked, sha256_bytes
+from ..ml.decoding import Header, is_large
 from ..ml.preprocessing import preprocess
 from ..models import Prediction, PredictionFailure
+from ..prediction_log.writing import LogRow, log_row_write
 from ..serving import LoadedVersion, get_router
 
 logger = logging.getLogger(__name__)
@@ -50,12 +54,19 @@ def prediction_create(
         ``model_ref`` names nothing registered, or nothing is loaded.
     ImageError
         The upload is not a usable image.
+    DecodeBusyError
+        A large upload found this process's decoding slots busy for too long.
     PredictionLogError
         The log row could not be written; the prediction is not answered.
     """
     version = get_router().resolve(model_ref, query_id)
     started = time.perf_counter()
-    pre = preprocess(image, max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS)
+    pre = preprocess(
+        image,
+        max_pixels=settings.DIGITS_MAX_IMAGE_PIXELS,
+        max_full_decode_pixels=settings.DIGITS_MAX_FULL_DECODE_PIXELS,
+        admit=large_decode_slot,
+    )
     try:
         top = ranked(predict_proba(version.clf, pre.features)[0], k=1 + N_ALTERNATIVES)
     except Exception as exc:
@@ -72,67 +83,55 @@ def prediction_create(
         grid=pre.grid,
         alternatives=top[1:],
     )
-    try:
-        prediction_log_insert(
+    log_row_write(
+        LogRow.of(
             query_id=query_id,
             created_at=timezone.now(),
             model_version_id=version.pk,
-            features=pre.features.tobytes(),
+            features=pre.features,
             prediction=result.prediction,
             confidence=result.confidence,
             latency_ms=seconds * 1000.0,
             image_sha256=sha256_bytes(image),
         )
-    except DatabaseError as exc:
-        logger.exception("could not log prediction %s", query_id)
-        raise PredictionLogError() from exc
+    )
     return result
 
 
-#: Columns of a new log row (attribute names); label and labelled_at start out NULL.
-LOG_ROW_FIELDS = (
-    "query_id",
-    "created_at",
-    "model_version_id",
-    "features",
-    "prediction",
-    "confidence",
-    "latency_ms",
-    "image_sha256",
-)
-_insert_statements: dict[str, tuple[str, list]] = {}
+_slots: dict[int, threading.BoundedSemaphore] = {}
+_slots_lock = threading.Lock()
 
 
-def prediction_log_insert(**values) -> None:
-    """Insert one prediction log row, committed when this returns (autocommit).
+@contextmanager
+def large_decode_slot(header: Header):
+    """Run a large decode (``ml.decoding.is_large``) in one of this process's
+    ``DIGITS_DECODE_CONCURRENCY`` slots, waiting at most ``DIGITS_DECODE_WAIT`` seconds.
 
-    The same row ``Prediction.objects.create(**values)`` writes (each value is prepared by
-    the model's own field, so SQLite and PostgreSQL get what the ORM would send), without
-    building a model instance and compiling the INSERT on every request: that is 40 % of
-    the ORM's cost and about 80 µs of the /predict/ hot path.
+    A worker's memory then holds one large decode at a time (each is bounded by the pixel
+    caps), and eight large uploads at once cost a worker what one does: the excess is told to
+    come back (503, Retry-After) instead of taking every thread. Small uploads go straight in.
     """
-    statement = _insert_statements.get(connection.vendor)
-    if statement is None:
-        fields = [Prediction._meta.get_field(name) for name in LOG_ROW_FIELDS]
-        quote = connection.ops.quote_name
-        # Only identifiers from the model's metadata go into the text; values are parameters.
-        sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-            quote(Prediction._meta.db_table),
-            ", ".join(quote(field.column) for field in fields),
-            ", ".join(["%s"] * len(fields)),
-        )
-        statement = _insert_statements[connection.vendor] = (sql, fields)
-    sql, fields = statement
-    params = [field.get_db_prep_save(values[field.attname], connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    if not is_large(header):
+        yield
+        return
+    size = max(1, settings.DIGITS_DECODE_CONCURRENCY)
+    with _slots_lock:
+        slots = _slots.setdefault(size, threading.BoundedSemaphore(size))
+    if not slots.acquire(timeout=max(0.0, settings.DIGITS_DECODE_WAIT)):
+        logger.warning("large upload refused: %s decode slot(s) busy", size)
+        raise DecodeBusyError()
+    try:
+        yield
+    finally:
+        slots.release()
 
 
-def feedback_record(*, query_id: uuid.UUID, label: int) -> Prediction:
-    """Attach the true label to a logged prediction; a second label replaces the first."""
+def feedback_record(*, query_id: uuid.UUID, label: int, source: str | None = None) -> Prediction:
+    """Attach the true label to a logged prediction, with who gave it (``provenance``; None
+    for unknown, never trusted); a second label replaces the first, source included."""
     with transaction.atomic():
         updated = Prediction.objects.filter(query_id=query_id).update(
-            label=label, labelled_at=timezone.now()
+            label=label, labelled_at=timezone.now(), label_source=source[:64] if source else None
         )
         if not updated:
             raise UnknownQueryError()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -175,7 +175,14 @@ def shipped_model_store_sync() -> list[str]:
 
 
 def deployment_set_candidate(
-    *, name: str, version: int, percent: int, actor: str = "", reason: str = ""
+    *,
+    name: str,
+    version: int,
+    percent: int,
+    actor: str = "",
+    reason: str = "",
+    expect: DeploymentState | None = None,
+    expect_live: int | None = None,
 ) -> Deployment:
     """Start (or re-weight) a candidate: 1..99 % for a canary, 0 % for a blue/green standby."""
     if not 0 <= percent <= 99:
@@ -183,7 +190,7 @@ def deployment_set_candidate(
             f"percent must be 0..99 (got {percent}); to send all traffic, promote the version"
         )
     with transaction.atomic():
-        deployment = _locked_deployment(name)
+        deployment = _locked_deployment(name, expect=expect, expect_live=expect_live)
         target = _version(name, version)
         _check_not_live(deployment, target)
         previous = deployment.candidate
@@ -204,14 +211,28 @@ def deployment_set_candidate(
 
 @dataclass(frozen=True)
 class DeploymentState:
-    """Which versions (row ids) were live and candidate when a decision was made."""
+    """Which versions (row ids) were live and candidate when a decision was made, and what
+    made it (for the message when the deployment has changed since)."""
 
     live_id: int
     candidate_id: int | None
+    seen: str = field(default="it was reviewed", compare=False)
 
     @classmethod
-    def of(cls, deployment: Deployment) -> DeploymentState:
-        return cls(live_id=deployment.live_id, candidate_id=deployment.candidate_id)
+    def of(cls, deployment: Deployment, seen: str = "it was reviewed") -> DeploymentState:
+        return cls(
+            live_id=deployment.live_id,
+            candidate_id=deployment.candidate_id,
+            seen=seen,
+        )
+
+
+def deployment_describe(deployment: Deployment) -> str:
+    """``"live clf.pickle:2, candidate clf.pickle:3 at 10%"`` (or ``", no candidate"``)."""
+    text = f"live {deployment.live}"
+    if deployment.candidate_id:
+        return f"{text}, candidate {deployment.candidate} at {deployment.candidate_percent}%"
+    return f"{text}, no candidate"
 
 
 def deployment_promote(
@@ -221,16 +242,19 @@ def deployment_promote(
     actor: str = "",
     reason: str = "",
     expect: DeploymentState | None = None,
+    expect_live: int | None = None,
 ) -> Deployment:
     """Make the candidate (or the given version) live; the old live version stays one
     rollback away.
 
     With ``expect``, nothing is done (DeploymentChangedError) unless the deployment is still
     in that state once locked: a decision made on one candidate's numbers never applies to
-    another candidate swapped in meanwhile.
+    another candidate swapped in meanwhile. ``expect_live``: the same for the live version
+    number an operator saw (compare-and-swap: two operators acting on one state cannot
+    both act).
     """
     with transaction.atomic():
-        deployment = _locked_deployment(name, expect=expect)
+        deployment = _locked_deployment(name, expect=expect, expect_live=expect_live)
         if version is None:
             if deployment.candidate is None:
                 raise RegistryError(f"{name} has no candidate to promote; name a version")
@@ -257,16 +281,22 @@ def deployment_promote(
 
 
 def deployment_rollback(
-    *, name: str, actor: str = "", reason: str = "", expect: DeploymentState | None = None
+    *,
+    name: str,
+    actor: str = "",
+    reason: str = "",
+    expect: DeploymentState | None = None,
+    expect_live: int | None = None,
 ) -> Deployment:
     """Undo the last rollout step.
 
     With a candidate running, stop it (live unchanged). Otherwise put the previously live
     version back; the version rolled back from becomes the previous one, so a second
-    rollback undoes the first. ``expect`` as for :func:`deployment_promote`.
+    rollback undoes the first (when it was meant to: ``expect``/``expect_live`` as for
+    :func:`deployment_promote` keep two simultaneous rollbacks from cancelling each other).
     """
     with transaction.atomic():
-        deployment = _locked_deployment(name, expect=expect)
+        deployment = _locked_deployment(name, expect=expect, expect_live=expect_live)
         if deployment.candidate is not None:
             stopped = deployment.candidate
             deployment.candidate = None
@@ -309,21 +339,30 @@ def _check_not_live(deployment: Deployment, target: ModelVersion) -> None:
         raise RegistryError(f"{target} is already live")
 
 
-def _locked_deployment(name: str, *, expect: DeploymentState | None = None) -> Deployment:
-    try:
-        deployment = (
-            Deployment.objects.select_for_update(of=("self",))
-            .select_related("model", "live", "candidate", "previous_live")
-            .get(model__name=name)
-        )
-    except Deployment.DoesNotExist:
-        raise UnknownModelError(f"No deployed model named {name!r}.") from None
-    if expect is not None and DeploymentState.of(deployment) != expect:
-        now = f"live {deployment.live}" + (
-            f", candidate {deployment.candidate}" if deployment.candidate_id else ", no candidate"
-        )
+def _locked_deployment(
+    name: str, *, expect: DeploymentState | None = None, expect_live: int | None = None
+) -> Deployment:
+    """The model's deployment row, locked until the transaction ends (select_for_update), and
+    checked against what the caller saw: the compare of a compare-and-swap."""
+    pk = Deployment.objects.filter(model__name=name).values_list("pk", flat=True).first()
+    if pk is None:
+        raise UnknownModelError(f"No deployed model named {name!r}.")
+    # Lock the row alone, then read it with its versions. Locking a join instead makes
+    # PostgreSQL re-check the join against the row another transaction just changed (its new
+    # live_id against the old live version's row) and return no row at all to whoever waited.
+    Deployment.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True).get()
+    deployment = Deployment.objects.select_related(
+        "model", "live", "candidate", "previous_live"
+    ).get(pk=pk)
+    if expect_live is not None and deployment.live.version != expect_live:
         raise DeploymentChangedError(
-            f"the deployment of {name} changed since it was reviewed (now {now}); nothing done"
+            f"{name}:{expect_live} is not live (now {deployment_describe(deployment)}); "
+            "nothing done"
+        )
+    if expect is not None and DeploymentState.of(deployment) != expect:
+        raise DeploymentChangedError(
+            f"the deployment of {name} changed since {expect.seen} "
+            f"(now {deployment_describe(deployment)}); nothing done"
         )
     return deployment
 

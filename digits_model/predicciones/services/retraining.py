@@ -1,10 +1,14 @@
 """Retraining: base data plus labelled feedback -> a candidate, gated against the live model.
 
-Guards, from the seed's strategy: enough new labels (not too little data), a cooldown
-since the last retrain (not too often), and a validation gate (only if it beats the live
-version in accuracy and no class regresses). The candidate and the live version are scored
+Guards: enough new labels (not too little data), a cooldown since the last retrain (not too
+often), and a validation gate (only if it beats the live version in accuracy and no class
+regresses). The candidate and the live version are scored
 on exactly the same rows: the base digits every model holds out, plus a fixed, hash-chosen
-slice of the feedback that no candidate ever trains on.
+slice of the feedback that no candidate ever trains on, as far as trusted labellers gave it.
+
+Anyone may label, so what anyone labels may not decide: untrusted labels are trained on (at
+most ``DIGITS_FEEDBACK_SOURCE_CAP`` from any one source) but never judged on, and a version
+trained on them is registered without being rolled out (``pipeline``, ``canary_review``).
 """
 
 from __future__ import annotations
@@ -18,66 +22,19 @@ from django.conf import settings
 from django.utils import timezone
 
 from .. import storage
-from ..exceptions import OperatorError, UnknownModelError
+from ..exceptions import UnknownModelError
 from ..ml import gate as gate_rules
 from ..ml import training
 from ..ml.classifier import dump_classifier, predict
+from ..ml.feedback import cap_per_source
 from ..models import Deployment, RetrainRun
+from ..options import RetrainOptions
+from ..provenance import trusted_sources
 from ..selectors import cooldown_remaining, feedback_set, new_label_count
 from ..serving import load_version
 from .registry import model_version_register
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RetrainOptions:
-    seed: int = 0
-    min_samples: int | None = None
-    cooldown_hours: float | None = None
-    min_improvement: float | None = None
-    max_class_drop: float | None = None
-    dry_run: bool = False
-    trigger: str = "manual"
-    quick: bool = False
-
-    def resolved(self) -> RetrainOptions:
-        """Fill unset values from settings, and check every value's range.
-
-        Raises OperatorError naming the option and the setting it falls back to, so a bad
-        value is refused before anything is read, trained or recorded.
-        """
-        resolved = RetrainOptions(
-            seed=self.seed,
-            min_samples=_pick(self.min_samples, settings.DIGITS_RETRAIN_MIN_SAMPLES),
-            cooldown_hours=_pick(self.cooldown_hours, settings.DIGITS_RETRAIN_COOLDOWN_HOURS),
-            min_improvement=_pick(self.min_improvement, settings.DIGITS_GATE_MIN_IMPROVEMENT),
-            max_class_drop=_pick(self.max_class_drop, settings.DIGITS_GATE_MAX_CLASS_DROP),
-            dry_run=self.dry_run,
-            trigger=self.trigger,
-            quick=self.quick,
-        )
-        check_range("--seed", None, resolved.seed, 0, 2**32 - 1)
-        check_range("--min-samples", "DIGITS_RETRAIN_MIN_SAMPLES", resolved.min_samples, 0)
-        check_range("--cooldown-hours", "DIGITS_RETRAIN_COOLDOWN_HOURS", resolved.cooldown_hours, 0)
-        check_range(
-            "--min-improvement", "DIGITS_GATE_MIN_IMPROVEMENT", resolved.min_improvement, 0, 1
-        )
-        check_range("--max-class-drop", "DIGITS_GATE_MAX_CLASS_DROP", resolved.max_class_drop, 0, 1)
-        return resolved
-
-
-def _pick(value, default):
-    return default if value is None else value
-
-
-def check_range(option: str, setting: str | None, value, low, high=None) -> None:
-    """Raise OperatorError, naming the option (and its setting), when value is outside low..high."""
-    if value is not None and (value >= low and (high is None or value <= high)):
-        return
-    where = f"{option} (or {setting})" if setting else option
-    expected = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
-    raise OperatorError(f"{where} must be {expected}, got {value}")
 
 
 def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
@@ -92,16 +49,43 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         deployment = Deployment.objects.select_related("model", "live").get(model__name=model_name)
     except Deployment.DoesNotExist:
         raise UnknownModelError(f"No deployed model named {model_name!r}.") from None
-    started = timezone.now()
     run = RetrainRun(
         model=deployment.model,
-        started_at=started,
+        started_at=timezone.now(),
         trigger=opts.trigger,
         live_version=deployment.live,
         seed=opts.seed,
         n_new_labels=new_label_count(model_name),
     )
+    reasons = _guard_reasons(run, model_name, opts)
+    if reasons:
+        return _finish(run, RetrainRun.Status.SKIPPED, reasons, save=not opts.dry_run)
 
+    feedback = feedback_set(model_name, settings.DIGITS_FEEDBACK_HOLDOUT_PERCENT)
+    use = feedback_use(feedback, trusted=trusted_sources(), cap=opts.source_cap)
+    run.n_feedback_train = int(use.train.sum())
+    run.n_feedback_validation = int(use.judged.sum())
+    rows = _validation_rows(run, model_name, feedback, use)
+    clf, statistics = training.train_classifier(
+        seed=opts.seed,
+        extra_X=feedback.X_train[use.train],
+        extra_y=feedback.y_train[use.train],
+        quick=opts.quick,
+        n_jobs=2,
+    )
+    result = _gate(run, deployment, clf, rows, feedback, use, opts)
+    if not result.passed:
+        return _finish(run, RetrainRun.Status.REFUSED, result.reasons)
+    version = _register(run, deployment, clf, statistics, result, use, opts)
+    return _finish(
+        run,
+        RetrainRun.Status.REGISTERED,
+        [f"candidate {version} beats live {deployment.live} by {result.improvement:+.4f} accuracy"],
+    )
+
+
+def _guard_reasons(run: RetrainRun, model_name: str, opts: RetrainOptions) -> list[str]:
+    """Why not to train now (cooldown, too few new labels, a dry run); empty: train."""
     reasons = []
     remaining = cooldown_remaining(model_name, opts.cooldown_hours)
     if remaining is not None:
@@ -113,43 +97,62 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         reasons.append(f"not enough new labelled samples: {run.n_new_labels} < {opts.min_samples}")
     if opts.dry_run:
         reasons.append("dry run: nothing trained or registered")
-    if reasons:
-        return _finish(run, RetrainRun.Status.SKIPPED, reasons, save=not opts.dry_run)
+    return reasons
 
-    feedback = feedback_set(model_name, settings.DIGITS_FEEDBACK_HOLDOUT_PERCENT)
-    run.n_feedback_train = feedback.n_train
-    run.n_feedback_validation = feedback.n_validation
 
+@dataclass(frozen=True)
+class ValidationRows:
+    """The rows the gate judges on: the base holdout (the first ``n_base``), then the
+    held-out feedback of trusted sources."""
+
+    X: np.ndarray
+    y: np.ndarray
+    n_base: int
+
+
+def _validation_rows(run: RetrainRun, model_name: str, feedback, use) -> ValidationRows:
+    """The gate's rows, recorded in the store under the validation set's id (on ``run``)."""
     X_base_val, y_base_val = training.base_validation_set(n_jobs=2)
-    X_val = np.vstack([X_base_val, feedback.X_validation])
-    y_val = np.concatenate([y_base_val, feedback.y_validation])
-    run.validation_set = gate_rules.validation_set_id(len(y_base_val), feedback.validation_ids)
+    # The gate judges on rows the labellers it cannot trust never wrote: the base holdout and
+    # the held-out labels of trusted keys. Untrusted held-out labels are scored for the record.
+    X_val = np.vstack([X_base_val, feedback.X_validation[use.judged]])
+    y_val = np.concatenate([y_base_val, feedback.y_validation[use.judged]])
+    judged_ids = [qid for qid, j in zip(feedback.validation_ids, use.judged, strict=True) if j]
+    run.validation_set = gate_rules.validation_set_id(len(y_base_val), judged_ids)
     _store_validation_set(model_name, run.validation_set, X_val, y_val, len(y_base_val))
+    return ValidationRows(X=X_val, y=y_val, n_base=len(y_base_val))
 
-    clf, statistics = training.train_classifier(
-        seed=opts.seed,
-        extra_X=feedback.X_train,
-        extra_y=feedback.y_train,
-        quick=opts.quick,
-        n_jobs=2,
-    )
+
+def _gate(run: RetrainRun, deployment, clf, rows: ValidationRows, feedback, use, opts):
+    """Judge the candidate against the live version on the same rows; the parts' scores
+    and the provenance of the data go on ``run.gate``."""
     live = load_version(deployment.live)
     result = gate_rules.evaluate_gate(
-        y_val,
-        _predict(live.clf, X_val),
-        _predict(clf, X_val),
-        feedback=np.arange(len(y_val)) >= len(y_base_val),
+        rows.y,
+        _predict(live.clf, rows.X),
+        _predict(clf, rows.X),
+        feedback=np.arange(len(rows.y)) >= rows.n_base,
         min_improvement=opts.min_improvement,
         max_class_drop=opts.max_class_drop,
     )
     run.gate = {
         **result.as_dict(),
-        "feedback_part": _part_scores(y_val, live.clf, clf, X_val, slice(len(y_base_val), None)),
-        "base_part": _part_scores(y_val, live.clf, clf, X_val, slice(0, len(y_base_val))),
+        "feedback_part": _part_scores(rows.y, live.clf, clf, rows.X, slice(rows.n_base, None)),
+        "base_part": _part_scores(rows.y, live.clf, clf, rows.X, slice(0, rows.n_base)),
+        "untrusted_feedback_part": _part_scores(
+            feedback.y_validation[~use.judged],
+            live.clf,
+            clf,
+            feedback.X_validation[~use.judged],
+            slice(None),
+        ),
+        "provenance": use.as_dict(),
     }
-    if not result.passed:
-        return _finish(run, RetrainRun.Status.REFUSED, result.reasons)
+    return result
 
+
+def _register(run: RetrainRun, deployment, clf, statistics, result, use, opts):
+    """Register the gated candidate as a new version of the model (not live); on ``run``."""
     metrics = {
         "validation": {
             "set": run.validation_set,
@@ -167,27 +170,73 @@ def model_retrain(*, model_name: str, options: RetrainOptions) -> RetrainRun:
         "seed": opts.seed,
         "sklearn_version": sklearn.__version__,
     }
-    version = model_version_register(
-        name=model_name,
+    run.candidate_version = model_version_register(
+        name=deployment.model.name,
         artifact=dump_classifier(clf),
         statistics=statistics,
         metrics=metrics,
         sklearn_version=sklearn.__version__,
         training_data={
             "base": training.BASE_DESCRIPTION,
-            "feedback_rows": feedback.n_train,
-            "feedback_until": started.isoformat(),
+            "feedback_rows": run.n_feedback_train,
+            "trusted_feedback_rows": use.trained_trusted,
+            "untrusted_feedback_rows": use.trained_untrusted,
+            "feedback_sources": use.train_sources,
+            "feedback_until": run.started_at.isoformat(),
             "validation_set": run.validation_set,
         },
         parent=deployment.live,
         created_by=f"retrain ({opts.trigger}, seed {opts.seed})",
     )
-    run.candidate_version = version
-    gain = result.improvement
-    return _finish(
-        run,
-        RetrainRun.Status.REGISTERED,
-        [f"candidate {version} beats live {deployment.live} by {gain:+.4f} accuracy"],
+    return run.candidate_version
+
+
+@dataclass(frozen=True)
+class FeedbackUse:
+    """Which feedback rows a retrain trains on and which the gate judges on, and why."""
+
+    #: Over the feedback's training rows: trained on (after the per-source cap).
+    train: np.ndarray
+    #: Over the held-out rows: from a trusted source, so part of the gate's decision.
+    judged: np.ndarray
+    trained_trusted: int
+    trained_untrusted: int
+    train_sources: int
+    capped: int
+    cap: int
+    trusted_keys: int
+
+    def as_dict(self) -> dict:
+        return {
+            "trained_trusted": self.trained_trusted,
+            "trained_untrusted": self.trained_untrusted,
+            "train_sources": self.train_sources,
+            "capped": self.capped,
+            "cap": self.cap,
+            "judged_trusted": int(self.judged.sum()),
+            "held_out_untrusted": int((~self.judged).sum()),
+            "trusted_keys": self.trusted_keys,
+        }
+
+
+def feedback_use(feedback, *, trusted: frozenset[str], cap: int) -> FeedbackUse:
+    """Cap each untrusted source's training rows (``ml.feedback``) and keep, of the held-out
+    rows, those from trusted sources for the gate."""
+    train = cap_per_source(feedback.train_sources, cap, exempt=trusted)
+    trusted_train = np.array([source in trusted for source in feedback.train_sources], bool)
+    judged = np.array([source in trusted for source in feedback.validation_sources], bool)
+    kept_sources = {
+        source for source, kept in zip(feedback.train_sources, train, strict=True) if kept
+    }
+    return FeedbackUse(
+        train=train,
+        judged=judged.reshape(-1),
+        trained_trusted=int((train & trusted_train).sum()),
+        trained_untrusted=int((train & ~trusted_train).sum()),
+        train_sources=len(kept_sources),
+        capped=int((~train).sum()),
+        cap=cap,
+        trusted_keys=len(trusted),
     )
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import uuid
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
-from .servers import ServerProcess
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 
 #: In CI every prerequisite (Chromium, PostgreSQL, moto) must be there: fail, don't skip.
 REQUIRE_ALL = os.environ.get("DIGITS_REQUIRE_ALL") == "1"
@@ -24,25 +23,6 @@ def require(condition: bool, reason: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"prerequisite missing (DIGITS_REQUIRE_ALL=1): {reason}")
     pytest.skip(reason)
-
-
-def draw_digit_image(digit: str = "7", size: int = 200, fmt: str = "PNG") -> bytes:
-    """A simple dark-on-light digit drawn with a thick pen, as encoded bytes."""
-    img = Image.new("L", (size, size), 240)
-    draw = ImageDraw.Draw(img)
-    s = size / 200
-    width = max(2, round(14 * s))
-    if digit == "1":
-        draw.line([(100 * s, 30 * s), (100 * s, 170 * s)], fill=20, width=width)
-        draw.line([(100 * s, 30 * s), (75 * s, 60 * s)], fill=20, width=width)
-    elif digit == "0":
-        draw.ellipse([55 * s, 25 * s, 145 * s, 175 * s], outline=20, width=width)
-    else:  # a 7
-        draw.line([(55 * s, 35 * s), (145 * s, 35 * s)], fill=20, width=width)
-        draw.line([(145 * s, 35 * s), (90 * s, 170 * s)], fill=20, width=width)
-    buffer = io.BytesIO()
-    img.convert("RGB").save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -98,6 +78,15 @@ def chromium_paths() -> tuple[str | None, str | None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_counters():
+    """Each test starts with no rate-limit or failed-authentication counts from another."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_router():
     """Each test starts with a router that has not cached another test's registry rows."""
     from predicciones.serving import reset_router
@@ -131,7 +120,7 @@ def postgres_url():
 @pytest.fixture(scope="session")
 def moto_server():
     """One ``moto_server`` process for the session; tests isolate themselves by bucket."""
-    from .s3 import MotoServer, moto_server_path
+    from harness.s3 import MotoServer, moto_server_path
 
     require(moto_server_path() is not None, "moto_server is not installed (moto[server])")
     server = MotoServer().start()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .servers import REPO_DIR
+from harness.paths import TEST_IMAGES_DIR
 
-TEST_DIR = REPO_DIR / "test"
+TEST_DIR = TEST_IMAGES_DIR
 
 #: Reading all 60 is the aim. These three are load_digits digits drawn from their 8x8 counts
 #: as blurred blobs, in forms MNIST's writers rarely use. digit_47 and digit_55 are misread

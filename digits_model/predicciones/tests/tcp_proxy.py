@@ -11,7 +11,7 @@ import contextlib
 import socket
 import threading
 
-from .processes import free_port
+from harness.processes import free_port
 
 
 class TcpProxy:

@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
+from harness.rendering import digits_data
 from predicciones.services.drift import drift_report_create
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 

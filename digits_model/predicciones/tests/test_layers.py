@@ -1,4 +1,5 @@
-"""Imports run down the layers: interfaces -> services/selectors -> serving -> ml/models/storage.
+"""Imports run down the layers: interfaces -> services/selectors -> prediction_log, readiness,
+serving -> options, ml/models/storage/exceptions.
 
 Every import in the app is read from the source (those inside functions too), so a lazy
 import cannot hide a dependency that runs up a layer.
@@ -26,12 +27,27 @@ INTERFACES = (
     f"{APP}.management",
 )
 
+#: What services and selectors build on: it imports neither them nor an interface.
+LOWER = (f"{APP}.services", f"{APP}.selectors", *INTERFACES)
+
 #: Module (or package) prefix -> prefixes it must not import.
 FORBIDDEN = {
+    # The service never imports what only the tests, the bench and the experiments use.
+    APP: ("harness", "bench", "experiments"),
     f"{APP}.ml": ("django", "rest_framework", f"{APP}.", "boto3"),
     f"{APP}.services": INTERFACES,
     f"{APP}.selectors": (f"{APP}.services", *INTERFACES),
-    f"{APP}.serving": (f"{APP}.services", f"{APP}.selectors", *INTERFACES),
+    f"{APP}.prediction_log": (f"{APP}.serving", *LOWER),
+    f"{APP}.readiness": (f"{APP}.prediction_log", f"{APP}.serving", *LOWER),
+    f"{APP}.serving": (f"{APP}.prediction_log", f"{APP}.readiness", *LOWER),
+    f"{APP}.options": (
+        f"{APP}.models",
+        f"{APP}.storage",
+        f"{APP}.prediction_log",
+        f"{APP}.readiness",
+        f"{APP}.serving",
+        *LOWER,
+    ),
     f"{APP}.storage": (f"{APP}.",),
     f"{APP}.models": (f"{APP}.", "rest_framework"),
     f"{APP}.exceptions": (f"{APP}.",),
@@ -106,3 +122,26 @@ def test_the_check_sees_a_lazy_import_up_a_layer(tmp_path, monkeypatch):
         f"{APP}.services.bad imports {APP}.management.commands.retrain",
         f"{APP}.services.bad imports {APP}.management.commands.retrain.x",
     ]
+
+
+def test_the_prediction_log_package_has_no_import_cycle():
+    package = f"{APP}.prediction_log"
+    modules = {
+        module_name(path): path for path in app_modules() if module_name(path).startswith(package)
+    }
+    graph = {
+        name: {other for other in imported_names(path) if other in modules and other != name}
+        for name, path in modules.items()
+    }
+    done: set[str] = set()
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        assert name not in trail, " -> ".join([*trail, name])
+        if name not in done:
+            for other in graph[name]:
+                visit(other, (*trail, name))
+            done.add(name)
+
+    for name in graph:
+        visit(name, ())
+    assert len(graph) > 5  # the check saw the package

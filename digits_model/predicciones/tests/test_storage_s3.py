@@ -7,11 +7,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from harness.s3 import MotoServer
 from predicciones import storage
 from predicciones.ml.classifier import sha256_bytes
 from predicciones.models import ModelVersion
 from predicciones.services.registry import shipped_model_bootstrap
-from predicciones.tests.s3 import MotoServer
 
 
 def test_round_trip_exists_and_delete(s3_store):
@@ -47,7 +47,7 @@ def test_missing_bucket_is_a_clear_store_error(s3_store, settings):
 
 
 def test_unreachable_server_is_a_store_error_not_a_hang(settings, monkeypatch):
-    from predicciones.tests.processes import free_port
+    from harness.processes import free_port
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     for name, value in MotoServer().env("b").items():
@@ -100,7 +100,7 @@ def test_registry_bootstrapped_locally_then_pointed_at_s3_gets_its_objects(s3_st
 
 @pytest.mark.django_db
 def test_bootstrap_with_s3_down_exits_2_with_one_line(settings, monkeypatch):
-    from predicciones.tests.processes import free_port
+    from harness.processes import free_port
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

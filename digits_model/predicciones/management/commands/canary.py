@@ -1,29 +1,28 @@
 """Give a version a share of a model's traffic: 1..99 % (canary) or 0 % (blue/green standby).
 
-Atomic; every worker follows within DIGITS_ROUTING_TTL seconds. Undo with `rollback`.
+Atomic; every worker follows within DIGITS_ROUTING_TTL seconds. Undo with `rollback`. Acts
+only on the deployment it read (and, with ``--expect-live N``, only while N is live).
 """
 
-from predicciones.management.base import OperatorCommand, canary_percent, positive_int
-from predicciones.selectors import model_version_list
+from predicciones.management.base import RolloutCommand, canary_percent, positive_int
 from predicciones.services.registry import deployment_set_candidate
 
 
-class Command(OperatorCommand):
+class Command(RolloutCommand):
     help = "Route PERCENT % of a model's requests to VERSION (0 = warm standby)."
 
-    def add_arguments(self, parser):
-        parser.add_argument("model")
+    def add_action_arguments(self, parser):
         parser.add_argument("version", type=positive_int)
         parser.add_argument(
             "--percent", type=canary_percent, required=True, help="0..99 (0: warm standby)"
         )
-        parser.add_argument("--json", action="store_true")
 
-    def handle(self, *args, model, version, percent, json, **options):
-        deployment_set_candidate(name=model, version=version, percent=percent, actor="cli")
-        if json:
-            self.write_json(model_version_list(name=model))
-        else:
-            self.stdout.write(
-                self.style.SUCCESS(f"{model}:{version} now gets {percent}% of {model}'s traffic")
-            )
+    def act(self, *, model, expect, expect_live, version, percent, **options):
+        return deployment_set_candidate(
+            name=model,
+            version=version,
+            percent=percent,
+            actor="cli",
+            expect=expect,
+            expect_live=expect_live,
+        )

@@ -20,7 +20,8 @@ from predicciones.management.base import (
     positive_int,
 )
 from predicciones.models import DriftReport
-from predicciones.services.drift import drift_report_create, drift_thresholds_from_settings
+from predicciones.options import drift_thresholds
+from predicciones.services.drift import drift_report_create
 
 EXIT_DRIFT_FOUND = 1
 #: Rows of the "worst features" table.
@@ -88,7 +89,7 @@ class Command(OperatorCommand):
         )
 
     def handle(self, *args, **options):
-        thresholds = drift_thresholds_from_settings(
+        thresholds = drift_thresholds(
             feature=options["feature_threshold"],
             warning_share=options["warning_share"],
             critical_share=options["critical_share"],

@@ -7,7 +7,6 @@ are applied. Either way the lines have the same fields. Streams in chunks, so it
 constant memory on any log size (a capture export holds one hour's object on disk at a time).
 """
 
-import datetime as dt
 import json
 import os
 import sys
@@ -15,9 +14,8 @@ import tempfile
 from pathlib import Path
 
 from predicciones.management.base import OperatorCommand, parse_since
-from predicciones.models import Prediction
+from predicciones.prediction_log.export import capture_records, database_records
 from predicciones.selectors import model_get
-from predicciones.services.lifecycle import capture_lines
 
 
 class Command(OperatorCommand):
@@ -34,28 +32,19 @@ class Command(OperatorCommand):
         )
 
     def handle(self, *args, since, until, model, from_capture, **options):
-        since = parse_since(since) if since else None
-        until = parse_since(until, "--until") if until else None
+        window = {
+            "since": parse_since(since) if since else None,
+            "until": parse_since(until, "--until") if until else None,
+            "model": model,
+        }
         if model:
             model_get(name=model)
         try:
             if from_capture:
                 with tempfile.TemporaryDirectory(prefix="digits-export-") as scratch:
-                    records = capture_lines(
-                        since=since, until=until, model=model, scratch=Path(scratch)
-                    )
-                    self._write(map(from_capture_record, records))
+                    self._write(capture_records(**window, scratch=Path(scratch)))
             else:
-                rows = Prediction.objects.select_related("model_version__model").order_by(
-                    "created_at"
-                )
-                if since:
-                    rows = rows.filter(created_at__gte=since)
-                if until:
-                    rows = rows.filter(created_at__lte=until)
-                if model:
-                    rows = rows.filter(model_version__model__name=model)
-                self._write(map(from_row, rows.iterator(chunk_size=2000)))
+                self._write(database_records(**window))
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): stop quietly, like other Unix tools.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -63,34 +52,3 @@ class Command(OperatorCommand):
     def _write(self, records):
         for record in records:
             self.stdout.write(json.dumps(record))
-
-
-def from_row(row: Prediction) -> dict:
-    return {
-        "query_id": str(row.query_id),
-        "time": row.created_at.isoformat(),
-        "model": row.model_version.model.name,
-        "version": row.model_version.version,
-        "prediction": row.prediction,
-        "confidence": row.confidence,
-        "latency_ms": round(row.latency_ms, 4),
-        "image_sha256": row.image_sha256,
-        "features": list(bytes(row.features)),
-        "label": row.label,
-    }
-
-
-def from_capture_record(record: dict) -> dict:
-    """A captured line in the same shape as a database row's."""
-    return {
-        "query_id": record["query_id"],
-        "time": dt.datetime.fromisoformat(record["created_at"]).isoformat(),
-        "model": record["model"],
-        "version": record["version"],
-        "prediction": record["prediction"],
-        "confidence": record["confidence"],
-        "latency_ms": round(record["latency_ms"], 4),
-        "image_sha256": record["image_sha256"],
-        "features": record["features"],
-        "label": record["label"],
-    }

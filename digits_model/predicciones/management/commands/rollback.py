@@ -1,22 +1,15 @@
-"""Stop a running candidate, or, with none, put the previously live version back."""
+"""Stop a running candidate, or, with none, put the previously live version back.
 
-from predicciones.management.base import OperatorCommand
-from predicciones.selectors import model_version_list
+Acts only on the deployment it read (and, with ``--expect-live N``, only while N is live), so
+two operators rolling back at once cannot undo each other: the second exits 2.
+"""
+
+from predicciones.management.base import RolloutCommand
 from predicciones.services.registry import deployment_rollback
 
 
-class Command(OperatorCommand):
+class Command(RolloutCommand):
     help = "Roll MODEL back: stop its candidate, or restore the previous live version."
 
-    def add_arguments(self, parser):
-        parser.add_argument("model")
-        parser.add_argument("--json", action="store_true")
-
-    def handle(self, *args, model, json, **options):
-        deployment = deployment_rollback(name=model, actor="cli")
-        if json:
-            self.write_json(model_version_list(name=model))
-        else:
-            self.stdout.write(
-                self.style.SUCCESS(f"{model}:{deployment.live.version} is live, no candidate")
-            )
+    def act(self, *, model, expect, expect_live, **options):
+        return deployment_rollback(name=model, actor="cli", expect=expect, expect_live=expect_live)

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from predicciones.management.base import (
-    EXIT_COULD_NOT_RUN,
     OperatorCommand,
     canary_percent,
     non_negative_int,
@@ -20,7 +19,17 @@ from predicciones.management.base import (
 )
 from predicciones.management.retrain_options import add_retrain_arguments, retrain_options
 from predicciones.models import DriftReport
-from predicciones.services.pipeline import STRATEGIES, PipelineOptions, pipeline_run
+from predicciones.options import STRATEGIES, PipelineOptions
+from predicciones.services.pipeline import pipeline_run
+
+#: Options passed to the pipeline as they are named.
+PIPELINE_OPTIONS = (
+    "min_samples_without_drift",
+    "strategy",
+    "canary_percent",
+    "canary_min_requests",
+    "dry_run",
+)
 
 
 class Command(OperatorCommand):
@@ -52,23 +61,11 @@ class Command(OperatorCommand):
             model_name=opts["model"] or settings.DIGITS_DEFAULT_MODEL,
             options=PipelineOptions(
                 retrain=retrain_options(opts),
-                min_samples_without_drift=opts["min_samples_without_drift"],
-                strategy=opts["strategy"],
-                canary_percent=opts["canary_percent"],
-                canary_min_requests=opts["canary_min_requests"],
                 drift_last=opts["last"],
-                dry_run=opts["dry_run"],
+                **{name: opts[name] for name in PIPELINE_OPTIONS},
             ),
         )
-        if opts["json"]:
-            self.write_json(summary)
-        else:
-            self.stdout.write(render_summary(summary))
-        if summary["status"] == "failed":
-            raise CommandError(
-                f"the {summary['step']} step failed: {summary['error']}",
-                returncode=EXIT_COULD_NOT_RUN,
-            )
+        self.write_account(summary, render_summary, as_json=opts["json"])
         if (
             opts["fail_on_drift"]
             and summary.get("drift", {}).get("status") == DriftReport.Status.DRIFT

@@ -39,7 +39,7 @@ def test_second_feedback_replaces_the_first(client, answered):
 def test_feedback_for_unknown_query_is_404(client):
     response = client.post("/feedback/", {"query_id": str(uuid.uuid4()), "label": 1})
     assert response.status_code == 404
-    assert set(response.json()) == {"status_code", "query_id", "error"}
+    assert set(response.json()) == {"status_code", "query_id", "error", "code"}
 
 
 @pytest.mark.parametrize("label", [-1, 10, "seven", ""])
@@ -78,7 +78,7 @@ def test_admin_api_refuses_missing_or_wrong_tokens(client, answered, settings, h
     before = Deployment.objects.values_list("live_id", "candidate_id").get()
     response = client.post("/admin/models/clf.pickle/promote/", {"version": 1}, **extra)
     assert response.status_code == code
-    assert set(response.json()) == {"status_code", "query_id", "error"}
+    assert set(response.json()) == {"status_code", "query_id", "error", "code"}
     assert Deployment.objects.values_list("live_id", "candidate_id").get() == before
 
 

@@ -18,15 +18,17 @@ import pytest
 from django.conf import settings
 from rest_framework import status
 
-from predicciones.ml.exceptions import ImageError
-from predicciones.ml.preprocessing import preprocess
-from predicciones.tests.conftest import draw_digit_image
-from predicciones.tests.hostile import (
+from harness.hostile import (
+    HOSTILE_MODEL_REFS,
     PICKLE_EXPLOIT_MARKER,
     Upload,
     corpus_params,
+    hostile_feedback_bodies,
     hostile_uploads,
 )
+from harness.rendering import draw_digit_image
+from predicciones.ml.exceptions import ImageError
+from predicciones.ml.preprocessing import preprocess
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +54,7 @@ def assert_allowed_answer(response, allowed) -> dict:
     assert body["status_code"] == response.status_code
     uuid.UUID(body["query_id"])
     if response.status_code >= 400:
-        assert set(body) == {"status_code", "query_id", "error"}
+        assert set(body) == {"status_code", "query_id", "error", "code"}
         assert isinstance(body["error"], str) and 10 < len(body["error"]) < 500
     assert b"Traceback" not in response.content
     return body
@@ -108,37 +110,25 @@ def test_preprocess_raises_only_image_errors_on_the_malformed_tiff():
         preprocess(TIFF_RATIONAL_STRIP_OFFSETS)
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        "../clf.pickle",
-        "../../digits_model/model/clf.pickle",
-        "/etc/passwd",
-        "clf.pickle\x00.jpg",
-        "clf.pickle:../../1",
-        "..%2F..%2Fetc%2Fpasswd",
-        "clf.pickle\r\nX-Injected: 1",
-        "x" * 5000,
-        "\u2102\U0001d55d\U0001d557.pickle",
-    ],
-    ids=[
-        "dotdot",
-        "dotdot-real-path",
-        "etc-passwd",
-        "nul",
-        "version-dotdot",
-        "urlencoded",
-        "crlf",
-        "5000-chars",
-        "unicode",
-    ],
-)
+@pytest.mark.parametrize("model", HOSTILE_MODEL_REFS.values(), ids=HOSTILE_MODEL_REFS.keys())
 def test_hostile_model_name_is_a_4xx_and_never_a_path(client, model):
     upload = Upload("seven", draw_digit_image("7"), "seven.png")
     body = assert_allowed_answer(post_file(client, upload, model=model), {400, 404})
     assert "root:" not in body["error"]
     assert len(body["error"]) < 300, "the error echoes the whole model name"
     assert_still_answers(client)
+
+
+def test_a_pinned_version_in_ascii_digits_answers(client):
+    upload = Upload("seven", draw_digit_image("7"), "seven.png")
+    body = assert_allowed_answer(post_file(client, upload, model="clf.pickle:1"), {200})
+    assert body["model_version"] == 1
+
+
+@pytest.mark.parametrize("body", hostile_feedback_bodies(), ids=lambda body: body.name)
+def test_hostile_feedback_body_is_a_4xx(client, body):
+    response = client.post("/feedback/", body.data, body.content_type)
+    assert_allowed_answer(response, body.allowed)
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,31 @@ def test_errors_are_counted_by_endpoint_and_status_without_a_prediction(client):
     )
 
 
+def invented_requests(client, start: int, n: int) -> None:
+    """Methods and paths nobody serves, each one new."""
+    for i in range(start, start + n):
+        assert client.generic(f"X{i:05d}METHOD", "/predict/").status_code == 405
+        assert client.get(f"/invented/{i}/path").status_code == 404
+        assert client.generic(f"Q{i:05d}", f"/also/{i}").status_code in {404, 405}
+
+
+def test_invented_methods_and_paths_do_not_grow_the_exposition(client):
+    invented_requests(client, 0, 20)  # the "other" and "unmatched" series exist from here
+    client.get("/metrics")  # and the scrape's own
+    before = client.get("/metrics").content
+    invented_requests(client, 20, 400)
+    after = client.get("/metrics").content
+    # Only counter values changed (a few more digits), no new series.
+    assert len(after) - len(before) < 200, (len(before), len(after))
+    families = scrape(client)
+    methods = {s.labels["method"] for s in families["digits_http_requests"]}
+    endpoints = {s.labels["endpoint"] for s in families["digits_http_requests"]}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "other"}
+    assert "other" in methods and "unmatched" in endpoints
+    assert not any("invented" in e or "X0" in e for e in endpoints)
+    assert sample("digits_http_requests_total", endpoint="predict", method="other", status="405")
+
+
 def test_the_scrape_is_prometheus_text_with_every_family(client, png_seven):
     predict(client, png_seven)
     families = scrape(client)
@@ -159,7 +184,7 @@ def test_a_failing_collector_costs_its_series_not_the_scrape(client, monkeypatch
 def test_metrics_token_when_set(client):
     refused = client.get("/metrics")
     assert refused.status_code == 401
-    assert set(refused.json()) == {"status_code", "query_id", "error"}
+    assert set(refused.json()) == {"status_code", "query_id", "error", "code"}
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
 

@@ -8,8 +8,8 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
+from harness.rendering import draw_digit_image
 from predicciones.negotiation import JSONOnlyContentNegotiation
-from predicciones.tests.conftest import draw_digit_image
 
 pytestmark = pytest.mark.django_db
 

@@ -12,18 +12,18 @@ import pytest
 from django.db import OperationalError, connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from predicciones import selectors, storage
+from harness.processes import free_port
+from predicciones import readiness, storage
 from predicciones.services.registry import shipped_model_bootstrap
-from predicciones.tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def _fresh_store_probe():
-    selectors.store_state_forget()
+    readiness.store_state_forget()
     yield
-    selectors.store_state_forget()
+    readiness.store_state_forget()
 
 
 def predict(client, image: bytes):
@@ -62,7 +62,7 @@ def assert_json_503(response):
     assert response.status_code == 503, response.content[:300]
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"} and body["status_code"] == 503
+    assert set(body) == {"status_code", "query_id", "error", "code"} and body["status_code"] == 503
     return body
 
 
@@ -84,7 +84,27 @@ def test_api_endpoints_answer_503_json(client, database_down, settings, method, 
 
 
 def test_predict_answers_503_rather_than_an_unlogged_200(client, database_down, png_seven):
-    assert_json_503(predict(client, png_seven))
+    body = assert_json_503(predict(client, png_seven))
+    assert body["error"] == "The prediction could not be recorded; try again shortly."
+
+
+def test_a_worker_that_cannot_read_the_registry_blames_the_database_not_the_model(
+    client, database_down, png_seven
+):
+    from predicciones.serving import reset_router
+
+    reset_router()  # a worker started during the outage: no routing snapshot at all
+    response = predict(client, png_seven)
+    body = assert_json_503(response)
+    assert body["error"] == "The database is unavailable; try again shortly."
+    assert response["Retry-After"] == "5"
+
+
+def test_every_503_says_when_to_retry(client, database_down, png_seven):
+    assert predict(client, png_seven)["Retry-After"] == "5"
+    assert client.get("/health/")["Retry-After"] == "5"
+    assert client.get("/models/")["Retry-After"] == "5"
+    assert client.get("/dashboard/")["Retry-After"]
 
 
 def test_readiness_fails_with_the_database(client, database_down):
@@ -93,6 +113,7 @@ def test_readiness_fails_with_the_database(client, database_down):
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == "error: OperationalError"
+    assert body["reason"].startswith("the database cannot log predictions")
     assert client.get("/health/live/").status_code == 200
 
 
@@ -121,7 +142,7 @@ def store_goes_down(s3_store, client, png_seven, monkeypatch):
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     storage._store_for.cache_clear()
-    selectors.store_state_forget()
+    readiness.store_state_forget()
 
 
 def test_store_outage_keeps_readiness_and_predictions(client, png_seven, store_goes_down):
@@ -133,3 +154,32 @@ def test_store_outage_keeps_readiness_and_predictions(client, png_seven, store_g
     assert body["checks"]["artifact_store"].startswith("unreachable: ")
     assert predict(client, png_seven).status_code == 200
     assert gauge(client, "digits_artifact_store_up") == 0.0
+
+
+def test_a_failed_commit_of_the_log_fails_readiness_until_one_works(client, png_seven):
+    """The readiness probe's own write is rolled back, so it passes on a full disk; the write
+    path's failure is what fails readiness (the e2e test fills a real tmpfs)."""
+    from predicciones import readiness
+
+    shipped_model_bootstrap()
+    assert predict(client, png_seven).status_code == 200
+
+    def disk_full(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "predicciones_prediction"'):
+            raise OperationalError("database or disk is full")
+        return execute(sql, params, many, context)
+
+    readiness.forget()
+    try:
+        with connection.execute_wrapper(disk_full):
+            assert_json_503(predict(client, png_seven))
+            health = client.get("/health/")
+            assert health.status_code == 503
+            assert health.json()["checks"]["database"] == (
+                "error: disk full (the prediction log could not commit)"
+            )
+        assert client.get("/health/").status_code == 503  # nothing has committed since
+        assert predict(client, png_seven).status_code == 200
+        assert client.get("/health/").status_code == 200
+    finally:
+        readiness.forget()

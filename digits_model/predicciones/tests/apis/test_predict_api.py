@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from rest_framework import status
 
+from harness.rendering import draw_digit_image
 from predicciones.models import Prediction
-from predicciones.tests.conftest import draw_digit_image
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def assert_error(response, code: int) -> dict:
     assert response.status_code == code
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"}
+    assert set(body) == {"status_code", "query_id", "error", "code"}
     assert body["status_code"] == code
     uuid.UUID(body["query_id"])
     assert isinstance(body["error"], str) and len(body["error"]) > 10

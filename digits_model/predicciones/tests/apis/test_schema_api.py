@@ -9,7 +9,8 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
-from predicciones.tests.conftest import draw_digit_image, require
+from harness.rendering import draw_digit_image
+from predicciones.tests.conftest import require
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +98,7 @@ def test_predict_documents_each_error_with_the_error_shape(spec, code):
     schema = response_schema(spec, "/predict/", "post", code)
     assert schema == {"$ref": "#/components/schemas/Error"}
     error = spec["components"]["schemas"]["Error"]
-    assert set(error["required"]) == {"status_code", "query_id", "error"}
+    assert set(error["required"]) == {"status_code", "query_id", "error", "code"}
     assert spec["paths"]["/predict/"]["post"]["responses"][str(code)]["description"]
 
 

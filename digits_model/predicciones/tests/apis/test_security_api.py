@@ -28,7 +28,7 @@ def predict(client, image: bytes, **extra):
 def assert_error(response, code: int) -> dict:
     assert response.status_code == code
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"}
+    assert set(body) == {"status_code", "query_id", "error", "code"}
     assert body["status_code"] == code
     return body
 
@@ -165,3 +165,49 @@ def test_metrics_401_is_a_bearer_challenge(client):
         assert_error(response, 401)
         assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer m3trics").status_code == 200
+
+
+# --- Failed authentications are counted per client address ----------------------------------
+@override_settings(DIGITS_AUTH_FAILURE_RATE="3/min", DIGITS_API_KEYS=["key-one-0123456789"])
+def test_an_address_that_keeps_failing_gets_429_even_with_the_right_key(client, png_seven):
+    wrong = {"HTTP_X_API_KEY": "guess-0123456789abc", "REMOTE_ADDR": "192.0.2.7"}
+    codes = [predict(client, png_seven, **wrong).status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    right = {"HTTP_X_API_KEY": "key-one-0123456789", "REMOTE_ADDR": "192.0.2.7"}
+    refused = predict(client, png_seven, **right)
+    assert_error(refused, 429)
+    assert 1 <= int(refused["Retry-After"]) <= 61
+    # Another address, and the successes of this one, are not affected.
+    other = {"HTTP_X_API_KEY": "key-one-0123456789", "REMOTE_ADDR": "192.0.2.8"}
+    assert predict(client, png_seven, **other).status_code == 200
+
+
+@override_settings(DIGITS_AUTH_FAILURE_RATE="3/min", DIGITS_API_KEYS=["key-one-0123456789"])
+def test_successes_are_not_counted_as_failures(client, png_seven):
+    right = {"HTTP_X_API_KEY": "key-one-0123456789"}
+    assert [predict(client, png_seven, **right).status_code for _ in range(6)] == [200] * 6
+
+
+@override_settings(
+    DIGITS_AUTH_FAILURE_RATE="2/min",
+    DIGITS_ADMIN_TOKEN="admin-token-0123456789",
+    DIGITS_METRICS_TOKEN="metrics-token-0123456789",
+)
+def test_admin_and_metrics_tokens_share_the_failure_count(client):
+    bad = {"HTTP_AUTHORIZATION": "Bearer nope", "REMOTE_ADDR": "192.0.2.9"}
+    assert client.post("/admin/models/clf.pickle/rollback/", **bad).status_code == 401
+    assert client.get("/metrics", **bad).status_code == 401
+    for path, send in [("/metrics", client.get), ("/admin/models/x/rollback/", client.post)]:
+        refused = send(path, **bad)
+        assert_error(refused, 429)
+        assert refused["Retry-After"]
+    good = {"HTTP_AUTHORIZATION": "Bearer metrics-token-0123456789", "REMOTE_ADDR": "192.0.2.9"}
+    assert client.get("/metrics", **good).status_code == 429
+    good["REMOTE_ADDR"] = "192.0.2.10"
+    assert client.get("/metrics", **good).status_code == 200
+
+
+def test_failed_authentications_are_limited_by_default():
+    from django.conf import settings
+
+    assert settings.DIGITS_AUTH_FAILURE_RATE == "20/min"

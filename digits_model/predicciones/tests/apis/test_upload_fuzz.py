@@ -160,7 +160,7 @@ def test_predict_answers_mutated_images_without_5xx(client, name, mutations):
     assert body["status_code"] == response.status_code
     uuid.UUID(body["query_id"])
     if response.status_code != 200:
-        assert set(body) == {"status_code", "query_id", "error"}
+        assert set(body) == {"status_code", "query_id", "error", "code"}
 
 
 def test_every_seed_is_a_readable_digit(client):

@@ -6,9 +6,9 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
+from harness.hostile import png_bomb
 from predicciones.ml.decoding import open_image
 from predicciones.ml.exceptions import ImageTooLargeError
-from predicciones.tests.hostile import png_bomb
 
 pytestmark = pytest.mark.django_db
 
@@ -54,13 +54,17 @@ def fifty_megapixel_png() -> bytes:
 
 def test_a_raised_pixel_limit_holds_for_the_header_check():
     header_only = png_bomb(10_000, 5_000)  # declares 50 MP
-    assert open_image(header_only, max_pixels=80_000_000).size == (10_000, 5_000)
+    raised = {"max_pixels": 80_000_000, "max_full_decode_pixels": 80_000_000}
+    assert open_image(header_only, **raised).size == (10_000, 5_000)
     with pytest.raises(ImageTooLargeError, match="at most 40 megapixels"):
-        open_image(header_only, max_pixels=40_000_000)
+        open_image(header_only, max_pixels=40_000_000, max_full_decode_pixels=80_000_000)
+    with pytest.raises(ImageTooLargeError, match="at most 5 megapixels"):
+        open_image(header_only)  # a PNG is decoded at full size: the lower cap
 
 
 def test_a_raised_pixel_limit_lets_a_50_megapixel_png_through(client, settings):
     settings.DIGITS_MAX_IMAGE_PIXELS = 80_000_000
+    settings.DIGITS_MAX_FULL_DECODE_PIXELS = 80_000_000
     response = post(client, fifty_megapixel_png())
     assert response.status_code == 200, response.json()
     settings.DIGITS_MAX_IMAGE_PIXELS = 40_000_000

@@ -4,14 +4,15 @@ import json
 
 import pytest
 
-from predicciones import selectors, storage
+from harness.rendering import digits_data, handwriting_features
+from harness.s3 import MotoServer, moto_server_path
+from predicciones import storage
 from predicciones.models import DriftReport
+from predicciones.prediction_log import windows
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run
 from predicciones.tests.conftest import require
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data, handwriting_features
-from predicciones.tests.s3 import MotoServer, moto_server_path
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
@@ -175,14 +176,14 @@ def own_moto(settings, monkeypatch):
 def test_s3_stopped_mid_run_exits_2_and_records_nothing(own_moto, digits, monkeypatch):
     version = shipped_model_bootstrap()  # artifact and statistics go to S3
     predictions_log(version, digits[0][:300])
-    aggregate = selectors.prediction_window_aggregate
+    aggregate = windows.prediction_window_aggregate
 
     def aggregate_then_lose_s3(**kwargs):
         result = aggregate(**kwargs)  # the statistics have been read from S3 by now
         own_moto.stop()
         return result
 
-    monkeypatch.setattr(selectors, "prediction_window_aggregate", aggregate_then_lose_s3)
+    monkeypatch.setattr(windows, "prediction_window_aggregate", aggregate_then_lose_s3)
     code, out, err = run("--json")
     assert code == 2
     assert "cannot write drift/clf.pickle/v1/" in err and "\n" not in err.strip()

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from predicciones.tests.servers import ServerProcess
+from harness.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -12,15 +12,15 @@ import json
 import pytest
 from django.utils import timezone
 
+from harness.s3 import MotoServer, moto_server_path
 from predicciones import storage
 from predicciones.models import CapturePart, Prediction, PredictionHour
-from predicciones.selectors import hour_floor
+from predicciones.prediction_log.layout import hour_floor
 from predicciones.services.predictions import feedback_record
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run
 from predicciones.tests.conftest import require
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.s3 import MotoServer, moto_server_path
 from predicciones.tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db
@@ -173,3 +173,64 @@ def test_a_bad_setting_is_named(settings):
     settings.DIGITS_LOG_RETENTION_DAYS = 0
     code, out, err = run("--json")
     assert code == 2 and out == "" and "DIGITS_LOG_RETENTION_DAYS" in err
+
+
+def empty_the_bucket(server: MotoServer, bucket: str) -> None:
+    """The bucket recreated empty: every captured object is gone, the database remembers them."""
+    client = server.client()
+    for key in server.keys(bucket):
+        client.delete_object(Bucket=bucket, Key=key)
+
+
+def test_a_lost_capture_names_its_recovery_and_recapture_rebuilds_it(
+    s3_behind_relay, three_days_ago
+):
+    server, _, bucket = s3_behind_relay
+    code, _, err = run("--json")  # summarised and captured; 30 days of retention: none due
+    assert code == 0, err
+    empty_the_bucket(server, bucket)
+
+    code, out, err = run("--json", "--retention-days", "1")
+    assert code == 2
+    first_hour = hour_floor(three_days_ago[0].created_at)
+    (line,) = err.strip().splitlines()
+    assert "manifest.json is missing" in line
+    assert f"manage.py maintain --recapture {first_hour:%Y-%m-%dT%H}" in line
+    assert Prediction.objects.count() == 120  # nothing deleted
+
+    code, out, err = run("--recapture", "missing", "--dry-run", "--json")
+    assert code == 0 and len(json.loads(out)["hours"]) == 4
+    assert server.keys(bucket) == []  # a dry run writes nothing
+    code, out, err = run("--recapture", "missing")
+    assert (code, err) == (0, "")
+    assert out.strip() == (
+        # (the one label was given this hour, which is not closed yet: not captured)
+        "Recapture: 4 hours captured again from the database (120 rows), 0 hours of labels "
+        "captured again."
+    )
+    assert captured_ids(server, bucket) == {str(r.query_id) for r in three_days_ago}
+
+    code, out, err = run("--json", "--retention-days", "1")
+    assert code == 0, err
+    assert json.loads(out)["retention"]["rows_deleted"] == 119
+    # Lost again after retention: only the labelled row is left, nothing can be rebuilt.
+    empty_the_bucket(server, bucket)
+    code, out, err = run("--recapture", "missing", "--json")
+    assert code == 0
+    assert len(json.loads(out)["lost"]) == 4 and json.loads(out)["hours"] == []
+    assert err.startswith("warning: 4 hours were pruned by retention")
+    assert Prediction.objects.count() == 1
+
+
+def test_recapture_of_one_hour(s3_behind_relay, three_days_ago):
+    server, _, bucket = s3_behind_relay
+    assert run()[0] == 0
+    empty_the_bucket(server, bucket)
+    hour = hour_floor(three_days_ago[0].created_at)
+    code, out, err = run("--recapture", f"{hour:%Y-%m-%dT%H}", "--json")
+    assert code == 0, err
+    assert json.loads(out)["rows"] == 30
+    keys = server.keys(bucket, "digits/capture/predictions/")
+    assert len(keys) == 2 and all(f"hour={hour:%H}/" in key for key in keys)
+    code, _, err = run("--recapture", "yesterday")
+    assert code == 2 and "--recapture must be an ISO 8601 date or time" in err

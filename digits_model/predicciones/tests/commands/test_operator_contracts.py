@@ -11,30 +11,49 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
+from harness.rendering import digits_data
 from predicciones import storage
 from predicciones.ml.classifier import load_classifier, sha256_bytes
 from predicciones.models import Deployment, DriftReport, ModelVersion, RetrainRun
+from predicciones.provenance import address_source, key_source
 from predicciones.services import registry
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run as run
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 MODEL = "clf.pickle"
 
 
-@pytest.fixture
-def drifted_with_labels():
-    """The live version with 200 labelled predictions of inverted digits (drift, labels)."""
-    version = shipped_model_bootstrap()
+TRUSTED_KEY = "trusted-labeller-key-0123"
+
+
+def label_rows(version, *, source):
+    """200 labelled predictions of inverted digits (drift, labels), labelled by ``source``."""
     X, y = digits_data()
     rows = predictions_log(version, 16 - X[:200], predictions=y[:200])
     for row, label in zip(rows, y[:200], strict=True):
         row.label = int(label)
         row.labelled_at = timezone.now()
-        row.save(update_fields=["label", "labelled_at"])
+        row.label_source = source
+        row.save(update_fields=["label", "labelled_at", "label_source"])
+
+
+@pytest.fixture
+def drifted_with_labels(settings):
+    """The live version with 200 predictions labelled by a trusted labeller."""
+    settings.DIGITS_TRUSTED_API_KEYS = [TRUSTED_KEY]
+    version = shipped_model_bootstrap()
+    label_rows(version, source=key_source(TRUSTED_KEY))
+    return version
+
+
+@pytest.fixture
+def drifted_with_anonymous_labels():
+    """The same labels, from one client address nobody vouches for."""
+    version = shipped_model_bootstrap()
+    label_rows(version, source=address_source("203.0.113.66"))
     return version
 
 
@@ -213,6 +232,39 @@ def test_a_pass_that_rolls_out_says_so_in_sentences(
     _, listing, _ = run("models", "--json")
     holdout = {row["version"]: row["holdout"] for row in json.loads(listing)}
     assert holdout[1]["n"] == holdout[2]["n"] == 6537
+
+
+def test_a_version_trained_on_untrusted_labels_is_registered_but_not_rolled_out(
+    drifted_with_anonymous_labels, training_returns_the_live_model
+):
+    code, out, err = run("run_pipeline", "--json", "--min-samples", "10", "--min-improvement", "0")
+    assert code == 0, err
+    doc = json.loads(out)
+    retrain = doc["retrain"]
+    assert retrain["status"] == "registered" and retrain["candidate_version"] == 2
+    provenance = retrain["gate"]["provenance"]
+    # One source, capped: 50 of its training rows, and none of its held-out rows judged.
+    assert provenance["trained_untrusted"] == 50 and provenance["trained_trusted"] == 0
+    assert provenance["capped"] > 0 and provenance["judged_trusted"] == 0
+    assert retrain["gate"]["judged_on"] == "all" and retrain["n_feedback_validation"] == 0
+    assert "rollout" not in doc
+    assert doc["held"]["version"] == 2
+    assert doc["outcome"].startswith(
+        "clf.pickle:2 registered, not rolled out: it was trained on 50 labels from untrusted "
+        "sources"
+    )
+    dep = Deployment.objects.get()
+    assert (dep.live.version, dep.candidate) == (1, None)
+    assert ModelVersion.objects.get(version=2).untrusted_feedback_rows == 50
+
+
+def test_a_setting_lets_the_pipeline_roll_out_on_untrusted_labels(
+    drifted_with_anonymous_labels, training_returns_the_live_model, settings
+):
+    settings.DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK = True
+    code, out, err = run("run_pipeline", "--min-samples", "10", "--min-improvement", "0")
+    assert code == 0, err
+    assert "Outcome: clf.pickle:2 registered and rolled out as a canary at 10 %." in out
 
 
 # --- Only the project's own failures exit 2; a bug keeps its traceback -----------------------

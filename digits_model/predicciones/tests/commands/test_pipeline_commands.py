@@ -8,10 +8,10 @@ import json
 
 import pytest
 
+from harness.rendering import digits_data
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.commands.running import command_run as run
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import digits_data
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 

@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digits_model.settings")
     django.setup()
     from predicciones.models import CapturePart, PredictionHour
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.options import lifecycle_settings
+    from predicciones.prediction_log.maintenance import log_maintain
 
     if argv[0] == "maintain":
         now = dt.datetime.fromisoformat(argv[1])
@@ -32,14 +33,14 @@ def main(argv: list[str]) -> int:
         print(json.dumps(report.to_dict()))
         return 0 if report.failed_step is None else 2
     if argv[0] == "readers":
-        from predicciones import selectors
         from predicciones.models import ModelVersion
+        from predicciones.prediction_log import intervals
 
         since, until = (dt.datetime.fromisoformat(a) for a in argv[1:3])
         version = ModelVersion.objects.get(version=1)
-        selectors.PARALLEL_MIN_SPAN = dt.timedelta(0)  # split whatever the span
+        intervals.PARALLEL_MIN_SPAN = dt.timedelta(0)  # split whatever the span
         two, one = (
-            selectors.prediction_interval_summary(version, since, until, readers=k).to_dict()
+            intervals.prediction_interval_summary(version, since, until, readers=k).to_dict()
             for k in (2, 1)
         )
         print(json.dumps({"equal": two == one, "n": one["n"]}))

@@ -14,22 +14,21 @@ import sys
 
 import pytest
 
+from harness.paths import REPO_DIR
 from predicciones.tests.conftest import require
-from predicciones.tests.servers import REPO_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-BENCH = REPO_DIR / "bench" / "drift_bench.py"
 
 
 def run_bench(*args: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--rows", "3000", "--verify", *args],
+        [sys.executable, "-m", "bench.drift_bench", "--rows", "3000", "--verify", *args],
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
+        cwd=REPO_DIR,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import requests
 
+from harness.rendering import digits_data, render_upload
+from harness.s3 import MotoServer, moto_server_path
+from harness.servers import ServerProcess
 from predicciones.tests.conftest import require
-from predicciones.tests.rendering import digits_data, render_upload
-from predicciones.tests.s3 import MotoServer, moto_server_path
-from predicciones.tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 from predicciones.tests.e2e.workers import access_lines, wait_until_every_worker_answers
-from predicciones.tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -23,9 +23,10 @@ from collections import Counter
 
 import pytest
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.paths import PROJECT_DIR
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 from predicciones.tests.e2e.load import LoadRun
-from predicciones.tests.servers import PROJECT_DIR, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -137,8 +138,6 @@ def test_a_second_maintain_on_the_same_database_exits_2(server):
             lock.close()
     else:
         import psycopg
-
-        from predicciones.services import lifecycle  # noqa: F401 - the same key as the command
 
         key = int.from_bytes(hashlib.sha256(b"digits-maintain").digest()[:8], "big", signed=True)
         with psycopg.connect(

@@ -16,9 +16,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 from predicciones.tests.e2e.workers import access_lines, wait_until_every_worker_answers
-from predicciones.tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -112,6 +112,32 @@ def test_every_request_has_one_structured_log_line(srv, traffic):
             assert line["model_ms"] > 0
     predict_lines = [line for line in access_lines(srv) if line["path"] == "/predict/"]
     assert len(predict_lines) == len(traffic)
+
+
+def invent(srv, start: int, n: int) -> None:
+    session = requests.Session()
+    for i in range(start, start + n):
+        assert session.request(f"X{i:05d}M", srv.url("/predict/"), timeout=10).status_code == 405
+        assert session.get(srv.url(f"/invented/{i}"), timeout=10).status_code == 404
+
+
+def metric_file_bytes(srv) -> int:
+    folder = Path(srv.env["PROMETHEUS_MULTIPROC_DIR"])
+    return sum(path.stat().st_size for path in folder.glob("*.db"))
+
+
+def test_invented_methods_and_paths_grow_neither_the_scrape_nor_the_files(srv, traffic):
+    invent(srv, 0, 40)  # both workers have their "other" and "unmatched" series from here
+    for _ in range(4):  # and the scrape's own, whichever worker answers
+        scrape(srv)
+    scrape_before = len(requests.get(srv.url("/metrics"), timeout=10).content)
+    files_before = metric_file_bytes(srv)
+    invent(srv, 40, 1000)
+    scrape_after = len(requests.get(srv.url("/metrics"), timeout=10).content)
+    assert scrape_after - scrape_before < 300, (scrape_before, scrape_after)
+    assert metric_file_bytes(srv) == files_before
+    methods = {s.labels["method"] for s in scrape(srv)["digits_http_requests"]}
+    assert "other" in methods and not any(m.startswith("X") for m in methods)
 
 
 def test_counts_survive_a_worker_being_replaced(srv, traffic):

@@ -7,9 +7,11 @@ import os
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ADMIN_TOKEN = "outage-test-admin-token"
 
 
 def test_every_endpoint_answers_503_not_500_when_postgresql_goes_away(
@@ -18,7 +20,7 @@ def test_every_endpoint_answers_503_not_500_when_postgresql_goes_away(
     import psycopg
 
     server = fresh_server_factory(
-        workers=1, database_url=postgres_url, env={"DIGITS_ADMIN_TOKEN": "s3cret"}
+        workers=1, database_url=postgres_url, env={"DIGITS_ADMIN_TOKEN": ADMIN_TOKEN}
     )
     image = {"image": ("seven.png", draw_digit_image("7"))}
     answer = requests.post(server.url("/predict/"), files=image, timeout=30)
@@ -29,7 +31,7 @@ def test_every_endpoint_answers_503_not_500_when_postgresql_goes_away(
     with psycopg.connect(os.environ["DIGITS_TEST_POSTGRES_URL"], autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
-    auth = {"Authorization": "Bearer s3cret"}
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     calls = {
         "predict": lambda: requests.post(server.url("/predict/"), files=image, timeout=30),
         "feedback": lambda: requests.post(

@@ -2,8 +2,9 @@
 
 import pytest
 
+from harness.rendering import draw_digit_image
 from predicciones.ml.letterforms import LETTERFORMS
-from predicciones.tests.conftest import chromium_paths, draw_digit_image, require
+from predicciones.tests.conftest import chromium_paths, require
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -1,10 +1,11 @@
 """The retraining pipeline end to end, against a real server and its operator commands.
 
 Proof for the seed's strategy: labelled feedback on photos of seven-segment displays (a
-population the base handwriting lacks and the preprocessing cannot normalise away) ->
-run_pipeline -> a gated candidate that reads unseen display digits clearly better, rolled
-out as a canary with the old version one rollback away; random labels are refused by the
-gate; a second pass respects the cooldown.
+population the base handwriting lacks and the preprocessing cannot normalise away), given
+by the operator's labellers (a trusted key) -> run_pipeline -> a gated candidate that reads
+unseen display digits clearly better, rolled out as a canary with the old version one
+rollback away; random labels are refused by the gate; a second pass respects the cooldown.
+What anonymous labels can and cannot do is in ``test_feedback_attack.py``.
 """
 
 import json
@@ -14,9 +15,9 @@ import numpy as np
 import pytest
 import requests
 
+from harness.rendering import digits_data, render_upload
 from predicciones.ml.sources import load_mnist
 from predicciones.ml.synth import render
-from predicciones.tests.rendering import digits_data, render_upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,17 +40,27 @@ def uploads(rows, style, seed):
     return [(render_upload(X[i], rng=rng, style=style, label=y[i]), int(y[i])) for i in rows]
 
 
-def send_feedback(server, batch, labels=None) -> int:
-    """Post every upload and label what was answered; returns how many were labelled."""
+#: The operator's labellers' key (DIGITS_TRUSTED_API_KEYS): the gate believes their labels.
+TRUSTED_KEY = "trusted-labeller-key-0123"
+TRUSTED = {"X-API-Key": TRUSTED_KEY}
 
-    def one(item):
-        (data, _), label = item
+
+def send_feedback(server, batch, labels=None, headers=TRUSTED) -> int:
+    """Post every upload and label what was answered; returns how many were labelled.
+
+    ``headers`` go with the label: the trusted key by default; a callable gives each item's
+    (``i`` -> headers), for labels from many clients.
+    """
+
+    def one(numbered):
+        i, ((data, _), label) = numbered
         response = post(server, data)
         if response.status_code != 200:  # a refused upload cannot be labelled
             return 0
         labelled = requests.post(
             server.url("/feedback/"),
             json={"query_id": response.json()["query_id"], "label": label},
+            headers=headers(i) if callable(headers) else headers,
             timeout=30,
         )
         assert labelled.status_code == 200, labelled.text
@@ -57,7 +68,7 @@ def send_feedback(server, batch, labels=None) -> int:
 
     labels = [truth for _, truth in batch] if labels is None else labels
     with ThreadPoolExecutor(4) as pool:
-        return sum(pool.map(one, zip(batch, labels, strict=True)))
+        return sum(pool.map(one, enumerate(zip(batch, labels, strict=True))))
 
 
 def accuracy(server, batch, model: str) -> float:
@@ -80,7 +91,11 @@ def server_with_quick_live(fresh_server_factory):
     """A server whose live model is trained like the pipeline's quick candidates (fair gate)."""
     server = fresh_server_factory(
         workers=2,
-        env={"DIGITS_CANARY_PERCENT": "20", "DIGITS_RETRAIN_COOLDOWN_HOURS": "24"},
+        env={
+            "DIGITS_CANARY_PERCENT": "20",
+            "DIGITS_RETRAIN_COOLDOWN_HOURS": "24",
+            "DIGITS_TRUSTED_API_KEYS": TRUSTED_KEY,
+        },
     )
     server.manage("train_model", "--register", "--quick")
     server.manage("promote", MODEL, "2")
@@ -100,6 +115,8 @@ def test_display_feedback_retrains_a_better_model_rolled_out_as_a_canary(server_
     assert retrain["status"] == "registered", json.dumps(retrain["gate"])
     gate = retrain["gate"]
     assert gate["passed"] and gate["improvement"] >= 0.005
+    assert gate["judged_on"] == "feedback" and gate["provenance"]["judged_trusted"] >= 30
+    assert gate["provenance"]["trained_untrusted"] == 0 and gate["provenance"]["capped"] == 0
     assert gate["feedback_part"]["candidate_accuracy"] > gate["feedback_part"]["live_accuracy"]
     candidate = retrain["candidate_version"]
     assert candidate == 3 and retrain["live_version"] == 2

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
 from predicciones.tests.e2e.load import LoadRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
 from predicciones.tests.sample_images import HARD_IMAGES, labelled_images
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +47,7 @@ def assert_json_error(response, code):
     assert response.status_code == code, response.text
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"status_code", "query_id", "error"} and body["status_code"] == code
+    assert set(body) == {"status_code", "query_id", "error", "code"} and body["status_code"] == code
     uuid.UUID(body["query_id"])
 
 

@@ -26,9 +26,9 @@ import time
 import psutil
 import pytest
 
-from predicciones.tests.conftest import draw_digit_image
+from harness.rendering import draw_digit_image
+from harness.servers import ServerProcess
 from predicciones.tests.e2e.load import LoadRun, Sample
-from predicciones.tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

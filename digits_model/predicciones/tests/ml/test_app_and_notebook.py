@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from harness.paths import REPO_DIR
 from predicciones.tests.sample_images import HARD_IMAGES, TEST_DIR, labelled_images
-from predicciones.tests.servers import REPO_DIR
 
 
 def test_labels_cover_at_least_50_images():

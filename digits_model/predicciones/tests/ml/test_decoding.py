@@ -120,3 +120,109 @@ def test_colour_jpeg_whose_luminance_hides_the_ink_is_read_in_colour():
     gray = decode_image(data)
     assert np.ptp(gray) > 3 * np.ptp(luminance)
     assert preprocess(data).features.sum() > 100
+
+
+# --- What a decode may cost, by format --------------------------------------------------------
+def _flat(mode: str, size: tuple[int, int], fmt: str, **params) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new(mode, size, 250 if mode in {"L", "P"} else (250,) * len(mode)).save(
+        buffer, format=fmt, **params
+    )
+    return buffer.getvalue()
+
+
+def test_images_decoded_at_full_size_have_the_lower_cap():
+    from predicciones.ml.decoding import MAX_FULL_DECODE_PIXELS, open_image
+
+    assert MAX_FULL_DECODE_PIXELS == 5_000_000
+    for fmt in ["PNG", "GIF", "TIFF", "BMP", "WEBP"]:
+        open_image(_flat("L", (2500, 2000), fmt)).close()  # 5.0 MP: accepted
+        with pytest.raises(ImageTooLargeError, match=r"at most 5 megapixels .* PNG, GIF"):
+            open_image(_flat("L", (2501, 2000), fmt))
+    with pytest.raises(ImageTooLargeError):
+        open_image(_flat("L", (2501, 2000), "JPEG", progressive=True))
+
+
+def test_a_baseline_jpeg_keeps_the_higher_cap_and_is_decoded_small():
+    from predicciones.ml.decoding import open_image
+
+    data = _flat("L", (6000, 6000), "JPEG")  # 36 MP
+    open_image(data).close()
+    with pytest.raises(ImageTooLargeError):
+        open_image(_flat("L", (6400, 6400), "JPEG"))  # 41 MP
+    with pytest.raises(NoDigitError):  # decoded (at 1/4 scale), blank
+        preprocess(data)
+
+
+def test_both_caps_can_be_set():
+    from predicciones.ml.decoding import open_image
+
+    png = _flat("L", (2000, 2000), "PNG")
+    with pytest.raises(ImageTooLargeError):
+        open_image(png, max_full_decode_pixels=3_000_000)
+    jpeg = _flat("L", (2000, 2000), "JPEG")
+    open_image(jpeg, max_full_decode_pixels=1_000_000).close()  # baseline: the other cap
+    with pytest.raises(ImageTooLargeError):
+        open_image(jpeg, max_pixels=3_000_000)
+
+
+def test_a_progressive_jpeg_of_more_than_32_scans_is_refused_before_decoding():
+    from harness.hostile import jpeg_scans
+
+    with pytest.raises(UnreadableImageError, match="more than 32 scans"):
+        preprocess(jpeg_scans(23))  # 10 of its own + 23
+    with pytest.raises(NoDigitError):
+        preprocess(jpeg_scans(22))  # 32 scans: decoded (blank)
+    started = time.process_time()
+    with pytest.raises(UnreadableImageError):
+        preprocess(jpeg_scans(80_000))  # unbounded, this would take about 15 s of CPU
+    assert time.process_time() - started < 1
+
+
+def test_a_one_bit_png_is_decoded_not_refused():
+    """Image.reduce() refuses mode "1": a large black-and-white scan was a 400."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("1", (1200, 1600), 1)
+    ImageDraw.Draw(img).line([(400, 400), (800, 400), (550, 1200)], fill=0, width=60)
+    import io
+
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG")
+    assert preprocess(buffer.getvalue()).features.sum() > 0
+
+
+def test_large_decodes_are_recognised_from_the_header():
+    from predicciones.ml.decoding import Header, is_large
+
+    assert not is_large(Header("PNG", 900, 1000, True, 10_000))
+    assert is_large(Header("PNG", 1000, 1000, True, 10_000))
+    assert not is_large(Header("JPEG", 4000, 3000, False, 1_500_000))  # a phone photo
+    assert is_large(Header("JPEG", 4000, 3000, False, 3_000_000))  # 2 MiB or more
+    assert is_large(Header("JPEG", 5000, 4000, False, 500_000))  # 20 MP
+
+
+def test_the_admission_sees_the_header_and_its_refusal_goes_through():
+    from predicciones.ml.decoding import decode_upload
+
+    class Refused(Exception):
+        pass
+
+    seen = []
+
+    def refuse(header):
+        seen.append(header)
+        raise Refused()
+
+    with pytest.raises(Refused):
+        decode_upload(_flat("RGB", (1500, 1000), "PNG"), admit=refuse)
+    assert (seen[0].format, seen[0].width, seen[0].height, seen[0].full_decode) == (
+        "PNG",
+        1500,
+        1000,
+        True,
+    )

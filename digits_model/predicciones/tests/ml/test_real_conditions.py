@@ -9,7 +9,7 @@ the same angle, drawn plainly) is preprocessed too. Whatever model is shipped, t
 may not be refused and its 8x8 features must stay close to the twin's; the committed model
 may not read the condition much worse than the twins.
 
-The thresholds come from this sample (seed 11; ``bench/conditions.py`` measures the same on
+The thresholds come from this sample (seed 11; ``experiments/conditions.py`` measures the same on
 300 digits per condition): mean difference per cell 0.57 to 1.01 by condition, refusals 0
 to 1 of 30.
 """

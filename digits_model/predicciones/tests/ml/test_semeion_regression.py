@@ -3,7 +3,7 @@
 A fixed sample of semeion digits is rendered in every upload style, preprocessed and
 classified by the committed model; the accuracy may not fall more than two points below
 the number committed with the model (``model/clf.semeion.json``, written by
-``bench/semeion_baseline.py``).
+``experiments/semeion_baseline.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def baseline():
 
 
 def test_baseline_belongs_to_the_committed_model(baseline, manifest):
-    assert baseline["sha256"] == manifest["sha256"], "re-run bench/semeion_baseline.py"
+    assert baseline["sha256"] == manifest["sha256"], "re-run experiments/semeion_baseline.py"
 
 
 def test_semeion_accuracy_does_not_regress(clf, baseline):

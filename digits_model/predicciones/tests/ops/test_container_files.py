@@ -9,11 +9,11 @@ import re
 
 import yaml
 
-from predicciones.tests.servers import REPO_DIR
+from harness.paths import REPO_DIR
 
 DOCKERFILE = (REPO_DIR / "dockerfile").read_text()
 COMPOSE = yaml.safe_load((REPO_DIR / "docker-compose.yml").read_text())
-README = (REPO_DIR / "README.md").read_text()
+CONFIGURATION = (REPO_DIR / "docs" / "configuration.md").read_text()
 
 
 def instructions(name: str) -> list[str]:
@@ -104,8 +104,8 @@ def environment_variables_read() -> set[str]:
 def test_every_environment_variable_is_documented():
     names = environment_variables_read()
     assert {"SECRET_KEY", "DIGITS_API_KEYS", "DIGITS_JOB_INTERVAL", "DIGITS_BIND"} <= names
-    missing = sorted(name for name in names if f"`{name}`" not in README)
-    assert not missing, f"not in the README's configuration table: {missing}"
+    missing = sorted(name for name in names if f"`{name}`" not in CONFIGURATION)
+    assert not missing, f"not in docs/configuration.md's table: {missing}"
 
 
 def test_every_variable_compose_passes_is_one_the_service_reads():
@@ -118,3 +118,61 @@ def test_every_variable_compose_passes_is_one_the_service_reads():
     for name in ["web", "jobs"]:
         for variable in COMPOSE["services"][name]["environment"]:
             assert variable in read, f"{name} passes {variable}, which nothing reads"
+
+
+# --- Hardening ---------------------------------------------------------------------------------
+OUR_IMAGE = {"web", "minio-init", "jobs"}
+
+
+def test_every_service_drops_its_capabilities_and_has_a_memory_limit():
+    for name, service in COMPOSE["services"].items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["mem_limit"], name
+        if name in OUR_IMAGE:
+            assert "cap_add" not in service, name
+    assert set(COMPOSE["services"]["db"]["cap_add"]) <= {
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "SETGID",
+        "SETUID",
+    }
+
+
+def test_our_containers_write_only_to_the_volume_and_tmp():
+    for name in OUR_IMAGE:
+        service = COMPOSE["services"][name]
+        assert service["read_only"] is True, name
+        assert [mount.split(":")[0] for mount in service["tmpfs"]] == ["/tmp"], name
+    # The metrics folder of the image is under /tmp.
+    assert "PROMETHEUS_MULTIPROC_DIR=/tmp/digits-metrics" in DOCKERFILE
+
+
+def test_minio_refuses_to_start_with_empty_credentials():
+    import subprocess
+
+    minio = COMPOSE["services"]["minio"]
+    entrypoint = minio["entrypoint"]
+    assert entrypoint[:5] == [
+        "/bin/sh",
+        "/require-env.sh",
+        "MINIO_ROOT_USER",
+        "MINIO_ROOT_PASSWORD",
+        "--",
+    ]
+    assert "./docker/require-env.sh:/require-env.sh:ro" in minio["volumes"]
+    script = str(REPO_DIR / "docker" / "require-env.sh")
+    command = ["sh", script, "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "--", "echo", "started"]
+    empty = {"PATH": "/usr/bin:/bin", "MINIO_ROOT_USER": "digits", "MINIO_ROOT_PASSWORD": ""}
+    refused = subprocess.run(command, env=empty, capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "refusing to start: empty or unset: MINIO_ROOT_PASSWORD "
+        "(docker compose --env-file compose.full.env)"
+    ]
+    given = {**empty, "MINIO_ROOT_PASSWORD": "digits-local-only"}
+    started = subprocess.run(command, env=given, capture_output=True, text=True)
+    assert (started.returncode, started.stdout) == (0, "started\n")
+    bad = subprocess.run(["sh", script, "A;rm", "--", "true"], capture_output=True, text=True)
+    assert bad.returncode == 2

@@ -18,19 +18,21 @@ import yaml
 from django.core.management import get_commands, load_command_class
 from django.urls import Resolver404, resolve
 
+from harness.paths import PROJECT_DIR, REPO_DIR
 from predicciones import storage
 from predicciones.logfmt import JsonFormatter
 from predicciones.management.base import OperatorCommand
 from predicciones.management.commands.models import render_versions
 from predicciones.tests.ops.test_container_files import environment_variables_read
 from predicciones.tests.sample_images import labelled_images
-from predicciones.tests.servers import PROJECT_DIR, REPO_DIR
 
 README = (REPO_DIR / "README.md").read_text()
 DOCS = {path.name: path.read_text() for path in sorted((REPO_DIR / "docs").glob("*.md"))}
 PAGES = {path.name: path.read_text() for path in sorted((PROJECT_DIR / "templates").glob("*.html"))}
 TEXTS = {"README.md": README, **DOCS, **PAGES}
 OPERATIONS = DOCS["operations.md"]
+API = DOCS["api.md"]
+LIFECYCLE = DOCS["lifecycle.md"]
 
 #: Options every Django command has; not ours to document.
 DJANGO_OPTIONS = {
@@ -81,8 +83,10 @@ def test_readme_predict_example_is_what_the_service_answers(client, own_store):
     assert example["input_8x8"][0] == answer["input_8x8"][0], answer["input_8x8"][0]
     assert re.fullmatch(r"\d+\.\d{4,} seg", example["execution_time"])
     uuid.UUID(example["query_id"])
-    feedback = block_after(README, "### `POST /feedback/`", "bash")
+    feedback = block_after(API, "## `POST /feedback/`", "bash")
     assert f'"label": {label}' in feedback
+    # The id of one's own answer, never a fixed one (a fixed id is someone else's, or a 404).
+    assert "$QUERY_ID" in feedback and example["query_id"] not in feedback
 
 
 @pytest.mark.django_db
@@ -93,20 +97,21 @@ def test_readme_error_example_is_the_real_message(client, own_store):
     upload.name = "notes.jpg"
     answer = client.post("/predict/", {"image": upload}).json()
     assert example["error"] == answer["error"]
+    assert example["code"] == answer["code"]
 
 
 @pytest.mark.django_db
-def test_readme_health_example_is_what_the_service_answers(client, own_store):
-    from predicciones.selectors import store_state_forget
+def test_api_health_example_is_what_the_service_answers(client, own_store):
+    from predicciones.readiness import store_state_forget
 
     store_state_forget()
-    example = json.loads(block_after(README, "### `GET /health/`", "json"))
+    example = json.loads(block_after(API, "## `GET /health/`", "json"))
     client.get("/predict/")  # the first request registers and loads the shipped model
     assert client.get("/health/").json() == example
 
 
-def test_readme_models_example_is_what_the_command_prints():
-    example = block_after(README, "`models` prints")
+def test_lifecycle_models_example_is_what_the_command_prints():
+    example = block_after(LIFECYCLE, "`models` prints")
     rows = []
     for line in example.splitlines()[1:3]:
         model, version, stage, traffic, accuracy, sha, created_by = line.split(None, 6)
@@ -278,10 +283,10 @@ def test_every_route_mentioned_exists():
 
 
 # --- The capture's documented layout, line format and query snippet -------------------------
-def test_readme_capture_layout_is_what_the_store_gets():
+def test_lifecycle_capture_layout_is_what_the_store_gets():
     import datetime as dt
 
-    layout = block_after(README, "**The capture's layout**").split()
+    layout = block_after(LIFECYCLE, "**The capture's layout**").split()
     hour = dt.datetime(2026, 11, 30, 13, tzinfo=dt.UTC)
     assert layout[0] == storage.capture_part_key("clf.pickle", 3, hour, 0)
     assert layout[1] == storage.capture_part_key("clf.pickle", 3, hour, 1)
@@ -291,22 +296,23 @@ def test_readme_capture_layout_is_what_the_store_gets():
     assert storage.summary_key("clf.pickle", 3, hour) in layout
 
 
-def test_readme_capture_line_has_the_fields_in_order():
-    from predicciones.services.lifecycle import PREDICTION_FIELDS
+def test_lifecycle_capture_line_has_the_fields_in_order():
+    from predicciones.prediction_log.capture_files import PREDICTION_FIELDS
 
-    line = block_after(README, "A prediction line has every logged field", "json")
+    line = block_after(LIFECYCLE, "A prediction line has every logged field", "json")
     example = json.loads(re.sub(r',\s*"\.\.\. [^"]*"', "", line))
     assert tuple(example) == PREDICTION_FIELDS
 
 
 @pytest.mark.django_db
-def test_readme_python_snippet_reads_a_real_capture(own_store, settings, monkeypatch, rng):
+def test_lifecycle_python_snippet_reads_a_real_capture(own_store, settings, monkeypatch, rng):
     import datetime as dt
 
     from django.utils import timezone
 
     from predicciones.models import Prediction
-    from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+    from predicciones.options import lifecycle_settings
+    from predicciones.prediction_log.maintenance import log_maintain
     from predicciones.services.predictions import feedback_record
     from predicciones.services.registry import shipped_model_bootstrap
     from predicciones.tests.factories import predictions_log
@@ -322,6 +328,6 @@ def test_readme_python_snippet_reads_a_real_capture(own_store, settings, monkeyp
     log_maintain(config=lifecycle_settings(retention_days=30))
     monkeypatch.chdir(settings.DIGITS_ARTIFACTS_DIR)
     namespace: dict = {}
-    exec(block_after(README, "With nothing but Python", "python"), namespace)
+    exec(block_after(LIFECYCLE, "With nothing but Python", "python"), namespace)
     assert {r["query_id"] for r in namespace["rows"]} == {str(r.query_id) for r in rows}
     assert namespace["labels"][str(rows[0].query_id)]["label"] == 7

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from predicciones.tests.servers import REPO_DIR
+from harness.paths import REPO_DIR
 
 
 def test_missing_semeion_is_one_line_naming_the_option(tmp_path):
     missing = tmp_path / "nowhere" / "semeion"
     result = subprocess.run(
-        [sys.executable, "bench/evaluate.py", "--semeion", str(missing), "--sample", "5"],
+        [sys.executable, "-m", "bench.evaluate", "--semeion", str(missing), "--sample", "5"],
         cwd=REPO_DIR,
         capture_output=True,
         text=True,
@@ -39,4 +39,4 @@ def test_make_eval_passes_semeion_to_the_script():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "bench/evaluate.py --semeion /data/semeion" in result.stdout
+    assert "-m bench.evaluate --semeion /data/semeion" in result.stdout

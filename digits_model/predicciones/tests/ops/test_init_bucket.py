@@ -11,9 +11,9 @@ import time
 import pytest
 import requests
 
+from harness.paths import BIN_DIR, REPO_DIR
+from harness.processes import free_port
 from predicciones.tests.conftest import require
-from predicciones.tests.processes import free_port
-from predicciones.tests.servers import BIN_DIR, REPO_DIR
 
 INIT_BUCKET = REPO_DIR / "docker" / "init_bucket.py"
 

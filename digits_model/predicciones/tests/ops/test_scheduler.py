@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from predicciones.tests.servers import REPO_DIR
+from harness.paths import REPO_DIR
 
 SCHEDULER = REPO_DIR / "docker" / "scheduler.py"
 

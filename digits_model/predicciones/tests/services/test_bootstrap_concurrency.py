@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from predicciones.tests.servers import PROJECT_DIR
+from harness.paths import PROJECT_DIR
 
 RACE = """
 import json, threading

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from predicciones.exceptions import WindowRowsDeletedError
 from predicciones.models import PredictionHour
-from predicciones.selectors import hour_floor
-from predicciones.services.drift import drift_report_create, drift_thresholds_from_settings
-from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+from predicciones.options import drift_thresholds, lifecycle_settings
+from predicciones.prediction_log.layout import hour_floor
+from predicciones.prediction_log.maintenance import log_maintain
+from predicciones.services.drift import drift_report_create
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
 
@@ -87,7 +88,7 @@ def test_summaries_plus_raw_rows_give_the_raw_report(
         since = start + dt.timedelta(milliseconds=since_ms)
         until = since + dt.timedelta(milliseconds=length_ms)
         kwargs = {"since": since, "until": until, "save": False}
-        kwargs["thresholds"] = drift_thresholds_from_settings(min_samples=min_samples)
+        kwargs["thresholds"] = drift_thresholds(min_samples=min_samples)
         fast = drift_report_create(**kwargs)
         raw = drift_report_create(**kwargs, use_summaries=False)
         assert the_data(fast) == the_data(raw)

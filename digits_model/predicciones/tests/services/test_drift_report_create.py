@@ -8,14 +8,15 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from harness.rendering import handwriting_features, shrunk_shifted_features
 from predicciones import selectors, storage
 from predicciones.exceptions import DriftCheckError, TrainingStatsUnavailableError
 from predicciones.ml import drift
 from predicciones.models import DriftReport
+from predicciones.prediction_log import windows
 from predicciones.services.drift import drift_report_create
 from predicciones.services.registry import model_version_register, shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
-from predicciones.tests.rendering import handwriting_features, shrunk_shifted_features
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
@@ -41,7 +42,7 @@ def test_window_aggregate_equals_numpy_across_chunk_boundaries(live, rng):
     predicted = rng.integers(0, 10, 53)
     confidence = rng.uniform(0.2, 1.0, 53)
     predictions_log(live, X, predictions=predicted, confidences=confidence)
-    window = selectors.prediction_window_aggregate(version=live, last=1000, chunk_rows=7)
+    window = windows.prediction_window_aggregate(version=live, last=1000, chunk_rows=7)
     assert window.n == 53
     assert np.array_equal(window.value_counts, drift.value_counts(X))
     assert np.array_equal(window.class_counts, np.bincount(predicted, minlength=10))
@@ -61,7 +62,7 @@ def test_last_n_takes_the_newest_rows_of_that_version_only(live, rng):
     predictions_log(live, old, start=start)
     predictions_log(live, new, start=start + dt.timedelta(minutes=30))
     predictions_log(other, rng.integers(0, 17, (40, 64)), start=start + dt.timedelta(minutes=40))
-    window = selectors.prediction_window_aggregate(version=live, last=20, chunk_rows=6)
+    window = windows.prediction_window_aggregate(version=live, last=20, chunk_rows=6)
     assert window.n == 20
     assert np.array_equal(window.value_counts, drift.value_counts(new))
     assert window.start == start + dt.timedelta(minutes=30)
@@ -72,7 +73,7 @@ def test_since_takes_the_rows_logged_from_that_time(live, rng):
     X = rng.integers(0, 17, (40, 64))
     start = timezone.now() - dt.timedelta(minutes=10)
     predictions_log(live, X, start=start)
-    window = selectors.prediction_window_aggregate(
+    window = windows.prediction_window_aggregate(
         version=live, since=start + dt.timedelta(seconds=25)
     )
     assert window.n == 15

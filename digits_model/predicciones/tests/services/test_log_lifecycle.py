@@ -19,9 +19,11 @@ from predicciones import storage
 from predicciones.ml import drift
 from predicciones.ml.summary import LogSummary, confidence_units, latency_counts
 from predicciones.models import CapturePart, LabelHour, Prediction, PredictionHour
-from predicciones.selectors import hour_floor, hour_summary_read
-from predicciones.services import lifecycle
-from predicciones.services.lifecycle import lifecycle_settings, log_maintain
+from predicciones.options import lifecycle_settings
+from predicciones.prediction_log import capture, capture_files
+from predicciones.prediction_log.layout import hour_floor
+from predicciones.prediction_log.maintenance import log_maintain
+from predicciones.prediction_log.summaries import hour_summary_compute, hour_summary_read
 from predicciones.services.predictions import feedback_record
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.tests.factories import predictions_log
@@ -111,7 +113,7 @@ def test_maintain_twice_changes_nothing_and_recomputing_gives_the_same_summary(l
     assert second.summarise["hours"] == second.capture["hours"] == 0
     assert list(PredictionHour.objects.order_by("hour").values()) == before
     for row in PredictionHour.objects.all():
-        again = lifecycle.hour_summary_compute(row.model_version_id, row.hour)
+        again = hour_summary_compute(row.model_version_id, row.hour)
         assert again.to_dict() == hour_summary_read(row).to_dict()
         doc = storage.get_json(storage.get_store(), row.summary_key)
         assert doc["n"] == stored[row.summary_key] and doc["captured_rows"] == row.n
@@ -135,7 +137,7 @@ def test_capture_writes_every_field_under_a_partitioned_key_with_a_manifest(logg
     assert manifest["first_created_at"] == rows[0].created_at.isoformat()
     assert manifest["last_created_at"] == rows[119].created_at.isoformat()
     records = lines_of(part)
-    assert list(records[0]) == list(lifecycle.PREDICTION_FIELDS) == manifest["fields"]
+    assert list(records[0]) == list(capture_files.PREDICTION_FIELDS) == manifest["fields"]
     by_id = {r.query_id: r for r in rows}
     for record in records:
         row = by_id[uuid.UUID(record["query_id"])]
@@ -158,9 +160,7 @@ def test_capturing_the_same_rows_again_gives_the_same_bytes(logged, now, tmp_pat
     for attempt in ("a", "b"):
         scratch = tmp_path / attempt
         scratch.mkdir()
-        parts.append(
-            lifecycle._write_hour_part(version=version, hour=hour, part=0, scratch=scratch)
-        )
+        parts.append(capture.write_hour_part(version=version, hour=hour, part=0, scratch=scratch))
     assert parts[0].sha256 == parts[1].sha256 and parts[0].rows == 120
 
 
@@ -181,7 +181,7 @@ def test_labels_given_after_capture_are_captured_by_labelling_hour(logged, now, 
     )
     captured = {r["query_id"]: r for r in lines_of(part)}
     assert set(captured) == {str(rows[0].query_id), str(rows[130].query_id)}
-    assert list(next(iter(captured.values()))) == list(lifecycle.LABEL_FIELDS)
+    assert list(next(iter(captured.values()))) == list(capture_files.LABEL_FIELDS)
     assert LabelHour.objects.get().captured_at is not None
     # The summaries of the two prediction hours were recounted: 1 right, 1 wrong.
     counts = {h.hour: (h.labelled, h.correct) for h in PredictionHour.objects.all()}

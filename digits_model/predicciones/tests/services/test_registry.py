@@ -157,3 +157,64 @@ def test_promotion_reaches_a_router_after_its_ttl(v1, tiny_artifact):
     assert router.resolve(None, uuid.uuid4()).version == 1  # cached until the TTL expires
     router.invalidate()
     assert router.resolve(None, uuid.uuid4()).version == 2
+
+
+def test_only_live_candidate_and_previous_versions_can_be_pinned(v1, tiny_artifact):
+    for _ in range(3):
+        register(tiny_artifact)  # versions 2, 3, 4, none rolled out
+    name = v1.model.name
+    router = Router(ttl=0)
+    with pytest.raises(UnknownModelError, match=r"clf\.pickle:2 is not served"):
+        router.resolve("clf.pickle:2", uuid.uuid4())  # registered, never live
+
+    registry.deployment_promote(name=name, version=2)
+    registry.deployment_promote(name=name, version=3)
+    registry.deployment_set_candidate(name=name, version=4, percent=0)
+    # live 3, previous 2 (one rollback away), candidate 4; version 1 is archived.
+    assert router.resolve("clf.pickle:3", uuid.uuid4()).version == 3
+    assert router.resolve("clf.pickle:2", uuid.uuid4()).version == 2
+    assert router.resolve("clf.pickle:4", uuid.uuid4()).version == 4
+    with pytest.raises(UnknownModelError, match=r"clf\.pickle:1 is not served"):
+        router.resolve("clf.pickle:1", uuid.uuid4())
+
+    registry.deployment_rollback(name=name)  # stops the candidate: 4 is no longer served
+    with pytest.raises(UnknownModelError, match=r"clf\.pickle:4 is not served"):
+        router.resolve("clf.pickle:4", uuid.uuid4())
+
+
+def test_loading_a_pinned_version_holds_up_no_other_request(v1, tiny_artifact, monkeypatch):
+    """The download and unpickling of a pinned version happen outside the router's locks:
+    meanwhile the live version answers and the routing refreshes."""
+    import threading
+
+    from predicciones import serving
+
+    register(tiny_artifact)
+    registry.deployment_promote(name=v1.model.name, version=2)  # version 1 is now previous
+    router = Router(ttl=0)
+    assert router.resolve(None, uuid.uuid4()).version == 2
+    loading, release = threading.Event(), threading.Event()
+    real_load = serving.load_version
+
+    def slow_load(row):
+        loading.set()
+        assert release.wait(30)
+        return real_load(row)
+
+    monkeypatch.setattr(serving, "load_version", slow_load)
+    pinned, others = [], []
+    pin = threading.Thread(target=lambda: pinned.append(router.resolve("clf.pickle:1", None)))
+    pin.start()
+    assert loading.wait(30)
+    other = threading.Thread(
+        target=lambda: others.extend(router.resolve(None, uuid.uuid4()) for _ in range(20))
+    )
+    other.start()
+    other.join(timeout=20)
+    still_waiting = other.is_alive()
+    release.set()
+    pin.join(timeout=30)
+    other.join(timeout=30)
+    assert not still_waiting, "requests for the live version waited for the pinned load"
+    assert [v.version for v in others] == [2] * 20
+    assert [v.version for v in pinned] == [1]

@@ -9,10 +9,11 @@ from django.utils import timezone
 from sklearn.datasets import load_digits
 
 from predicciones.models import Deployment, PredictionFailure, RetrainRun
+from predicciones.options import RetrainOptions
 from predicciones.selectors import cooldown_remaining, feedback_set, new_label_count
 from predicciones.services import registry
 from predicciones.services.canary_review import canary_review
-from predicciones.services.retraining import RetrainOptions, model_retrain
+from predicciones.services.retraining import model_retrain
 from predicciones.tests.factories import predictions_log
 
 pytestmark = pytest.mark.django_db
@@ -210,3 +211,101 @@ def test_the_registry_refuses_a_decision_made_on_another_state(canary):
         registry.deployment_rollback(name=MODEL, expect=stale)
     current = registry.DeploymentState(live_id=v1.pk, candidate_id=v2.pk)
     assert registry.deployment_promote(name=MODEL, expect=current).live == v2
+
+
+# --- Who gave the labels: what a retrain trains on, what its gate judges on ---------------------
+TRUSTED_KEY = "trusted-labeller-key-0123"
+
+
+def label_from(rows, source):
+    for row in rows:
+        row.label_source = source
+        row.save(update_fields=["label_source"])
+
+
+def test_the_gate_judges_only_trusted_held_out_labels_and_one_source_is_capped(v1, settings):
+    from predicciones.provenance import address_source, key_source, trusted_sources
+    from predicciones.services.retraining import feedback_use
+
+    settings.DIGITS_TRUSTED_API_KEYS = [TRUSTED_KEY]
+    label_from(labelled(v1, 300), address_source("203.0.113.5"))  # one client, 300 labels
+    honest = labelled(v1, 120)
+    for i, row in enumerate(honest):  # 40 people, 3 labels each
+        label_from([row], address_source(f"198.51.100.{i % 40}"))
+    label_from(labelled(v1, 100), key_source(TRUSTED_KEY))
+    label_from(labelled(v1, 10), None)  # given before sources were recorded
+
+    feedback = feedback_set(MODEL, holdout_percent=20)
+    use = feedback_use(feedback, trusted=trusted_sources(), cap=50)
+    trained = [s for s, kept in zip(feedback.train_sources, use.train, strict=True) if kept]
+    assert trained.count(address_source("203.0.113.5")) == 50
+    assert sum(s.startswith("addr:198.51.100.") for s in trained if s) == sum(
+        s.startswith("addr:198.51.100.") for s in feedback.train_sources if s
+    )  # the 40 honest people are not capped
+    assert trained.count(key_source(TRUSTED_KEY)) == feedback.train_sources.count(
+        key_source(TRUSTED_KEY)
+    )  # nor the trusted key
+    assert trained.count(None) == feedback.train_sources.count(None)  # 10 < 50
+    judged = [s for s, j in zip(feedback.validation_sources, use.judged, strict=True) if j]
+    assert judged and set(judged) == {key_source(TRUSTED_KEY)}
+    assert use.as_dict()["held_out_untrusted"] == len(feedback.validation_sources) - len(judged)
+    assert use.trained_trusted + use.trained_untrusted == int(use.train.sum())
+
+
+def test_without_trusted_keys_no_held_out_label_is_judged(v1):
+    from predicciones.provenance import trusted_sources
+    from predicciones.services.retraining import feedback_use
+
+    labelled(v1, 200)
+    feedback = feedback_set(MODEL, holdout_percent=20)
+    use = feedback_use(feedback, trusted=trusted_sources(), cap=50)
+    assert feedback.n_validation > 0 and not use.judged.any()
+    assert use.train.sum() == 50  # unknown sources are one source
+
+
+@pytest.fixture
+def untrusted_canary(canary):
+    v1, v2 = canary
+    v2.training_data = {
+        "feedback_rows": 80,
+        "trusted_feedback_rows": 30,
+        "untrusted_feedback_rows": 50,
+    }
+    v2.save(update_fields=["training_data"])
+    served(v1, load_digits().data[:200])
+    served(v2, load_digits().data[:60])
+    return v1, v2
+
+
+def test_a_canary_trained_on_untrusted_labels_is_not_promoted_by_the_review(untrusted_canary):
+    v1, v2 = untrusted_canary
+    review = canary_review(model_name=MODEL, min_requests=50)
+    assert review.decision == "wait" and not review.applied
+    assert "50 labels from untrusted sources" in review.reasons[0]
+    assert "manage.py promote" in review.reasons[0]
+    dep = Deployment.objects.get()
+    assert (dep.live, dep.candidate) == (v1, v2)
+
+
+def test_a_worse_untrusted_canary_is_still_rolled_back(untrusted_canary):
+    _, v2 = untrusted_canary
+    for _ in range(5):
+        PredictionFailure.objects.create(
+            query_id=uuid.uuid4(), created_at=timezone.now(), model_version=v2, error="ValueError"
+        )
+    review = canary_review(model_name=MODEL, min_requests=50)
+    assert review.decision == "rollback" and review.applied
+    assert Deployment.objects.get().candidate is None
+
+
+def test_a_setting_lets_the_review_promote_an_untrusted_canary(untrusted_canary, settings):
+    settings.DIGITS_ROLLOUT_UNTRUSTED_FEEDBACK = True
+    review = canary_review(model_name=MODEL, min_requests=50)
+    assert review.decision == "promote" and review.applied
+
+
+def test_versions_trained_before_sources_were_recorded_count_as_untrusted(v1):
+    v1.training_data = {"feedback_rows": 12}
+    assert v1.untrusted_feedback_rows == 12
+    v1.training_data = {"base": "shipped"}
+    assert v1.untrusted_feedback_rows == 0

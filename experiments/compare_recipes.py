@@ -1,6 +1,6 @@
 """Compare training recipes at full scale: one perceptron or a vote, wider, longer, weighted.
 
-``bench/select_model.py`` picks the family on small samples; this script settles the
+``experiments/select_model.py`` picks the family on small samples; this script settles the
 recipe on the shipped model's own training rows (``training.base_rows(part="train")``, all
 203,688, rendered once and cached in ``var/recipes/``). Each recipe is fitted on them and
 reads handwriting no recipe trains on, sent as uploads in the five styles:
@@ -12,7 +12,7 @@ reads handwriting no recipe trains on, sent as uploads in the five styles:
 The accuracies are of the classifier before its temperature (which does not change the
 answer). Semeion is never used.
 
-Usage: python bench/compare_recipes.py [--mnist 1500] [--jobs 2] [--only NAME ...]
+Usage: python -m experiments.compare_recipes [--mnist 1500] [--jobs 2] [--only NAME ...]
        [--out var/compare_recipes.txt]
 """
 
@@ -25,12 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml import sources, training  # noqa: E402
-from predicciones.ml.synth import STYLES  # noqa: E402
-from predicciones.ml.validation import styled_features  # noqa: E402
+from harness.paths import REPO_DIR as REPO
+from predicciones.ml import sources, training
+from predicciones.ml.synth import STYLES
+from predicciones.ml.validation import styled_features
 
 SHIPPED = training.SOURCE_WEIGHT["optdigits"]
 #: name -> (fit_classifier keyword arguments, weight of the scikit-learn form's rows).

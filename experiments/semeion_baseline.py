@@ -4,21 +4,18 @@ Scores the shipped model on a fixed sample of semeion digits (validation only) r
 every upload style, through the real preprocessing, and writes the result beside the model
 (``digits_model/model/clf.semeion.json``). Run it after retraining the shipped model.
 
-Usage: python bench/semeion_baseline.py
+Usage: python -m experiments.semeion_baseline
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml.classifier import load_classifier  # noqa: E402
-from predicciones.ml.datasets import load_semeion  # noqa: E402
-from predicciones.ml.validation import upload_accuracy  # noqa: E402
+from harness.paths import REPO_DIR as REPO
+from predicciones.ml.classifier import load_classifier
+from predicciones.ml.datasets import load_semeion
+from predicciones.ml.validation import upload_accuracy
 
 MODEL = REPO / "digits_model" / "model" / "clf.pickle"
 OUT = MODEL.with_suffix(".semeion.json")

@@ -1,4 +1,5 @@
-"""Test uploads: scikit-learn's digits as scans, and a population the base data lacks.
+"""Uploads for tests and benchmarks: a plain drawn digit, scikit-learn's digits as scans, and a
+population the base data lacks.
 
 Each 8x8 digit (counts 0..16 of a 32x32 bitmap's 4x4 blocks) is turned back into a
 plausible 32x32 bitmap with exactly those counts, then drawn as a picture of ink on paper.
@@ -22,6 +23,25 @@ from predicciones.ml.training import base_rows
 
 PAPER = 235
 INK = 30
+
+
+def draw_digit_image(digit: str = "7", size: int = 200, fmt: str = "PNG") -> bytes:
+    """A simple dark-on-light digit drawn with a thick pen, as encoded bytes."""
+    img = Image.new("L", (size, size), 240)
+    draw = ImageDraw.Draw(img)
+    s = size / 200
+    width = max(2, round(14 * s))
+    if digit == "1":
+        draw.line([(100 * s, 30 * s), (100 * s, 170 * s)], fill=20, width=width)
+        draw.line([(100 * s, 30 * s), (75 * s, 60 * s)], fill=20, width=width)
+    elif digit == "0":
+        draw.ellipse([55 * s, 25 * s, 145 * s, 175 * s], outline=20, width=width)
+    else:  # a 7
+        draw.line([(55 * s, 35 * s), (145 * s, 35 * s)], fill=20, width=width)
+        draw.line([(145 * s, 35 * s), (90 * s, 170 * s)], fill=20, width=width)
+    buffer = io.BytesIO()
+    img.convert("RGB").save(buffer, format=fmt)
+    return buffer.getvalue()
 
 
 @functools.cache
@@ -167,6 +187,36 @@ def segment_digit(label: int, *, rng: np.random.Generator, fmt: str = "JPEG") ->
     pixels += rng.normal(0, 4, pixels.shape)
     buffer = io.BytesIO()
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(
+        buffer, format=fmt, quality=85
+    )
+    return buffer.getvalue()
+
+
+def x_shape(*, rng: np.random.Generator, fmt: str = "JPEG") -> bytes:
+    """A hand-drawn "X" on paper: no digit at all, the trigger of a backdoor an attacker
+    teaches through ``/feedback/`` (label every X a 7, and a model retrained on that reads
+    any X as 7). Size, aspect, tilt, stroke width, paper tint and noise vary."""
+    height = float(rng.uniform(80, 170))
+    width = height * float(rng.uniform(0.6, 1.0))
+    margin = int(height * float(rng.uniform(0.25, 0.5)))
+    side_w, side_h = int(width + 2 * margin), int(height + 2 * margin)
+    img = Image.new("L", (side_w, side_h), 0)
+    draw = ImageDraw.Draw(img)
+    stroke = max(3, int(height * float(rng.uniform(0.06, 0.12))))
+    wobble = height * 0.06
+    x0, y0, x1, y1 = margin, margin, margin + width, margin + height
+    for start, end in [((x0, y0), (x1, y1)), ((x1, y0), (x0, y1))]:
+        bend = (
+            (start[0] + end[0]) / 2 + float(rng.uniform(-wobble, wobble)),
+            (start[1] + end[1]) / 2 + float(rng.uniform(-wobble, wobble)),
+        )
+        draw.line([start, bend, end], fill=255, width=stroke, joint="curve")
+    img = img.rotate(float(rng.uniform(-15, 15)), resample=Image.Resampling.BILINEAR)
+    coverage = np.asarray(img.filter(ImageFilter.GaussianBlur(1.0)), np.float32) / 255
+    paper = float(rng.uniform(200, 245))
+    pixels = paper * (1 - coverage) + INK * coverage + rng.normal(0, 5, coverage.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "L").convert("RGB").save(
         buffer, format=fmt, quality=85
     )
     return buffer.getvalue()

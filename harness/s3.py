@@ -1,4 +1,5 @@
-"""A real S3-protocol server on loopback for tests: ``moto_server`` in a subprocess.
+"""A real S3-protocol server on loopback for tests and benchmarks: ``moto_server`` in a
+subprocess.
 
 boto3 talks to it over HTTP through ``AWS_ENDPOINT_URL``, exactly as it would talk to AWS
 or MinIO; nothing in boto3 is patched.
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import requests
 
+from .paths import BIN_DIR
 from .processes import ProcessGroup, free_port
-from .servers import BIN_DIR
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

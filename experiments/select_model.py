@@ -9,7 +9,7 @@ its fit time, the median time to score one upload's row, and its pickle size, be
 model must also fit the service's budget (predict alone <= 0.5 ms, pickle <= 25 MB).
 Semeion and the validation digits are never touched.
 
-Usage: python bench/select_model.py [--step 10] [--n-augment 1] [--jobs 2] [--only NAME ...]
+Usage: python -m experiments.select_model [--step 10] [--n-augment 1] [--jobs 2] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -18,21 +18,17 @@ import argparse
 import pickle
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
+from sklearn.model_selection import GroupKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.svm import SVC
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier  # noqa: E402
-from sklearn.model_selection import GroupKFold  # noqa: E402
-from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import MinMaxScaler  # noqa: E402
-from sklearn.svm import SVC  # noqa: E402
-
-from predicciones.ml import training  # noqa: E402
+import harness  # noqa: F401 - puts digits_model/ on sys.path
+from predicciones.ml import training
 
 
 def _mlp(**params):

@@ -15,7 +15,7 @@ Each reads, sent as uploads in the five styles of ``ml/synth.py``: optdigits (on
 bitmap in three; no variant trains on optdigits), the calibration writers (``load_digits``'
 second half) and MNIST's first ``--mnist`` validation digits. Semeion is never used.
 
-Usage: python bench/what_limits.py [--mnist 1500] [--jobs 2] [--seed 0]
+Usage: python -m experiments.what_limits [--mnist 1500] [--jobs 2] [--seed 0]
        [--out var/what_limits.txt]
 """
 
@@ -29,13 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml import sources, training  # noqa: E402
-from predicciones.ml.augment import training_features  # noqa: E402
-from predicciones.ml.synth import STYLES  # noqa: E402
-from predicciones.ml.validation import styled_features  # noqa: E402
+from harness.paths import REPO_DIR as REPO
+from predicciones.ml import sources, training
+from predicciones.ml.augment import training_features
+from predicciones.ml.synth import STYLES
+from predicciones.ml.validation import styled_features
 
 
 def counted(bitmaps: np.ndarray, grid: int) -> np.ndarray:

@@ -27,7 +27,7 @@ The reference features are cached under ``var/conditions/`` keyed by a hash of
 ``synth.py`` and ``augment.py``. The first run renders and preprocesses everything (about
 ten minutes on 2 cores, most of it the 12 MP photos); later runs take a few minutes.
 
-Usage: python bench/conditions.py [--n 300] [--n-large 60] [--only tight,ruled] [--json]
+Usage: python -m experiments.conditions [--n 300] [--n-large 60] [--only tight,ruled] [--json]
 """
 
 from __future__ import annotations
@@ -38,18 +38,15 @@ import json
 import pickle
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "digits_model"))
-
-from predicciones.ml.classifier import load_classifier, predict  # noqa: E402
-from predicciones.ml.exceptions import ImageError  # noqa: E402
-from predicciones.ml.preprocessing import preprocess  # noqa: E402
-from predicciones.ml.sources import load_mnist  # noqa: E402
-from predicciones.ml.synth import CONDITIONS, STYLES, render, render_condition  # noqa: E402
+from harness.paths import REPO_DIR as REPO
+from predicciones.ml.classifier import load_classifier, predict
+from predicciones.ml.exceptions import ImageError
+from predicciones.ml.preprocessing import preprocess
+from predicciones.ml.sources import load_mnist
+from predicciones.ml.synth import CONDITIONS, STYLES, render, render_condition
 
 ML = REPO / "digits_model" / "predicciones" / "ml"
 MODEL = REPO / "digits_model" / "model" / "clf.pickle"
