@@ -47,14 +47,17 @@ def read_as_uploads(source: str, jobs: int) -> tuple[np.ndarray, np.ndarray, np.
     return (*styled_features(X, np.arange(len(y)), seed=SEED, n_jobs=jobs), y)
 
 
-def unipen_as_uploads(jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features (n, 6, 64), accepted (n, 6) and labels (n,) of every UNIPEN digit."""
+def unipen_as_uploads(index: np.ndarray, jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features (n, 6, 64), accepted (n, 6) and labels (n,) of the UNIPEN digits ``index``.
+
+    Digit i is drawn from its own seed whichever others are drawn with it.
+    """
     unipen = sources.load_unipen()
-    ids = training.ID_OFFSET["unipen"] + np.arange(len(unipen.labels))
+    ids = training.ID_OFFSET["unipen"] + index
     features, accepted = styled_features(
-        unipen.traces, ids, seed=SEED, styles=PEN_STYLES, n_jobs=jobs
+        unipen.traces[index], ids, seed=SEED, styles=PEN_STYLES, n_jobs=jobs
     )
-    return features, accepted, unipen.labels
+    return features, accepted, unipen.labels[index]
 
 
 def score(clf, F: np.ndarray, ok: np.ndarray, y: np.ndarray, styles) -> tuple[list[str], dict]:
@@ -99,9 +102,15 @@ def main(argv=None) -> int:
     lines = [f"training rows drawn once: {len(rows)} ({time.monotonic() - started:.0f} s)"]
     print(lines[0], flush=True)
 
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
     def emit(new: list[str]) -> None:
+        """Print the lines and rewrite the file with every line so far (a run cut short
+        keeps what it measured)."""
         lines.extend(new)
         print("\n".join(new), flush=True)
+        out.write_text("\n".join(lines) + "\n")
 
     for source in args.source:
         begun = time.monotonic()
@@ -121,8 +130,10 @@ def main(argv=None) -> int:
                 ]
             )
     if args.groups:
-        F, ok, y = unipen_as_uploads(args.jobs)
-        digit_groups = sources.load_unipen().group
+        unipen = sources.load_unipen()
+        drawn = np.flatnonzero(np.isin(unipen.group, args.groups))
+        F, ok, y = unipen_as_uploads(drawn, args.jobs)
+        digit_groups = unipen.group[drawn]
         cal_groups = training.unipen_group(calibration[2])
         summary = [f"  {'group':<8}{'digits':>7}{'writers':>8}{'accuracy':>9}{'mean conf':>11}"]
         for group in args.groups:
@@ -137,7 +148,7 @@ def main(argv=None) -> int:
             )
             inside = digit_groups == group
             table, result = score(clf, F[inside], ok[inside], y[inside], PEN_STYLES)
-            writers = len(set(sources.load_unipen().writer[inside]))
+            writers = len(set(unipen.writer[drawn][inside]))
             head = f"trained without UNIPEN group {group}, read its {inside.sum()} digits"
             emit([f"{head} ({writers} writers) as uploads ({time.monotonic() - begun:.0f} s):"])
             emit(table)
@@ -147,9 +158,6 @@ def main(argv=None) -> int:
             )
         emit(["UNIPEN, each group left out (all its digits, six styles):", *summary])
     emit([f"leave_one_out took {time.monotonic() - started:.0f} s"])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
     return 0
 
 
