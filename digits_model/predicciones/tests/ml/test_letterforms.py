@@ -14,11 +14,11 @@ import re
 import numpy as np
 import pytest
 
+from harness.paths import REPO_DIR
 from predicciones.ml.classifier import predict_proba, ranked
 from predicciones.ml.letterforms import LETTERFORMS, letterform
 from predicciones.ml.preprocessing import preprocess
 from predicciones.ml.synth import render
-from predicciones.tests.servers import REPO_DIR
 
 #: The styles each letterform is drawn in.
 STYLES = ("canvas", "ballpoint", "scan", "photo", "marker")
