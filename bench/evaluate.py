@@ -9,6 +9,11 @@ scores the answers:
 - MNIST's validation slice (``index % 10 == 9``: 6,000 digits no model trains on) in the
   same five styles, and a part of it in each real-upload condition (tight crop, ruled and
   squared paper, pencil, 12 MP photo, JPEG quality 10, tilted, blurred);
+- UNIPEN's validation writers (13 writers of 7 groups no model trains on) and pendigits'
+  fixed tenth (``index % 10 == 9``), pen strokes drawn in the five styles and on the page's
+  canvas;
+- the letterforms of ``predicciones.ml.letterforms`` (a 1 with a long flag, a crossed 7,
+  an open 4, ...), each drawn 20 times in the five styles and on the canvas;
 - the ``test/`` images.
 
 It also reports the validation and scikit-learn example-split scores recorded in the
@@ -16,7 +21,7 @@ model's manifest, and, per set, the mean confidence beside the accuracy with a
 reliability table. Prints one table and writes it to var/eval.txt.
 
 Usage: python -m bench.evaluate [--semeion PATH] [--sample N] [--mnist N] [--conditions N]
-                                [--workers N] [--out var/eval.txt]
+                                [--pen N] [--workers N] [--out var/eval.txt]
 (``make eval SEMEION=PATH`` passes --semeion.) semeion is not in the repo: by default it is read
 from ``../shared/data/semeion/`` beside the clone.
 """
@@ -39,11 +44,14 @@ from harness.paths import MODEL_DIR
 from harness.paths import REPO_DIR as REPO
 from harness.servers import ServerProcess
 from predicciones.ml.datasets import DEFAULT_SEMEION_DIR, load_semeion
-from predicciones.ml.sources import load_mnist
-from predicciones.ml.synth import CONDITIONS, STYLES, render
+from predicciones.ml.letterforms import LETTERFORMS, letterform
+from predicciones.ml.sources import load_mnist, load_pendigits, load_unipen
+from predicciones.ml.synth import CONDITIONS, PEN_STYLES, STYLES, render
 from predicciones.ml.training import digit_part
 
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
+#: Drawings of each letterform in each style.
+LETTERFORM_DRAWINGS = 20
 
 
 def post_all(url: str, uploads: list[tuple[str, bytes]], threads: int) -> list[dict]:
@@ -133,6 +141,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--conditions", type=int, default=1000, help="MNIST slice digits per condition"
     )
+    parser.add_argument(
+        "--pen", type=int, default=0, help="UNIPEN and pendigits digits per style (0: all)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--out", default=str(REPO / "var" / "eval.txt"))
@@ -167,6 +178,22 @@ def main(argv=None) -> int:
         ("conditions", f"condition / {c}", mnist_images[part], mnist_labels[part], c)
         for c in CONDITIONS
     ]
+    for family, name, pen in (
+        ("unipen", "UNIPEN validation", load_unipen()),
+        ("pendigits", "pendigits tenth", load_pendigits()),
+    ):
+        index = np.flatnonzero(digit_part(family, np.arange(len(pen.labels))) == "validation")
+        index = index[:: max(1, len(index) // args.pen)] if args.pen else index
+        plan += [
+            (family, f"{name} / {st}", pen.traces[index], pen.labels[index], st)
+            for st in PEN_STYLES
+        ]
+    for name in LETTERFORMS:
+        digit, trace = letterform(name)
+        drawings = np.empty(LETTERFORM_DRAWINGS, dtype=object)
+        drawings[:] = [trace] * LETTERFORM_DRAWINGS
+        truth = np.full(LETTERFORM_DRAWINGS, digit)
+        plan += [("letterforms", f"{name} / {st}", drawings, truth, st) for st in PEN_STYLES]
     results = []  # (family, set name, result)
     started = time.monotonic()
     with ServerProcess(workers=args.workers) as server:
@@ -212,9 +239,17 @@ def main(argv=None) -> int:
         ("semeion", "semeion / overall"),
         ("mnist", "MNIST slice / overall"),
         ("conditions", "conditions / overall"),
+        ("unipen", "UNIPEN validation / overall"),
+        ("pendigits", "pendigits tenth / overall"),
+        ("letterforms", "letterforms / overall"),
     ):
         parts = [(name, r) for f, name, r in results if f == fam]
-        lines += [line(name, r) for name, r in parts]
+        if fam == "letterforms":  # one line a letterform, its styles together
+            for form in LETTERFORMS:
+                mine = [r for name, r in parts if name.startswith(form + " /")]
+                lines.append(line(form, overall(mine)))
+        else:
+            lines += [line(name, r) for name, r in parts]
         if parts:
             lines.append(line(label, overall([r for _, r in parts])))
     lines.append(line("test/ images", test_result))
@@ -222,11 +257,13 @@ def main(argv=None) -> int:
         ("validation (manifest)", validation),
         ("  of it, MNIST slice", validation.get("mnist", {})),
         ("  of it, load_digits", validation.get("sklearn", {})),
+        ("  of it, UNIPEN writers", validation.get("unipen", {})),
+        ("  of it, pendigits", validation.get("pendigits", {})),
         ("sklearn example split", split),
         ("  the model, second half", split.get("base_model", {})),
     ):
         if metrics:
-            lines.append(f"{name:<28}{metrics['n']:>6}{metrics['accuracy']:>10.4f}")
+            lines.append(f"{name:<34}{metrics['n']:>6}{metrics['accuracy']:>10.4f}")
     everything = overall([r for _, _, r in results])
     lines += ["", "Confidence reliability (every upload above):"]
     lines += reliability(everything["confidence"], everything["correct"])
@@ -240,7 +277,7 @@ def main(argv=None) -> int:
 
 
 HEADER = (
-    f"{'set':<28}{'n':>6}{'accuracy':>10}{'refused':>9}{'mean conf':>11}{'gap':>8}"
+    f"{'set':<34}{'n':>6}{'accuracy':>10}{'refused':>9}{'mean conf':>11}{'gap':>8}"
     f"{'latency ms':>12}"
 )
 
@@ -249,7 +286,7 @@ def line(name: str, r: dict) -> str:
     lat = "" if np.isnan(r["latency_ms"]) else f"{r['latency_ms']:.2f}"
     gap = r["mean_confidence"] - r["accuracy"]
     return (
-        f"{name:<28}{r['n']:>6}{r['accuracy']:>10.4f}{r['refused']:>9}"
+        f"{name:<34}{r['n']:>6}{r['accuracy']:>10.4f}{r['refused']:>9}"
         f"{r['mean_confidence']:>11.3f}{gap:>+8.3f}{lat:>12}"
     )
 

@@ -1,10 +1,11 @@
-"""Training images from scikit-learn's 8x8 digits, sent through the same preprocessing.
+"""Training images of every source's digits, sent through the same preprocessing.
 
 Train/serve parity: the model never sees a raw ``load_digits`` row. Each row is turned back
 into an approximate 32x32 bitmap (:func:`reconstruct_bitmap`), drawn as a smooth shape,
 optionally distorted (rotation, shear, scale, stroke width, elastic warp), rendered as a
 greyscale picture and passed through :func:`~predicciones.ml.preprocessing.preprocess`,
-exactly like an upload.
+exactly like an upload. Pen strokes (:class:`~predicciones.ml.strokes.Trace`) are
+distorted as strokes and drawn with a round pen of a random width at a random size.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from . import strokes
 from .exceptions import NoDigitError
 from .parallel import parallel_map
 from .preprocessing import preprocess, redraw_strokes
@@ -45,6 +47,13 @@ class Distortion:
     trace_width : tuple of float
     blur : float
         Largest Gaussian blur sigma, in pixels of the rendered picture (drawn uniformly).
+    stroke_shift : float
+        Pen strokes only: how far each stroke after the first may land from where it was
+        written, as a share of the height (:class:`~predicciones.ml.strokes.PenDistortion`).
+    continental : float
+        Pen strokes only: probability that a copy of a 0, 1 or 7 is first given the form
+        many European writers use (:func:`~predicciones.ml.strokes.continental`: a slashed
+        0, a 1 with a long flag, a crossed 7).
     """
 
     rotation: float = 12.0
@@ -57,11 +66,26 @@ class Distortion:
     trace: float = 0.0
     trace_width: tuple[float, float] = (0.04, 0.2)
     blur: float = 0.8
+    stroke_shift: float = 0.04
+    continental: float = 0.0
+
+    def pen(self) -> strokes.PenDistortion:
+        """The same ranges for pen strokes (the elastic warp becomes a wobble)."""
+        return strokes.PenDistortion(
+            rotation=self.rotation,
+            shear=self.shear,
+            scale=self.scale,
+            wobble=self.elastic,
+            shift=self.stroke_shift,
+        )
 
 
 #: The distortions' defaults (training widens rotation and blur:
 #: ``training.TRAINING_DISTORTION``).
 DEFAULT_DISTORTION = Distortion()
+#: A pen-written digit's clean picture: its height in pixels and its pen's width (a share
+#: of the height).
+CLEAN_PEN_HEIGHT, CLEAN_PEN_WIDTH = 40, 0.08
 
 
 def reconstruct_bitmap(features: np.ndarray) -> np.ndarray:
@@ -198,6 +222,16 @@ def render_gray(
     coverage = ndimage.zoom(
         shape.astype(np.float32), factor, order=1, grid_mode=True, mode="grid-constant"
     )
+    return paint_gray(coverage, rng, blur=blur)
+
+
+def paint_gray(coverage: np.ndarray, rng: np.random.Generator, *, blur: float = 0.0):
+    """Ink coverage (0..1) on paper: a margin, blur, the paper's and ink's levels, noise.
+
+    Returns
+    -------
+    gray : ndarray, float32, values in [0, 1] (0 black, 1 white)
+    """
     coverage = np.pad(coverage, max(2, int(0.15 * coverage.shape[0])))
     if blur > 0:
         coverage = ndimage.gaussian_filter(coverage, blur)
@@ -206,6 +240,36 @@ def render_gray(
     gray = paper - (paper - ink) * np.clip(coverage, 0, 1)
     gray += rng.normal(0, 0.02, size=gray.shape)
     return np.clip(gray, 0, 1).astype(np.float32)
+
+
+def pen_gray(
+    trace: strokes.Trace,
+    rng: np.random.Generator,
+    d: Distortion | None,
+    label: int | None = None,
+) -> np.ndarray:
+    """A pen-written digit as a picture: clean (``d`` None) or written differently by ``d``.
+
+    A distorted copy is the trace, with probability ``d.continental`` in its continental
+    form (given its ``label``), distorted as strokes (:func:`strokes.distort`), drawn
+    ``d.min_height`` to ``d.max_height`` px tall with a round pen ``d.trace_width`` of its
+    height wide, blurred up to ``d.blur``.
+
+    Returns
+    -------
+    gray : ndarray, float32, values in [0, 1] (0 black, 1 white)
+    """
+    if d is None:
+        height = CLEAN_PEN_HEIGHT
+        coverage = strokes.draw(trace, height=height, width=CLEAN_PEN_WIDTH * height)
+        return paint_gray(coverage, rng)
+    if d.continental > 0 and label in strokes.CONTINENTAL and rng.random() < d.continental:
+        trace = strokes.continental(trace, label, rng)
+    trace = strokes.distort(trace, rng, d.pen())
+    height = int(rng.integers(d.min_height, d.max_height + 1))
+    width = max(1.0, rng.uniform(*d.trace_width) * height)
+    coverage = strokes.draw(trace, height=height, width=width)
+    return paint_gray(coverage, rng, blur=rng.uniform(0, d.blur))
 
 
 def clean_gray(digit: np.ndarray, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -242,6 +306,7 @@ def training_features(
     n_jobs: int = 1,
     ids: np.ndarray | None = None,
     bitmaps: bool = False,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render each digit cleanly and ``n_augment`` times distorted, and preprocess them all.
 
@@ -250,9 +315,10 @@ def training_features(
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, 64) with counts 0..16, or (n_samples, s, s)
+    X : ndarray of shape (n_samples, 64) with counts 0..16, or (n_samples, s, s), or
+        (n_samples,) of :class:`~predicciones.ml.strokes.Trace`
         Digits in any form :func:`digit_shape` accepts (grids of counts, binary bitmaps,
-        grey images with ink high), all of one form.
+        grey images with ink high) or pen strokes, all of one form.
     n_augment : int
         Distorted copies per digit (0 gives only the clean rendering).
     seed : int
@@ -264,6 +330,9 @@ def training_features(
     bitmaps : bool
         Return the 32x32 bitmaps the features are counted from instead of the features
         (studies of other grids, ``experiments/what_limits.py``).
+    labels : ndarray of shape (n_samples,), int, optional
+        The digits' labels, for distortions that change a letterform
+        (``distortion.continental``).
 
     Returns
     -------
@@ -276,9 +345,12 @@ def training_features(
     """
     X = np.asarray(X)
     ids = np.arange(len(X)) if ids is None else np.asarray(ids)
+    labels = np.full(len(X), -1) if labels is None else np.asarray(labels)
     chunks = np.array_split(np.arange(len(X)), max(1, n_jobs * 8))
     args = [
-        (X[idx], idx, ids[idx], n_augment, seed, distortion, bitmaps) for idx in chunks if len(idx)
+        (X[idx], idx, ids[idx], n_augment, seed, distortion, bitmaps, labels[idx])
+        for idx in chunks
+        if len(idx)
     ]
     if n_jobs > 1:
         parts = parallel_map(_features_chunk, [(a, {}) for a in args], n_jobs=n_jobs)
@@ -290,13 +362,16 @@ def training_features(
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
-def _features_chunk(X, indices, ids, n_augment, seed, distortion, bitmaps=False):
+def _features_chunk(X, indices, ids, n_augment, seed, distortion, bitmaps, labels):
     rows, source, variant = [], [], []
-    for i, digit_id, x in zip(indices, ids, X, strict=True):
+    for i, digit_id, x, label in zip(indices, ids, X, labels, strict=True):
         rng = np.random.default_rng([seed, int(digit_id)])
-        shape = digit_shape(x, size=64)
+        pen = isinstance(x, strokes.Trace)
+        shape = None if pen else digit_shape(x, size=64)
         for k in range(n_augment + 1):
-            if k == 0:
+            if pen:
+                gray = pen_gray(x, rng, distortion if k else None, int(label))
+            elif k == 0:
                 gray = clean_gray(x, shape, rng)
             else:
                 height = int(rng.integers(distortion.min_height, distortion.max_height + 1))

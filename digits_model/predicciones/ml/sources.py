@@ -1,9 +1,10 @@
-"""The training handwriting carried in ``digits_model/data/``: MNIST, optdigits, load_digits.
+"""The handwriting carried in ``digits_model/data/``, each source read in its own form.
 
 Each loader checks the sha256 of the files it reads (a corrupted or substituted file stops
 training with a clear error) and returns the digits in their own form, unrendered:
 MNIST as 28x28 grey images, optdigits as 8x8 counts (plus the 32x32 bitmaps of the first
-1,934), ``load_digits`` as 8x8 counts. :mod:`~predicciones.ml.augment` renders them.
+1,934), ``load_digits`` as 8x8 counts, UNIPEN and pendigits as pen strokes
+(:class:`~predicciones.ml.strokes.Trace`). :mod:`~predicciones.ml.augment` renders them.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .strokes import Trace
 
 #: The data folder in the repository (``digits_model/data``).
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -30,10 +35,15 @@ CHECKSUMS = {
         "b0649058daf39b41da11827b6f9d784333e85e7362539fe7afd26fef517b4a3f"
     ),
     "optdigits/optdigits.tra": "e1b683cc211604fe8fd8c4417e6a69f31380e0c61d4af22e93cc21e9257ffedd",
+    "unipen/unipen-1a-digits.npz": (
+        "a8ce50375630fec57a8310e0998799d4efe4970ccf90e05c97b5a653e812601d"
+    ),
+    "pendigits/pendigits.tra": "e2b9eb9f0d0467e2b64a4816a3420edf2b8043447576f4b84337aba44a9f97d3",
 }
 
 #: Digits in each source.
 N_MNIST, N_OPTDIGITS, N_SKLEARN = 60_000, 3_823, 1_797
+N_UNIPEN, N_PENDIGITS = 13_583, 7_494
 
 
 class DataFileError(RuntimeError):
@@ -141,3 +151,71 @@ def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     X.setflags(write=False)
     y.setflags(write=False)
     return X, y
+
+
+@dataclass(frozen=True)
+class PenDigits:
+    """Digits written on a tablet, as strokes, with who wrote them.
+
+    Attributes
+    ----------
+    traces : ndarray of shape (n_digits,), object
+        One :class:`~predicciones.ml.strokes.Trace` a digit (y down).
+    labels : ndarray of shape (n_digits,), int64
+    writer : ndarray of shape (n_digits,), str
+        An anonymised writer id (``<group>-<nn>``); empty where the source has none.
+    group : ndarray of shape (n_digits,), str
+        The contributing group (UNIPEN) or the source's name.
+    """
+
+    traces: np.ndarray
+    labels: np.ndarray
+    writer: np.ndarray
+    group: np.ndarray
+
+
+def _traces(strokes_per_digit) -> np.ndarray:
+    traces = np.empty(len(strokes_per_digit), dtype=object)
+    for i, strokes in enumerate(strokes_per_digit):
+        traces[i] = Trace.from_points(strokes, y_up=True)
+    traces.setflags(write=False)
+    return traces
+
+
+@functools.lru_cache(maxsize=1)
+def load_unipen() -> PenDigits:
+    """UNIPEN's isolated digits: 13,583 by 166 writers of 10 groups, as pen strokes."""
+    try:
+        with np.load(io.BytesIO(_read_checked("unipen/unipen-1a-digits.npz"))) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, KeyError) as exc:
+        raise DataFileError(f"unipen-1a-digits.npz cannot be read: {exc}") from exc
+    points, offsets = arrays["points"].astype(np.float64), arrays["stroke_offsets"]
+    per_digit = arrays["sample_stroke_offsets"]
+    labels = arrays["labels"].astype(np.int64)
+    if len(per_digit) != len(labels) + 1 or per_digit[-1] != len(offsets) - 1:
+        raise DataFileError("unipen-1a-digits.npz: stroke and digit offsets do not agree")
+    strokes = [points[offsets[k] : offsets[k + 1]] for k in range(len(offsets) - 1)]
+    digits = [strokes[per_digit[i] : per_digit[i + 1]] for i in range(len(labels))]
+    labels.setflags(write=False)
+    return PenDigits(_traces(digits), labels, arrays["writer"], arrays["source"])
+
+
+@functools.lru_cache(maxsize=1)
+def load_pendigits() -> PenDigits:
+    """pendigits' training part: 7,494 digits by 30 writers, each 8 points along its path.
+
+    The file has no writer ids: ``writer`` is empty. Each digit is one stroke (the path
+    includes the pen-up moves, as the file was made).
+    """
+    text = _read_checked("pendigits/pendigits.tra").decode("ascii")
+    table = np.array(
+        [[int(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
+    )
+    if table.shape[1] != 17:
+        raise DataFileError(f"pendigits.tra: expected 17 columns, got {table.shape[1]}")
+    labels = table[:, 16].astype(np.int64)
+    labels.setflags(write=False)
+    n = len(labels)
+    traces = _traces([[row[:16].reshape(8, 2)] for row in table])
+    return PenDigits(traces, labels, np.full(n, ""), np.full(n, "pendigits"))

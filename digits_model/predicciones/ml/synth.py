@@ -13,6 +13,15 @@ Styles
 ``marker``     thick black marker on white, JPEG.
 ``ballpoint``  thin blue ball-point pen on white or ivory paper, JPEG.
 
+Drawn
+-----
+``canvas``     drawn on the page's drawing pad (``static/predicciones/index.js``) with a
+               mouse, a finger or a tablet's pen: black strokes 18 px wide with round caps
+               and joins on a white 280x280 canvas, anti-aliased, sent as an RGBA PNG.
+
+Pen strokes (:class:`~predicciones.ml.strokes.Trace`) are drawn with a round pen, each
+stroke on its own, and then pictured in any style or condition like any other digit.
+
 Conditions
 ----------
 Harder uploads, as people really make them (:data:`CONDITIONS`); for each,
@@ -39,10 +48,15 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from . import strokes
 from .augment import digit_shape
 from .preprocessing import redraw_strokes
 
 STYLES = ("scan", "photo", "mnist", "marker", "ballpoint")
+#: Drawn on the page itself rather than photographed or scanned.
+DRAWN_STYLES = ("canvas",)
+#: The styles pen-written digits are read in: the five, and the page's canvas.
+PEN_STYLES = STYLES + DRAWN_STYLES
 CONDITIONS = (
     "tight",
     "ruled",
@@ -56,6 +70,11 @@ CONDITIONS = (
 
 #: Side of the high-resolution shape every style starts from.
 SHAPE_SIZE = 160
+#: The page's drawing pad: its side and its pen's width, in pixels (``index.js``).
+CANVAS_SIDE, CANVAS_PEN = 280, 18
+#: Width of the pen a trace is first drawn with, as a share of the digit's height: the
+#: writer's own pen, which the styles that trace the strokes redraw at theirs.
+TRACE_PEN = (0.03, 0.1)
 
 
 def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
@@ -64,10 +83,10 @@ def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
     Parameters
     ----------
     digit : ndarray of shape (8, 8) or (64,) with counts 0..16 (``load_digits``), a square
-        binary bitmap such as (16, 16) (semeion), or a square grey image with ink high
-        (MNIST's (28, 28) uint8)
+        binary bitmap such as (16, 16) (semeion), a square grey image with ink high
+        (MNIST's (28, 28) uint8), or a :class:`~predicciones.ml.strokes.Trace`
     style : str
-        One of :data:`STYLES` or :data:`CONDITIONS`.
+        One of :data:`STYLES`, :data:`DRAWN_STYLES` or :data:`CONDITIONS`.
     rng : numpy.random.Generator
 
     Returns
@@ -77,14 +96,21 @@ def render(digit: np.ndarray, style: str, rng: np.random.Generator) -> bytes:
     """
     if style in CONDITIONS:
         return render_condition(digit, style, rng)[0]
-    if style not in STYLES:
-        names = ", ".join(STYLES + CONDITIONS)
+    if style not in _RENDERERS:
+        names = ", ".join(PEN_STYLES + CONDITIONS)
         raise ValueError(f"unknown style {style!r}; expected one of {names}")
-    shape = digit_shape(digit, size=SHAPE_SIZE)
+    shape, traceable = _shape(digit, rng)
+    return _RENDERERS[style](shape, rng, traceable)
+
+
+def _shape(digit, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """The digit's high-resolution shape, and whether a pen may trace its strokes."""
+    if isinstance(digit, strokes.Trace):
+        width = rng.uniform(*TRACE_PEN) * strokes.SHAPE_FILL * SHAPE_SIZE
+        return strokes.shape(digit, SHAPE_SIZE, width), True
     # An 8x8 grid of counts is too coarse for a centre line: a pen tracing its blobs draws
     # loops that are not there. Scans and photos of such digits keep their own strokes.
-    traceable = np.asarray(digit).size > 64
-    return _RENDERERS[style](shape, rng, traceable)
+    return digit_shape(digit, size=SHAPE_SIZE), np.asarray(digit).size > 64
 
 
 def stroke_shape(shape: np.ndarray, width: float) -> np.ndarray:
@@ -264,12 +290,27 @@ def _ballpoint(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> 
     return _encode(rgb, "JPEG", quality=88)
 
 
+def _canvas(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
+    side = CANVAS_SIDE
+    # People draw the digit over a good part of the pad, not always in its middle.
+    height = side * rng.uniform(0.4, 0.85)
+    room = (side - height) / 2
+    centre = (side / 2 + rng.uniform(-0.8, 0.8) * room, side / 2 + rng.uniform(-0.5, 0.5) * room)
+    if traceable:
+        shape = stroke_shape(shape, CANVAS_PEN * _digit_height(shape) / height)
+    cov = compose(shape, (side, side), height=height, centre=centre)
+    rgba = np.ones((side, side, 4), np.float32)
+    rgba[..., :3] = _paint(cov, rgba[..., :3], 0.0)
+    return _encode(rgba, "PNG")
+
+
 _RENDERERS = {
     "scan": _scan,
     "photo": _photo,
     "mnist": _mnist,
     "marker": _marker,
     "ballpoint": _ballpoint,
+    "canvas": _canvas,
 }
 
 
@@ -306,8 +347,7 @@ def render_condition(
         raise ValueError(
             f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}"
         )
-    shape = digit_shape(digit, size=SHAPE_SIZE)
-    traceable = np.asarray(digit).size > 64
+    shape, traceable = _shape(digit, rng)
     data, drawn, angle = _CONDITION_RENDERERS[condition](shape, rng, traceable)
     return data, clean_twin(drawn, angle)
 

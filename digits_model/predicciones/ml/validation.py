@@ -1,7 +1,7 @@
 """Draw digits as uploads, send them through the real preprocessing, and score a classifier.
 
 :func:`styled_features` draws the digits (training's calibration uploads,
-``experiments/leave_one_out.py`` and ``experiments/compare_recipes.py``). :func:`upload_accuracy` is
+``bench/leave_one_out.py`` and ``experiments/compare_recipes.py``). :func:`upload_accuracy` is
 used by the semeion regression test and ``experiments/semeion_baseline.py`` (same function, same
 sample, same seeds, so the committed number and the test's number are comparable).
 """

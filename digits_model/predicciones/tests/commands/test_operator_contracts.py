@@ -231,7 +231,7 @@ def test_a_pass_that_rolls_out_says_so_in_sentences(
     # The candidate's accuracy on the fixed holdout is recorded, comparable with v1's.
     _, listing, _ = run("models", "--json")
     holdout = {row["version"]: row["holdout"] for row in json.loads(listing)}
-    assert holdout[1]["n"] == holdout[2]["n"] == 6537
+    assert holdout[1]["n"] == holdout[2]["n"] == 12150
 
 
 def test_a_version_trained_on_untrusted_labels_is_registered_but_not_rolled_out(

@@ -126,7 +126,7 @@ def test_the_x_backdoor_from_anonymous_labels_is_refused_or_never_routed(attacke
     assert untrusted["n"] >= 100
     assert untrusted["candidate_accuracy"] >= untrusted["live_accuracy"] + 0.5, untrusted
     # But only rows the attacker did not write are judged: the base holdout.
-    assert gate["judged_on"] == "all" and gate["candidate"]["n"] == 6537
+    assert gate["judged_on"] == "all" and gate["candidate"]["n"] == 12150
     if retrain["status"] == "refused":
         assert "rollout" not in doc and "held" not in doc
         candidate = None

@@ -3,6 +3,7 @@
 import pytest
 
 from harness.rendering import draw_digit_image
+from predicciones.ml.letterforms import LETTERFORMS
 from predicciones.tests.conftest import chromium_paths, require
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -86,6 +87,48 @@ def test_drawing_a_one_on_the_canvas_gives_a_prediction(browser, server):
     assert digit.isdigit()
     seen = browser.find_elements(By.CSS_SELECTOR, "#seen td")
     assert any(int(td.get_attribute("title")) > 0 for td in seen)
+
+
+def draw_on_the_pad(browser, pad, strokes) -> None:
+    """Draw strokes (unit box, y down) with the mouse, each stroke a press, moves, release."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    side = pad.size["height"]
+    scale, left, top = 0.62 * side, -0.22 * side, -0.31 * side  # offsets from the centre
+    for stroke in strokes:
+        points = [(left + x * scale, top + y * scale) for x, y in stroke]
+        actions = ActionChains(browser, duration=10)
+        actions.move_to_element_with_offset(pad, round(points[0][0]), round(points[0][1]))
+        actions.click_and_hold()
+        at = (round(points[0][0]), round(points[0][1]))
+        for x, y in points[1:]:
+            step = (round(x) - at[0], round(y) - at[1])
+            if step != (0, 0):
+                actions.move_by_offset(*step)
+                at = (at[0] + step[0], at[1] + step[1])
+        actions.release()
+        actions.perform()
+
+
+@pytest.mark.parametrize("name", list(LETTERFORMS))
+def test_a_letterform_drawn_on_the_pad_is_read_or_offered(browser, server, name):
+    from selenium.webdriver.common.by import By
+
+    digit, strokes = LETTERFORMS[name]
+    browser.get(server.url("/"))
+    pad = browser.find_element(By.ID, "pad")
+    draw_on_the_pad(browser, pad, strokes)
+    browser.find_element(By.ID, "send-drawing").click()
+    read = wait_for_prediction(browser)
+    confidence = float(browser.find_element(By.ID, "confidence").text.rstrip(" %")) / 100
+    offered = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#alternatives button")]
+    # Read right, or (unsure) the right digit is one tap away among the alternatives.
+    assert read == str(digit) or (confidence < 0.8 and str(digit) in offered), (
+        name,
+        read,
+        confidence,
+        offered,
+    )
 
 
 def test_feedback_buttons_record_a_label(browser, server, tmp_path):

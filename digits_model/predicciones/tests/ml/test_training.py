@@ -58,10 +58,25 @@ def test_training_rows_come_from_every_source_and_never_from_held_out_digits():
         (sources == "sklearn") & (index >= training.CALIBRATION_START)
     )
     assert not held_out.any()
-    labels = {"mnist": 5, "optdigits": 0, "sklearn": 0}  # first digit of each source
-    for source, label in labels.items():
+    unipen = sources == "unipen"
+    writers = training.sources.load_unipen().writer[index[unipen]]
+    assert not np.isin(training.writer_number(writers) % 10, (8, 9)).any()
+    labels = {"mnist": 5, "optdigits": 0, "sklearn": 0, "unipen": 0, "pendigits": 8}
+    for source, label in labels.items():  # the first digit of each source
         first = np.flatnonzero(sources == source)[0]
         assert rows.y[first] == label
+
+
+def test_unipen_is_split_by_writer():
+    n = training.sources.N_UNIPEN
+    part = training.digit_part("unipen", np.arange(n))
+    writers = training.sources.load_unipen().writer
+    for name in ("train", "validation", "calibration"):
+        assert part[part == name].size
+    for writer in set(writers):
+        assert len(set(part[writers == writer])) == 1, writer  # a writer is on one side
+    held = {str(w) for w in writers[part == "validation"]}
+    assert len(held) == 13 and len({w.split("-")[0] for w in held}) >= 5
 
 
 def test_statistics_describe_the_training_rows(quick_model):
@@ -84,14 +99,27 @@ def test_training_statistics_counts_values():
     assert stats["class_counts"][:2] == [1, 2]
 
 
-def test_extra_rows_are_trained_on():
+def test_extra_rows_are_trained_on_as_logged_and_drawn_again():
     # Forty copies of one row, all labelled 5: the model must learn that row is a 5.
     row = np.tile(np.array([[16] * 8 + [0] * 56], dtype=float), (40, 1))
     clf, stats = train_classifier(
         seed=0, quick=True, n_augment=0, step=STEP, extra_X=row, extra_y=np.full(40, 5)
     )
-    assert stats["n_samples"] == len(base_rows(part="train", n_augment=0, step=STEP)) + 40
+    base = len(base_rows(part="train", n_augment=0, step=STEP))
+    drawn = stats["n_samples"] - base - 40
+    assert 0 < drawn <= 40 * training.FEEDBACK_AUGMENT
     assert predict(clf, row[:1])[0][0] == 5
+
+
+def test_feedback_rows_weigh_a_share_of_the_base():
+    X, y = np.zeros((10, 64)), np.arange(10)
+    X[:, 18:22] = 16  # a bar, drawable
+    F, labels, weight = training.feedback_rows(X, y, base_weight=1e6)
+    np.testing.assert_array_equal(F[:10], X)  # the rows as logged come first
+    assert len(F) > 10 and set(labels) == set(y)
+    assert weight.sum() == pytest.approx(training.FEEDBACK_SHARE * 1e6)
+    _, _, light = training.feedback_rows(X, y, base_weight=10.0)
+    assert (light == max(training.SOURCE_WEIGHT.values())).all()  # never below a base row
 
 
 def test_extra_rows_are_validated():

@@ -121,7 +121,7 @@ def test_lifecycle_models_example_is_what_the_command_prints():
                 "version": int(version),
                 "stage": stage,
                 "traffic_percent": int(traffic.rstrip("%")),
-                "holdout": {"accuracy": float(accuracy), "n": 6537},
+                "holdout": {"accuracy": float(accuracy), "n": 12150},
                 "sha256": sha + "0" * 52,
                 "created_by": created_by,
                 "gate": None,
