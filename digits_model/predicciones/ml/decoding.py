@@ -153,7 +153,8 @@ def open_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=[fmt])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLargeError(_too_large_message(max_pixels)) from exc
+        # Pillow refuses above its global guard, never below max_pixels: over every cap.
+        raise ImageTooLargeError(_too_large_message(max_pixels, max_full_decode_pixels)) from exc
     except MemoryError:
         raise
     except Exception as exc:  # Pillow on untrusted bytes raises many types; all mean "corrupt"
