@@ -201,26 +201,31 @@ log_rows_load(
 """
 
 
-def peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
-    var_dir = var_root / "peer"
-    var_dir.mkdir(parents=True)
-    return Server(
-        name="peer",
-        label=f"FastAPI peer, same work ({workers} workers, no log)",
-        config=f"uvicorn --workers {workers} (uvloop, httptools), async endpoint, no log",
-        process=PeerProcess(var_dir, workers),
-        image_path=image_path,
-    )
+#: The FastAPI peers: name -> (label, configuration, ASGI app), each on ``workers`` workers.
+PEERS = {
+    "peer": (
+        "FastAPI peer, same work ({workers} workers, no log)",
+        "uvicorn --workers {workers} (uvloop, httptools), async endpoint, no log",
+        "bench.fastapi_peer:app",
+    ),
+    "naive": (
+        "FastAPI naive peer ({workers} workers, no log)",
+        "uvicorn --workers {workers}: crop, resize, 4x4 counts, SVC; no log",
+        "bench.naive_peer:app",
+    ),
+}
 
 
-def naive_peer_server(var_root: Path, image_path: Path, workers: int) -> Server:
-    var_dir = var_root / "naive"
+def peer_server(name: str, var_root: Path, image_path: Path, workers: int) -> Server:
+    """One of :data:`PEERS`, started on ``workers`` uvicorn workers."""
+    label, config, app = PEERS[name]
+    var_dir = var_root / name
     var_dir.mkdir(parents=True)
     return Server(
-        name="naive",
-        label=f"FastAPI naive peer ({workers} workers, no log)",
-        config=f"uvicorn --workers {workers}: crop, resize, 4x4 counts, SVC; no log",
-        process=PeerProcess(var_dir, workers, app="bench.naive_peer:app"),
+        name=name,
+        label=label.format(workers=workers),
+        config=config.format(workers=workers),
+        process=PeerProcess(var_dir, workers, app=app),
         image_path=image_path,
     )
 
@@ -269,6 +274,5 @@ def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
                 DIGITS_WORKERS=str(cores),
             )
         )
-    servers.append(peer_server(var_root, image_path, cores))
-    servers.append(naive_peer_server(var_root, image_path, cores))
+    servers += [peer_server(name, var_root, image_path, cores) for name in PEERS]
     return servers

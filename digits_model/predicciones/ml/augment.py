@@ -18,8 +18,9 @@ from scipy import ndimage
 
 from . import strokes
 from .exceptions import NoDigitError
+from .normalisation import redraw_strokes
 from .parallel import parallel_map
-from .preprocessing import preprocess, redraw_strokes
+from .preprocessing import preprocess
 
 
 @dataclass(frozen=True)

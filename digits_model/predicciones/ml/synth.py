@@ -50,7 +50,7 @@ from scipy import ndimage
 
 from . import strokes
 from .augment import digit_shape
-from .preprocessing import redraw_strokes
+from .normalisation import redraw_strokes
 
 STYLES = ("scan", "photo", "mnist", "marker", "ballpoint")
 #: Drawn on the page itself rather than photographed or scanned.

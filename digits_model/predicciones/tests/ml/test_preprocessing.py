@@ -19,19 +19,18 @@ from skimage.morphology import skeletonize
 from predicciones.ml.augment import reconstruct_bitmap
 from predicciones.ml.classifier import predict
 from predicciones.ml.datasets import load_base_data
-from predicciones.ml.preprocessing import (
+from predicciones.ml.normalisation import (
     BLOB_DEPTH,
     FRAME_HEIGHT,
     FRAME_PAD,
     FRAME_SIZE,
     MAX_SLANT,
     STROKE_WIDTH,
-    Preprocessed,
     _affine_bilinear,
     normalize_stroke_width,
-    preprocess,
     redraw_strokes,
 )
+from predicciones.ml.preprocessing import Preprocessed, preprocess
 
 from .conftest import digit_coverage, encode, paint
 

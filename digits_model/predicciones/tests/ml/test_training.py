@@ -179,7 +179,7 @@ def test_a_small_training_set_is_trained_for_more_epochs(base_digits, monkeypatc
 
 
 def test_rows_and_uploads_can_be_had_as_the_bitmaps_they_are_counted_from(base_digits):
-    from predicciones.ml.preprocessing import bitmap_to_features
+    from predicciones.ml.normalisation import bitmap_to_features
     from predicciones.ml.validation import styled_features
 
     X, _ = base_digits
