@@ -117,8 +117,8 @@ def test_the_x_backdoor_from_anonymous_labels_is_refused_or_never_routed(attacke
     retrain = doc["retrain"]
     gate, provenance = retrain["gate"], retrain["gate"]["provenance"]
     print(json.dumps({"attack": retrain["status"], **summary(gate)}))  # for the record (-s)
-    # Every label was trained on (32 sources of about 20 training rows each, under the cap)...
-    assert provenance["trained_untrusted"] >= 0.7 * labelled and provenance["capped"] == 0
+    # Every label not held out was trained on (32 sources of about 15 each, under the cap)...
+    assert provenance["trained_untrusted"] >= 0.5 * labelled and provenance["capped"] == 0
     assert provenance["trained_trusted"] == 0 and provenance["judged_trusted"] == 0
     # ...and the candidate learnt the backdoor: on the attacker's own held-out rows it "wins"
     # nearly all of them, which is what passed the gate when those rows were judged.
