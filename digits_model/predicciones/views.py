@@ -26,8 +26,9 @@ HISTORY_REPORTS = 100
 
 @require_safe
 def index(request):
-    """The upload / draw page; it calls POST /predict/ from the browser."""
-    return render(request, "index.html")
+    """The upload / draw page; it calls POST /predict/ from the browser (which sends a
+    photo above the upload limit smaller, so it needs the limit)."""
+    return render(request, "index.html", {"max_upload_bytes": settings.DIGITS_MAX_UPLOAD_BYTES})
 
 
 @require_safe

@@ -119,10 +119,37 @@
 
   // --- upload: picker and drag-and-drop -----------------------------------------------------
   const drop = $("drop"), file = $("file"), preview = $("preview");
-  function useFile(f) {
+  // A photo above the service's upload limit (a phone's full-resolution picture) is sent
+  // smaller: redrawn here with its long side at SEND_SIDE px, far more than a digit needs,
+  // as a JPEG (EXIF orientation applied, transparency on white).
+  const maxUpload = Number(document.querySelector("main").dataset.maxUpload) || Infinity;
+  const SEND_SIDE = 2048;
+  async function shrunk(f) {
+    const bitmap = await createImageBitmap(f);
+    const scale = Math.min(1, SEND_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+    const c = canvas.getContext("2d");
+    c.fillStyle = "#fff"; c.fillRect(0, 0, canvas.width, canvas.height);
+    c.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    return new Promise((resolve, reject) => canvas.toBlob(
+      (blob) => blob ? resolve(blob) : reject(new Error("could not shrink")), "image/jpeg", 0.9));
+  }
+  async function useFile(f) {
     if (!f) return;
     preview.src = URL.createObjectURL(f); preview.hidden = false;
-    predict(f, f.name || "upload");
+    let blob = f, name = f.name || "upload";
+    if (f.size > maxUpload) {
+      try {
+        blob = await shrunk(f);
+        name = name.replace(/\.[^.]*$/, "") + ".jpg";
+      } catch (err) {
+        // Not an image this browser decodes: sent as it is, the service says why.
+      }
+    }
+    predict(blob, name);
   }
   file.addEventListener("change", () => useFile(file.files[0]));
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") file.click(); });

@@ -64,6 +64,40 @@ def test_upload_shows_the_digit_and_what_the_model_saw(browser, server, tmp_path
     )
 
 
+def large_photo_of(digit: str) -> bytes:
+    """A 4000x3000 phone-style photo of ``digit`` on grainy paper, saved at quality 95: more
+    bytes than the service accepts (``DIGITS_MAX_UPLOAD_BYTES``)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    paper = rng.normal(205, 14, (3000, 4000)).clip(0, 255).astype(np.uint8)
+    photo = Image.fromarray(paper).convert("RGB")
+    ink = Image.open(io.BytesIO(draw_digit_image(digit, size=1400))).convert("L")
+    photo.paste((40, 40, 60), (1300, 800), Image.eval(ink, lambda v: 255 - v))
+    out = io.BytesIO()
+    photo.save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def test_a_photo_above_the_upload_limit_is_sent_smaller(browser, server, tmp_path):
+    """The page redraws a photo the service would refuse as too large (413) and sends that."""
+    from django.conf import settings
+    from selenium.webdriver.common.by import By
+
+    data = large_photo_of("7")
+    assert len(data) > settings.DIGITS_MAX_UPLOAD_BYTES
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(data)
+    browser.get(server.url("/"))
+    main = browser.find_element(By.TAG_NAME, "main")
+    assert main.get_attribute("data-max-upload") == str(settings.DIGITS_MAX_UPLOAD_BYTES)
+    browser.find_element(By.ID, "file").send_keys(str(image))
+    assert wait_for_prediction(browser, timeout=40) == "7"
+
+
 def test_drawing_a_one_on_the_canvas_gives_a_prediction(browser, server):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
