@@ -135,6 +135,8 @@ SOURCE_WEIGHT = {
 #: besides the row as logged, and the least share of the base rows' weight they carry.
 FEEDBACK_AUGMENT = 8
 FEEDBACK_SHARE = 0.08
+#: The most the feedback rows may weigh together, as a share of the base rows' weight.
+FEEDBACK_MAX_SHARE = 0.25
 #: Ids of feedback rows' renderings (they seed them), apart from every base source's.
 FEEDBACK_ID_OFFSET = 900_000
 #: Seed of the validation and calibration renderings: fixed, so every model sees the same.
@@ -550,6 +552,9 @@ def feedback_rows(
     F = np.vstack([np.rint(X).astype(np.uint8), F[drawn]])
     labels = np.concatenate([y, y[which[drawn]]])
     each = max(max(SOURCE_WEIGHT.values()), FEEDBACK_SHARE * base_weight / max(1, len(F)))
+    # ...but never more than FEEDBACK_MAX_SHARE of the base in all: on a small base (a quick
+    # model) a few hundred labels drawn nine times would otherwise outweigh what it knew.
+    each = min(each, FEEDBACK_MAX_SHARE * base_weight / max(1, len(F)))
     return F, labels, np.full(len(F), each)
 
 
