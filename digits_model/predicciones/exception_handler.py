@@ -157,13 +157,13 @@ def api_exception_handler(exc, context):
     if known is None:
         return None  # unexpected: Django logs it and handler500 answers
     status_code, code = known
-    response = error_response(request, status_code, _message(exc, context), code)
+    response = error_response(request, status_code, _message(exc, context, status_code), code)
     for name, value in _headers(exc).items():
         response[name] = value
     return response
 
 
-def _message(exc: BaseException, context) -> str:
+def _message(exc: BaseException, context, status_code: int) -> str:
     """The sentence for a person: the error's own, or one that says what to do."""
     if isinstance(exc, errors.PrediccionesError | image_errors.ImageError):
         return exc.message
@@ -182,7 +182,6 @@ def _message(exc: BaseException, context) -> str:
     if isinstance(exc, DatabaseError):
         logger.warning("database unavailable: %s", first_line(exc))
         return DATABASE_DOWN
-    status_code, _ = error_status(exc)
     if status_code in GENERIC_MESSAGES or not isinstance(exc, drf_exceptions.APIException):
         return GENERIC_MESSAGES.get(status_code, "Request failed.")
     return str(exc.detail)
