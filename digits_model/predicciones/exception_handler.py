@@ -185,11 +185,11 @@ def exception_answer(
     headers = _headers(exc)
     if status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
         headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
-    body = error_body(status_code, _message(exc, method, accepted), query_id, code)
+    body = error_body(status_code, _message(exc, status_code, method, accepted), query_id, code)
     return status_code, body, headers
 
 
-def _message(exc: BaseException, method: str, accepted: str) -> str:
+def _message(exc: BaseException, status_code: int, method: str, accepted: str) -> str:
     """The sentence for a person: the error's own, or one that says what to do."""
     if isinstance(exc, errors.PrediccionesError | image_errors.ImageError):
         return exc.message
@@ -206,7 +206,6 @@ def _message(exc: BaseException, method: str, accepted: str) -> str:
     if isinstance(exc, DatabaseError):
         logger.warning("database unavailable: %s", first_line(exc))
         return DATABASE_DOWN
-    status_code, _ = error_status(exc)
     if status_code in GENERIC_MESSAGES or not isinstance(exc, drf_exceptions.APIException):
         return GENERIC_MESSAGES.get(status_code, "Request failed.")
     return str(exc.detail)

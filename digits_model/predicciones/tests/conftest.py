@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 import uuid
 
 import numpy as np
@@ -11,9 +13,39 @@ import pytest
 
 from harness.rendering import draw_digit_image
 from harness.servers import ServerProcess
+from predicciones.ml.decoding import Header
 
 #: In CI every prerequisite (Chromium, PostgreSQL, moto) must be there: fail, don't skip.
 REQUIRE_ALL = os.environ.get("DIGITS_REQUIRE_ALL") == "1"
+
+
+#: The header of an upload that counts as a large decode (2000 x 2000 decoded at full size).
+LARGE_HEADER = Header(format="PNG", width=2000, height=2000, full_decode=True, n_bytes=10_000)
+
+
+@contextlib.contextmanager
+def decode_slot_held(settings):
+    """This process's one large-decode slot (``DIGITS_DECODE_CONCURRENCY=1``), held by another
+    thread for the block; a large upload waits 0.05 s for it, then gets 503."""
+    from predicciones.services.predictions import large_decode_slot
+
+    settings.DIGITS_DECODE_CONCURRENCY = 1
+    settings.DIGITS_DECODE_WAIT = 0.05
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        with large_decode_slot(LARGE_HEADER):
+            taken.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(30)
+        yield
+    finally:
+        release.set()
+        holder.join(30)
 
 
 def require(condition: bool, reason: str) -> None:

@@ -8,12 +8,10 @@ import pytest
 from PIL import Image
 
 from harness.rendering import draw_digit_image
-from predicciones.ml.decoding import Header
 from predicciones.services.predictions import large_decode_slot
+from predicciones.tests.conftest import LARGE_HEADER, decode_slot_held
 
 pytestmark = pytest.mark.django_db
-
-LARGE = Header(format="PNG", width=2000, height=2000, full_decode=True, n_bytes=10_000)
 
 
 def post(client, data: bytes):
@@ -31,21 +29,8 @@ def blank_png(side: int) -> bytes:
 @pytest.fixture
 def slot_taken(settings):
     """This process's one large-decode slot, held by another thread until the test ends."""
-    settings.DIGITS_DECODE_CONCURRENCY = 1
-    settings.DIGITS_DECODE_WAIT = 0.05
-    taken, release = threading.Event(), threading.Event()
-
-    def hold():
-        with large_decode_slot(LARGE):
-            taken.set()
-            release.wait(60)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert taken.wait(30)
-    yield
-    release.set()
-    holder.join(30)
+    with decode_slot_held(settings):
+        yield
 
 
 def test_a_large_upload_finding_the_slot_busy_gets_503_with_retry_after(client, slot_taken):
@@ -72,7 +57,7 @@ def test_the_wait_lets_a_large_upload_take_the_slot_when_it_frees(client, settin
     taken = threading.Event()
 
     def hold_briefly():
-        with large_decode_slot(LARGE):
+        with large_decode_slot(LARGE_HEADER):
             taken.set()
             threading.Event().wait(0.3)
 

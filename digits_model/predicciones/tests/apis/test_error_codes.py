@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import threading
 import uuid
 
 import pytest
@@ -23,16 +22,14 @@ from harness.paths import REPO_DIR
 from harness.rendering import draw_digit_image
 from predicciones import storage
 from predicciones.exception_handler import CODES, ERRORS, STATUS_CODES
-from predicciones.ml.decoding import Header
 from predicciones.models import ModelVersion
-from predicciones.services.predictions import large_decode_slot
 from predicciones.services.registry import shipped_model_bootstrap
 from predicciones.serving import reset_router
+from predicciones.tests.conftest import decode_slot_held
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_store")]
 
 TOKEN = "admin-token-0123456789"
-LARGE = Header(format="PNG", width=2000, height=2000, full_decode=True, n_bytes=10_000)
 README = (REPO_DIR / "README.md").read_text()
 
 
@@ -112,23 +109,8 @@ def _not_logged(client, settings):
 
 
 def _decode_busy(client, settings):
-    settings.DIGITS_DECODE_CONCURRENCY = 1
-    settings.DIGITS_DECODE_WAIT = 0.05
-    taken, release = threading.Event(), threading.Event()
-
-    def hold():
-        with large_decode_slot(LARGE):
-            taken.set()
-            release.wait(60)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert taken.wait(30)
+    with decode_slot_held(settings):
         return predict(client, png(Image.new("L", (1500, 1500), 255)))
-    finally:
-        release.set()
-        holder.join(30)
 
 
 #: (code, status, how to get it). Every code the API answers is here.
