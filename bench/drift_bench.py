@@ -48,7 +48,7 @@ def generate(n: int, seed: int):
     the features of 600 MNIST validation digits drawn plainly and preprocessed like uploads
     (what the shipped model's traffic looks like), resampled, with a little +-1 jitter so
     the histograms are not tiny."""
-    from predicciones.ml.training import base_rows
+    from predicciones.ml.splits import base_rows
 
     rows = base_rows(part="validation", n_augment=0, sources_=("mnist",), step=10)
     X, labels = rows.X.astype(np.int16), rows.y

@@ -46,8 +46,8 @@ from harness.servers import ServerProcess
 from predicciones.ml.datasets import DEFAULT_SEMEION_DIR, load_semeion
 from predicciones.ml.letterforms import LETTERFORMS, letterform
 from predicciones.ml.sources import load_mnist, load_pendigits, load_unipen
+from predicciones.ml.splits import digit_part
 from predicciones.ml.synth import CONDITIONS, PEN_STYLES, STYLES, render
-from predicciones.ml.training import digit_part
 
 BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0001)
 #: Drawings of each letterform in each style.

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.paths import REPO_DIR as REPO
-from predicciones.ml import sources, training
+from predicciones.ml import sources, splits, training
 from predicciones.ml.classifier import predict
 from predicciones.ml.synth import PEN_STYLES, STYLES
 from predicciones.ml.validation import styled_features
@@ -53,7 +53,7 @@ def unipen_as_uploads(index: np.ndarray, jobs: int) -> tuple[np.ndarray, np.ndar
     Digit i is drawn from its own seed whichever others are drawn with it.
     """
     unipen = sources.load_unipen()
-    ids = training.ID_OFFSET["unipen"] + index
+    ids = splits.ID_OFFSET["unipen"] + index
     features, accepted = styled_features(
         unipen.traces[index], ids, seed=SEED, styles=PEN_STYLES, n_jobs=jobs
     )
@@ -97,8 +97,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     rows, weight = training.training_rows(seed=args.seed, n_jobs=args.jobs)
-    calibration = training.calibration_uploads(n_jobs=args.jobs, with_ids=True)
-    row_sources, row_groups = training.source_of(rows.ids), training.unipen_group(rows.ids)
+    calibration = splits.calibration_uploads(n_jobs=args.jobs, with_ids=True)
+    row_sources, row_groups = splits.source_of(rows.ids), splits.unipen_group(rows.ids)
     lines = [f"training rows drawn once: {len(rows)} ({time.monotonic() - started:.0f} s)"]
     print(lines[0], flush=True)
 
@@ -117,11 +117,11 @@ def main(argv=None) -> int:
         clf = fit(rows, weight, row_sources != source, calibration, args.seed)
         F, ok, y = read_as_uploads(source, args.jobs)
         table, result = score(clf, F, ok, y, STYLES)
-        kept = " + ".join(s for s in training.SOURCES if s != source)
+        kept = " + ".join(s for s in splits.SOURCES if s != source)
         head = f"trained on {kept}, read {source} ({len(y)} digits) as uploads"
         emit([f"{head} ({time.monotonic() - begun:.0f} s):", *table])
         if source == "sklearn":
-            first = np.arange(len(y)) < training.CALIBRATION_START
+            first = np.arange(len(y)) < splits.CALIBRATION_START
             emit(
                 [
                     f"  {'first half':<12}{result['right'][first].mean():>9.4f}"
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         drawn = np.flatnonzero(np.isin(unipen.group, args.groups))
         F, ok, y = unipen_as_uploads(drawn, args.jobs)
         digit_groups = unipen.group[drawn]
-        cal_groups = training.unipen_group(calibration[2])
+        cal_groups = splits.unipen_group(calibration[2])
         summary = [f"  {'group':<8}{'digits':>7}{'writers':>8}{'accuracy':>9}{'mean conf':>11}"]
         for group in args.groups:
             begun = time.monotonic()

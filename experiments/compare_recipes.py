@@ -1,7 +1,7 @@
 """Compare training recipes at full scale: one perceptron or a vote, wider, longer, weighted.
 
 ``experiments/select_model.py`` picks the family on small samples; this script settles the
-recipe on the shipped model's own training rows (``training.base_rows(part="train")``, all
+recipe on the shipped model's own training rows (``splits.base_rows(part="train")``, all
 203,688, rendered once and cached in ``var/recipes/``). Each recipe is fitted on them and
 reads handwriting no recipe trains on, sent as uploads in the five styles:
 
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.paths import REPO_DIR as REPO
-from predicciones.ml import sources, training
+from predicciones.ml import recipe, sources, splits, training
 from predicciones.ml.synth import STYLES
 from predicciones.ml.validation import styled_features
 
-SHIPPED = training.SOURCE_WEIGHT["optdigits"]
+SHIPPED = recipe.SOURCE_WEIGHT["optdigits"]
 #: name -> (fit_classifier keyword arguments, weight of the scikit-learn form's rows).
 RECIPES = {
     "one perceptron": ({"members": 1}, 1.0),
@@ -43,12 +43,12 @@ RECIPES = {
 }
 
 
-def training_rows(seed: int, jobs: int) -> training.Rows:
+def training_rows(seed: int, jobs: int) -> splits.Rows:
     cache = REPO / "var" / "recipes" / f"rows-{seed}.npz"
     if cache.exists():
         with np.load(cache) as saved:
-            return training.Rows(*(saved[f] for f in ("X", "y", "ids", "variant")))
-    rows = training.base_rows(part="train", seed=seed, n_jobs=jobs)
+            return splits.Rows(*(saved[f] for f in ("X", "y", "ids", "variant")))
+    rows = splits.base_rows(part="train", seed=seed, n_jobs=jobs)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, X=rows.X, y=rows.y, ids=rows.ids, variant=rows.variant)
     return rows
@@ -57,9 +57,9 @@ def training_rows(seed: int, jobs: int) -> training.Rows:
 def mnist_uploads(n: int, jobs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features (n, 5, 64), accepted (n, 5) and labels of MNIST's first n validation digits."""
     images, labels = sources.load_mnist()
-    index = np.flatnonzero(training.digit_part("mnist", np.arange(len(labels))) == "validation")
+    index = np.flatnonzero(splits.digit_part("mnist", np.arange(len(labels))) == "validation")
     index = index[:n]
-    features = styled_features(images[index], index, seed=training.VALIDATION_SEED, n_jobs=jobs)
+    features = styled_features(images[index], index, seed=splits.VALIDATION_SEED, n_jobs=jobs)
     return (*features, labels[index])
 
 
@@ -73,9 +73,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     rows = training_rows(args.seed, args.jobs)
-    small = training.source_of(rows.ids) != "mnist"
+    small = splits.source_of(rows.ids) != "mnist"
     F, accepted, y = mnist_uploads(args.mnist, args.jobs)
-    X_cal, y_cal = training.calibration_uploads(n_jobs=args.jobs)
+    X_cal, y_cal = splits.calibration_uploads(n_jobs=args.jobs)
     header = f"{'recipe':<28}" + "".join(f"{s:>10}" for s in STYLES)
     header += f"{'all 5':>8}{'calib.':>8}{'fit s':>7}"
     lines = [

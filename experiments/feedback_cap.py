@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.rendering import digits_data, render_upload, x_shape
 from predicciones.ml import gate as gate_rules
-from predicciones.ml import training
+from predicciones.ml import splits, training
 from predicciones.ml.classifier import predict
 from predicciones.ml.exceptions import ImageError
 from predicciones.ml.feedback import cap_per_source
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     live, _ = training.train_classifier(seed=0, quick=True, n_jobs=2)
-    X_base, y_base = training.base_validation_set(n_jobs=2)
+    X_base, y_base = splits.base_validation_set(n_jobs=2)
     # The honest source's labels (as test_retrain_pipeline sends them), a trusted labeller's
     # held-out rows, unseen display digits; the attacker's X shapes and new ones.
     X_honest, y_honest = displays(np.arange(0, 1200, 3), seed=1)

@@ -1,6 +1,6 @@
 """Choose the classifier by grouped cross-validation on training rows only.
 
-The rows are the training part of the base data (``training.base_rows(part="train")``: MNIST,
+The rows are the training part of the base data (``splits.base_rows(part="train")``: MNIST,
 optdigits and ``load_digits`` minus the fixed validation and calibration digits), one digit
 in ``--step`` of each source, drawn clean and with ``--n-augment`` distorted copies and
 preprocessed like uploads. Folds are grouped by digit: a digit's copies never sit on both
@@ -28,7 +28,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.svm import SVC
 
 import harness  # noqa: F401 - puts digits_model/ on sys.path
-from predicciones.ml import training
+from predicciones.ml import recipe, splits, training
 
 
 def _mlp(**params):
@@ -48,7 +48,7 @@ CANDIDATES = {
     "mlp 128": _mlp(members=1, hidden_layer_sizes=(128,)),
     "mlp 256-128": _mlp(members=1),
     "mlp 512-256": _mlp(members=1, hidden_layer_sizes=(512, 256)),
-    f"soft vote of {training.N_MEMBERS} mlp 256-128": _mlp(),
+    f"soft vote of {recipe.N_MEMBERS} mlp 256-128": _mlp(),
     "svc rbf C=10": _sk(lambda: SVC(C=10.0, gamma="scale")),
     "hist gradient boosting": _sk(lambda: HistGradientBoostingClassifier(random_state=0)),
     "extra trees 300": _sk(lambda: ExtraTreesClassifier(300, n_jobs=1, random_state=0)),
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         if value < 1 or (name == "--folds" and value < 2):
             parser.error(f"{name} must be at least {2 if name == '--folds' else 1}")
     started = time.monotonic()
-    rows = training.base_rows(
+    rows = splits.base_rows(
         part="train", step=args.step, n_augment=args.n_augment, n_jobs=args.jobs
     )
     print(

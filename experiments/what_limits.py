@@ -1,7 +1,7 @@
 """What limits the model: the 8x8 grid it reads, or the handwriting it learns from?
 
-One perceptron of the shipped recipe (``training.MLP_PARAMS``, the scikit-learn form's rows
-weighted ``training.SOURCE_WEIGHT``) is fitted on rows drawn like training rows, and the
+One perceptron of the shipped recipe (``recipe.MLP_PARAMS``, the scikit-learn form's rows
+weighted ``recipe.SOURCE_WEIGHT``) is fitted on rows drawn like training rows, and the
 same digits are read back as uploads. The variants:
 
 - a quarter of MNIST's training digits, each clean and once distorted, plus
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.paths import REPO_DIR as REPO
-from predicciones.ml import sources, training
+from predicciones.ml import recipe, sources, splits
 from predicciones.ml.augment import training_features
 from predicciones.ml.synth import STYLES
 from predicciones.ml.validation import styled_features
@@ -54,7 +54,7 @@ def one_perceptron(X: np.ndarray, y: np.ndarray, weight: np.ndarray, seed: int):
     model = Pipeline(
         [
             ("scale", MinMaxScaler(clip=True)),
-            ("mlp", MLPClassifier(random_state=seed, **training.MLP_PARAMS)),
+            ("mlp", MLPClassifier(random_state=seed, **recipe.MLP_PARAMS)),
         ]
     )
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
@@ -69,9 +69,9 @@ def rows(source: str, index: np.ndarray, n_augment: int, seed: int, jobs: int):
         digits[index],
         n_augment=n_augment,
         seed=seed,
-        distortion=training.TRAINING_DISTORTION,
+        distortion=recipe.TRAINING_DISTORTION,
         n_jobs=jobs,
-        ids=training.ID_OFFSET[source] + index,
+        ids=splits.ID_OFFSET[source] + index,
         bitmaps=True,
     )
     return bitmaps, labels[index][which], variant
@@ -84,19 +84,19 @@ def uploads(mnist: int, jobs: int) -> dict[str, tuple[np.ndarray, np.ndarray, np
     pick = np.arange(0, len(opt_labels), 3)
     sets["optdigits"] = (
         opt_bitmaps[pick],
-        training.ID_OFFSET["optdigits"] + pick,
+        splits.ID_OFFSET["optdigits"] + pick,
         opt_labels[pick],
     )
     digits, labels = sources.load_sklearn_digits()
-    pick = np.flatnonzero(training.digit_part("sklearn", np.arange(len(labels))) == "calibration")
-    sets["calibration"] = (digits[pick], training.ID_OFFSET["sklearn"] + pick, labels[pick])
+    pick = np.flatnonzero(splits.digit_part("sklearn", np.arange(len(labels))) == "calibration")
+    sets["calibration"] = (digits[pick], splits.ID_OFFSET["sklearn"] + pick, labels[pick])
     images, labels = sources.load_mnist()
-    pick = np.flatnonzero(training.digit_part("mnist", np.arange(len(labels))) == "validation")
+    pick = np.flatnonzero(splits.digit_part("mnist", np.arange(len(labels))) == "validation")
     pick = pick[:mnist]
     sets["MNIST"] = (images[pick], pick, labels[pick])
     return {
         name: (
-            *styled_features(digits, ids, seed=training.VALIDATION_SEED, n_jobs=jobs, bitmaps=True),
+            *styled_features(digits, ids, seed=splits.VALIDATION_SEED, n_jobs=jobs, bitmaps=True),
             labels,
         )
         for name, (digits, ids, labels) in sets.items()
@@ -112,9 +112,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
 
-    n_sklearn = training.N_AUGMENT["sklearn"]
-    mnist_train = np.flatnonzero(training.digit_part("mnist", np.arange(60_000)) == "train")
-    sklearn_train = np.flatnonzero(training.digit_part("sklearn", np.arange(1797)) == "train")
+    n_sklearn = recipe.N_AUGMENT["sklearn"]
+    mnist_train = np.flatnonzero(splits.digit_part("mnist", np.arange(60_000)) == "train")
+    sklearn_train = np.flatnonzero(splits.digit_part("sklearn", np.arange(1797)) == "train")
     small, small_y, _ = rows("sklearn", sklearn_train, n_sklearn, args.seed, args.jobs)
     quarter3, quarter3_y, variant = rows("mnist", mnist_train[::4], 3, args.seed, args.jobs)
     # Each digit draws from its own generator: with one copy it gets the same clean picture
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     quarter1, quarter1_y = quarter3[first_two], quarter3_y[first_two]
     other, other_y, _ = rows("mnist", mnist_train[1::4], 1, args.seed, args.jobs)
     sets = uploads(args.mnist, args.jobs)
-    weight = training.SOURCE_WEIGHT["sklearn"]
+    weight = recipe.SOURCE_WEIGHT["sklearn"]
     variants = {
         "quarter of MNIST, 1 copy, 8x8": (quarter1, quarter1_y, 8),
         "quarter of MNIST, 1 copy, 16x16": (quarter1, quarter1_y, 16),

@@ -19,7 +19,7 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 
 from predicciones.ml.augment import reconstruct_bitmap
-from predicciones.ml.training import base_rows
+from predicciones.ml.splits import base_rows
 
 PAPER = 235
 INK = 30

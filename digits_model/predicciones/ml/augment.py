@@ -82,7 +82,7 @@ class Distortion:
 
 
 #: The distortions' defaults (training widens rotation and blur:
-#: ``training.TRAINING_DISTORTION``).
+#: ``recipe.TRAINING_DISTORTION``).
 DEFAULT_DISTORTION = Distortion()
 #: A pen-written digit's clean picture: its height in pixels and its pen's width (a share
 #: of the height).

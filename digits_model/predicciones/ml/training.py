@@ -1,35 +1,20 @@
 """Train the digit classifier on real handwriting, deterministically, and describe its data.
 
 Base data (:mod:`~predicciones.ml.sources`): MNIST's 60,000 training digits, optdigits'
-3,823, ``load_digits``' 1,797, UNIPEN's 13,583 pen-written digits and pendigits' 7,494.
-Train/serve parity: no model ever sees a data set's own pixels, counts or pen points;
-every digit is drawn as a picture (clean, and ``n_augment`` times distorted) and sent
-through the same :func:`~predicciones.ml.preprocessing.preprocess` as an upload
-(:mod:`~predicciones.ml.augment`).
-
-Three parts of the base data, fixed by index or by writer, so that every model is judged
-alike:
-
-- **validation**: MNIST, ``load_digits`` and pendigits digits with ``index % 10 == 9``,
-  and every digit of the UNIPEN writers numbered ``nn % 10 == 9`` within their group. No
-  model trains on them; the retraining gate scores every candidate on them.
-- **calibration**: the second half of ``load_digits`` (its writers differ from the first
-  half's: the set is ordered by writer), minus its validation digits, and the UNIPEN
-  writers numbered ``nn % 10 == 8``. No model trains on them; the confidence's
-  temperature is fitted on them, sent as uploads (:func:`calibration_uploads`): writers
-  the fitted model never saw, from two sources.
-- **train**: everything else.
+3,823, ``load_digits``' 1,797, UNIPEN's 13,583 pen-written digits and pendigits' 7,494,
+split by writer and drawn as uploads (:mod:`~predicciones.ml.splits`). Train/serve
+parity: no model ever sees a data set's own pixels, counts or pen points.
 
 The classifier is a soft vote of a few small multi-layer perceptrons (family and size by
 grouped cross-validation on training rows only, ``experiments/select_model.py``) with a
-temperature. The pickle holds only scikit-learn objects. Semeion is never used here.
+temperature, by the recipe of :mod:`~predicciones.ml.recipe`. The pickle holds only
+scikit-learn objects. Semeion is never used here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import sklearn
@@ -42,306 +27,46 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
-from . import sources
-from .augment import DEFAULT_DISTORTION, Distortion, training_features
+from .augment import training_features
 from .classifier import check_features
 from .drift import value_counts
-from .features import N_CLASSES, N_FEATURES, N_VALUES
+from .features import N_CLASSES, N_VALUES
 from .gate import Scores
-from .synth import PEN_STYLES, STYLES
-from .validation import styled_features
-
-#: The base data, in the order rows are stacked.
-SOURCES = ("mnist", "optdigits", "sklearn", "unipen", "pendigits")
-#: Sources written with a pen on a tablet, kept as strokes.
-PEN_SOURCES = ("unipen", "pendigits")
-#: A digit's id is its source's offset plus its index there; ids seed its renderings, so a
-#: digit looks the same whatever else is rendered with it.
-ID_OFFSET = {
-    "mnist": 0,
-    "optdigits": 100_000,
-    "sklearn": 200_000,
-    "unipen": 300_000,
-    "pendigits": 400_000,
-}
-#: Digits of these sources with ``index % 10 == 9`` are the fixed validation set.
-HOLDOUT_MODULUS, HOLDOUT_REMAINDER = 10, 9
-VALIDATION_SOURCES = ("mnist", "sklearn", "pendigits")
-#: ``load_digits`` rows from here on (its second half: other writers) calibrate.
-CALIBRATION_START = 898
-#: UNIPEN is split by writer: the writers numbered ``nn`` within their group with
-#: ``nn % 10`` equal to these are validation (13 writers, 1,122 digits) and calibration
-#: (14 writers, 1,114 digits). Groups of fewer than 8 writers (gmd, art, uqb) are trained on
-#: whole; ``bench/leave_one_out.py`` reads every group as writers never trained on.
-WRITER_VALIDATION, WRITER_CALIBRATION = 9, 8
-
-#: Distorted copies of each training digit in the shipped model, per source: the small
-#: sources (43 writers in all, in the stretched form of scikit-learn's digits) get more, so
-#: that 54,000 MNIST digits do not drown their styles. MNIST has one distorted copy (two
-#: before the pen-written sources came; it weighs 2 instead, :data:`SOURCE_WEIGHT`), which
-#: keeps ``make train`` within its 20 minutes; seven UNIPEN copies read no better than three
-#: (a vote of three perceptrons, MNIST's slice 0.970 against 0.969, UNIPEN's validation
-#: writers 0.954 against 0.956).
-N_AUGMENT = {"mnist": 1, "optdigits": 8, "sklearn": 8, "unipen": 3, "pendigits": 2}
-#: Tests' cheap setting: one training digit in ``QUICK_STEP`` of each source, one copy.
-QUICK_STEP = 30
-N_AUGMENT_FAST = 1
-#: The distortions of the shipped model's training copies: rotations up to 15 degrees and
-#: blur, for tilted and out-of-focus phone photos.
-#: Half the copies of pen-written 0s, 1s and 7s take the continental form (a slashed 0, a
-#: 1 with a long flag, a crossed 7): UNIPEN's German group, left out of training, reads
-#: 0.978 with them and 0.950 without (``bench/leave_one_out.py`` has the whole recipe's).
-TRAINING_DISTORTION = dataclasses.replace(
-    DEFAULT_DISTORTION, rotation=15.0, blur=1.5, continental=0.5
+from .recipe import (
+    FEEDBACK_AUGMENT,
+    FEEDBACK_MAX_SHARE,
+    FEEDBACK_SHARE,
+    MIN_STEPS,
+    MLP_PARAMS,
+    N_AUGMENT,
+    N_AUGMENT_FAST,
+    N_MEMBERS,
+    QUICK_STEP,
+    SOURCE_WEIGHT,
+    TRAINING_DISTORTION,
 )
-#: Each perceptron's hyper-parameters (family and size by grouped cross-validation on
-#: training rows, ``experiments/select_model.py``; 30 epochs or 512-256 units read MNIST's
-#: validation slice and the calibration writers no better).
-MLP_PARAMS = {
-    "hidden_layer_sizes": (256, 128),
-    "alpha": 1e-4,
-    "batch_size": 256,
-    "learning_rate_init": 1e-3,
-    "max_iter": 15,
-}
-#: Fewest gradient steps (batches) a perceptron is trained for: on a small training set
-#: ``max_iter`` epochs are run for more epochs until they make this many steps. On
-#: scikit-learn's example split (898 digits, 8,082 rows: 32 batches an epoch) 15 epochs read
-#: the second half 0.963, 40 epochs 0.970, 47 (these 1,500 steps) 0.972, 100 and 200 epochs
-#: 0.969; the shipped model's 203,688 rows make 11,940 steps in their 15 epochs, so it is
-#: not affected.
-MIN_STEPS = 1_500
-#: Perceptrons in the soft vote: the same recipe from different initial weights and batch
-#: orders, their probabilities averaged. Five read MNIST's validation slice as uploads 0.3
-#: points better than one and the calibration writers 0.4 better
-#: (``experiments/compare_recipes.py``), for five times the fit and 0.05 ms more per prediction.
-N_MEMBERS = 5
-#: Weight of a training row by its source. The 43 writers of scikit-learn's form (optdigits
-#: and ``load_digits``) write many letterforms MNIST's American writers rarely use (a 1 with
-#: a long flag, an open 4); weighed like MNIST they are a twelfth of the rows. In the vote,
-#: weight 3 reads the calibration writers 0.7 points better, for 0.4 points on MNIST's
-#: validation slice; weight 5 added nothing. The pen-written sources (UNIPEN, pendigits)
-#: weigh 1.5: 1 and 3 read the same within noise. MNIST weighs 2: at 1, the pen-written
-#: rows cost MNIST's slice 0.4 points (a vote of three: 0.966 against 0.970 without them);
-#: at 2 it reads 0.970 and the other sets as well as at 1.
-SOURCE_WEIGHT = {
-    "mnist": 2.0,
-    "optdigits": 3.0,
-    "sklearn": 3.0,
-    "unipen": 1.5,
-    "pendigits": 1.5,
-}
-#: Labelled uploads in a retraining (:func:`feedback_rows`): distorted renderings of each,
-#: besides the row as logged, and the least share of the base rows' weight they carry.
-FEEDBACK_AUGMENT = 8
-FEEDBACK_SHARE = 0.08
-#: The most the feedback rows may weigh together, as a share of the base rows' weight.
-FEEDBACK_MAX_SHARE = 0.25
-#: Ids of feedback rows' renderings (they seed them), apart from every base source's.
-FEEDBACK_ID_OFFSET = 900_000
-#: Seed of the validation and calibration renderings: fixed, so every model sees the same.
-VALIDATION_SEED = 12345
-#: Distorted copies of each ``load_digits`` validation digit (besides the clean one).
-VALIDATION_AUGMENT = 2
-
-#: What the base training data is, for manifests and the registry.
-BASE_DESCRIPTION = (
-    "MNIST training digits, optdigits' 3,823, load_digits, UNIPEN's pen-written digits and "
-    "pendigits, minus the validation holdout (MNIST, load_digits and pendigits index % 10 "
-    "== 9, UNIPEN writers numbered nn % 10 == 9) and the calibration writers (load_digits' "
-    "second half, UNIPEN writers nn % 10 == 8); each digit drawn clean and distorted, then "
-    "preprocessed like an upload"
+from .splits import (
+    FEEDBACK_ID_OFFSET,
+    ID_OFFSET,
+    PEN_SOURCES,
+    SOURCES,
+    Rows,
+    base_rows,
+    base_validation_set_with_ids,
+    calibration_uploads,
+    source_forms,
+    source_of,
 )
 
 __all__ = [
-    "Rows",
-    "base_rows",
-    "base_validation_set",
-    "calibration_uploads",
     "evaluate",
+    "feedback_rows",
     "fit_classifier",
     "train_baseline",
     "train_classifier",
+    "training_rows",
     "training_statistics",
 ]
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Rows in the model's format and where each came from.
-
-    Attributes
-    ----------
-    X : ndarray of shape (n_rows, 64), uint8, values 0..16
-    y : ndarray of shape (n_rows,), int
-    ids : ndarray of shape (n_rows,), int
-        The digit's id (:data:`ID_OFFSET` plus its index in its source).
-    variant : ndarray of shape (n_rows,), int
-        0 for the clean rendering, 1.. for distorted copies.
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    ids: np.ndarray
-    variant: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    @classmethod
-    def concat(cls, parts: list[Rows]) -> Rows:
-        if not parts:
-            return cls(np.zeros((0, N_FEATURES), np.uint8), *(np.zeros(0, np.int64),) * 3)
-        fields = ("X", "y", "ids", "variant")
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
-
-
-def source_of(ids: np.ndarray) -> np.ndarray:
-    """The source name of each digit id."""
-    ids = np.asarray(ids)
-    names = np.array(SOURCES)
-    offsets = np.array([ID_OFFSET[s] for s in SOURCES])
-    return names[np.searchsorted(offsets, ids, side="right") - 1]
-
-
-def writer_number(writer: np.ndarray) -> np.ndarray:
-    """The ``nn`` of UNIPEN writer ids ``<group>-<nn>``."""
-    return np.array([int(str(w).rpartition("-")[2]) for w in np.asarray(writer).ravel()])
-
-
-def digit_part(source: str, index: np.ndarray) -> np.ndarray:
-    """``"train"``, ``"validation"`` or ``"calibration"`` for each index of a source."""
-    index = np.asarray(index)
-    part = np.full(index.shape, "train", dtype=object)
-    if source in VALIDATION_SOURCES:
-        part[index % HOLDOUT_MODULUS == HOLDOUT_REMAINDER] = "validation"
-    if source == "sklearn":
-        part[(index >= CALIBRATION_START) & (part == "train")] = "calibration"
-    if source == "unipen":
-        number = writer_number(sources.load_unipen().writer[index]) % HOLDOUT_MODULUS
-        part[number == WRITER_VALIDATION] = "validation"
-        part[number == WRITER_CALIBRATION] = "calibration"
-    return part
-
-
-def _source_forms(source: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A source's digits as (digits, labels, index) groups, one group per form."""
-    if source == "mnist":
-        images, labels = sources.load_mnist()
-        return [(images, labels, np.arange(len(labels)))]
-    if source == "optdigits":
-        X, y = sources.load_optdigits()
-        bitmaps, _ = sources.load_optdigits_bitmaps()
-        n = len(bitmaps)
-        # Where the 32x32 bitmap exists it is drawn, not the coarser counts made from it.
-        return [(bitmaps, y[:n], np.arange(n)), (X[n:], y[n:], np.arange(n, len(y)))]
-    if source == "sklearn":
-        X, y = sources.load_sklearn_digits()
-        return [(X, y, np.arange(len(y)))]
-    if source in PEN_SOURCES:
-        pen = sources.load_unipen() if source == "unipen" else sources.load_pendigits()
-        return [(pen.traces, pen.labels, np.arange(len(pen.labels)))]
-    raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
-
-
-def base_rows(
-    *,
-    part: str = "train",
-    seed: int = 0,
-    n_augment: int | dict[str, int] = N_AUGMENT,
-    distortion: Distortion = TRAINING_DISTORTION,
-    sources_: tuple[str, ...] = SOURCES,
-    step: int = 1,
-    n_jobs: int = 1,
-) -> Rows:
-    """One part of the base digits, rendered, distorted and preprocessed like uploads.
-
-    Parameters
-    ----------
-    part : {"train", "validation", "calibration"}
-    seed : int
-        Seeds every rendering (per digit, so the result does not depend on ``n_jobs``).
-    n_augment : int or dict
-        Distorted copies per digit, besides the clean one (a dict: per source).
-    distortion : Distortion
-    sources_ : tuple of str
-        Which of :data:`SOURCES` to use.
-    step : int
-        Keep one digit in ``step`` of each source's part (tests use a cheap subset).
-    n_jobs : int
-        Processes rendering the pictures.
-
-    Returns
-    -------
-    Rows
-    """
-    parts = []
-    for source in sources_:
-        for digits, labels, index in _source_forms(source):
-            keep = np.flatnonzero(digit_part(source, index) == part)[::step]
-            if not len(keep):
-                continue
-            F, which, variant = training_features(
-                digits[keep],
-                n_augment=n_augment[source] if isinstance(n_augment, dict) else n_augment,
-                seed=seed,
-                distortion=distortion,
-                n_jobs=n_jobs,
-                ids=ID_OFFSET[source] + index[keep],
-                labels=labels[keep],
-            )
-            parts.append(
-                Rows(F, labels[keep][which], ID_OFFSET[source] + index[keep][which], variant)
-            )
-    return Rows.concat(parts)
-
-
-def calibration_uploads(
-    *, step: int = 1, n_jobs: int = 1, with_ids: bool = False
-) -> tuple[np.ndarray, ...]:
-    """The calibration writers' digits sent as uploads, as image bytes read back.
-
-    ``load_digits``' second-half writers are drawn in the five styles of
-    :data:`~predicciones.ml.synth.STYLES`; the UNIPEN calibration writers, who wrote with a
-    pen, in those and on the page's canvas (:data:`~predicciones.ml.synth.PEN_STYLES`).
-
-    Parameters
-    ----------
-    step : int
-        Keep one calibration digit in ``step`` of each class of each source (tests use a
-        cheap subset; every class keeps at least one digit).
-    n_jobs : int
-        Processes drawing and reading the uploads.
-    with_ids : bool
-        Also return each row's digit id (a leave-one-group-out run drops a group's).
-
-    Returns
-    -------
-    X : ndarray of shape (n_rows, 64), uint8, values 0..16
-    y : ndarray of shape (n_rows,), int
-        An upload the preprocessing refuses is left out.
-    ids : ndarray of shape (n_rows,), int
-        Only with ``with_ids``.
-    """
-    X, y, ids = [], [], []
-    for source, styles in (("sklearn", STYLES), ("unipen", PEN_STYLES)):
-        ((digits, labels, index),) = _source_forms(source)
-        part = digit_part(source, index) == "calibration"
-        keep = np.sort(
-            np.concatenate([np.flatnonzero(part & (labels == c))[::step] for c in range(10)])
-        )
-        features, accepted = styled_features(
-            digits[keep],
-            ID_OFFSET[source] + index[keep],
-            seed=VALIDATION_SEED,
-            styles=styles,
-            n_jobs=n_jobs,
-        )
-        X.append(features[accepted])
-        y.append(np.repeat(labels[keep], accepted.sum(axis=1)).astype(np.int64))
-        ids.append(np.repeat(ID_OFFSET[source] + index[keep], accepted.sum(axis=1)))
-    X, y, ids = np.concatenate(X), np.concatenate(y), np.concatenate(ids)
-    return (X, y, ids) if with_ids else (X, y)
 
 
 def fit_classifier(
@@ -586,55 +311,6 @@ def training_rows(
     return rows, np.vectorize(SOURCE_WEIGHT.get, otypes=[np.float64])(source_of(rows.ids))
 
 
-def unipen_group(ids: np.ndarray) -> np.ndarray:
-    """The UNIPEN group of each digit id, ``""`` for digits of the other sources."""
-    ids = np.asarray(ids)
-    group = np.full(ids.shape, "", dtype=object)
-    inside = source_of(ids) == "unipen"
-    group[inside] = sources.load_unipen().group[ids[inside] - ID_OFFSET["unipen"]]
-    return group
-
-
-_VALIDATION_CACHE: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
-def _base_validation_set(n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The validation rows with their digit ids, rendered once per process."""
-    if "rows" not in _VALIDATION_CACHE:
-        kwargs = {"part": "validation", "seed": VALIDATION_SEED, "n_jobs": n_jobs}
-        drawn = ("sklearn", "unipen", "pendigits")
-        drawn_rows = base_rows(n_augment=VALIDATION_AUGMENT, sources_=drawn, **kwargs)
-        mnist_rows = base_rows(n_augment=0, sources_=("mnist",), **kwargs)
-        rows = Rows.concat([drawn_rows, mnist_rows])
-        X, y, ids = rows.X.astype(np.float64), rows.y, rows.ids
-        for a in (X, y, ids):
-            a.setflags(write=False)
-        _VALIDATION_CACHE["rows"] = (X, y, ids)
-    return _VALIDATION_CACHE["rows"]
-
-
-def base_validation_set(*, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed validation rows: held-out base digits no model trains on.
-
-    Real handwriting of many writers from four sources: the ``load_digits`` holdout (180
-    digits), UNIPEN's validation writers (13 writers of 7 groups, 1,122 digits) and
-    pendigits' tenth (749 digits), each drawn clean and twice distorted, and MNIST's 10 %
-    slice (6,000 digits, as the 28x28 crops they are).
-
-    Parameters
-    ----------
-    n_jobs : int
-        Processes rendering them the first time (the rows do not depend on it).
-
-    Returns
-    -------
-    X : ndarray of shape (n_rows, 64), float64, values 0..16 (read-only, cached)
-    y : ndarray of shape (n_rows,), int
-    """
-    X, y, _ = _base_validation_set(n_jobs)
-    return X, y
-
-
 def train_baseline(*, seed: int = 0, n_jobs: int = 1):
     """Train the shipped baseline and return ``(clf, metrics, statistics)``.
 
@@ -668,7 +344,7 @@ def train_baseline(*, seed: int = 0, n_jobs: int = 1):
 
 def validation_metrics(clf, *, n_jobs: int = 1) -> dict:
     """Scores on the fixed validation set, whole and per source."""
-    X, y, ids = _base_validation_set(n_jobs)
+    X, y, ids = base_validation_set_with_ids(n_jobs)
     result = evaluate(clf, X, y)
     names = source_of(ids)
     for source in ("mnist", "sklearn", *PEN_SOURCES):
@@ -690,7 +366,7 @@ def sklearn_example_split(*, seed: int = 0, n_jobs: int = 1, base_model=None) ->
         (the second half is its calibration writers): its score on the same second half
         is added as ``"base_model"``.
     """
-    ((digits, labels, _),) = _source_forms("sklearn")
+    ((digits, labels, _),) = source_forms("sklearn")
     half = len(labels) // 2
     first, second = np.arange(half), np.arange(half, len(labels))
     F, which, _ = training_features(

@@ -24,7 +24,7 @@ from django.utils import timezone
 from .. import storage
 from ..exceptions import UnknownModelError
 from ..ml import gate as gate_rules
-from ..ml import training
+from ..ml import splits, training
 from ..ml.classifier import dump_classifier, predict
 from ..ml.feedback import cap_per_source
 from ..models import Deployment, RetrainRun
@@ -112,7 +112,7 @@ class ValidationRows:
 
 def _validation_rows(run: RetrainRun, model_name: str, feedback, use) -> ValidationRows:
     """The gate's rows, recorded in the store under the validation set's id (on ``run``)."""
-    X_base_val, y_base_val = training.base_validation_set(n_jobs=2)
+    X_base_val, y_base_val = splits.base_validation_set(n_jobs=2)
     # The gate judges on rows the labellers it cannot trust never wrote: the base holdout and
     # the held-out labels of trusted keys. Untrusted held-out labels are scored for the record.
     X_val = np.vstack([X_base_val, feedback.X_validation[use.judged]])
@@ -177,7 +177,7 @@ def _register(run: RetrainRun, deployment, clf, statistics, result, use, opts):
         metrics=metrics,
         sklearn_version=sklearn.__version__,
         training_data={
-            "base": training.BASE_DESCRIPTION,
+            "base": splits.BASE_DESCRIPTION,
             "feedback_rows": run.n_feedback_train,
             "trusted_feedback_rows": use.trained_trusted,
             "untrusted_feedback_rows": use.trained_untrusted,

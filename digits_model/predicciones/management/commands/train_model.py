@@ -18,12 +18,8 @@ from django.conf import settings
 from predicciones.exceptions import OperatorError
 from predicciones.management.base import OperatorCommand, positive_int, random_seed
 from predicciones.ml.classifier import dump_classifier, sha256_bytes
-from predicciones.ml.training import (
-    BASE_DESCRIPTION,
-    train_baseline,
-    train_classifier,
-    validation_metrics,
-)
+from predicciones.ml.splits import BASE_DESCRIPTION
+from predicciones.ml.training import train_baseline, train_classifier, validation_metrics
 from predicciones.services.registry import model_version_register
 
 

@@ -63,7 +63,7 @@ def test_fast_path_matches_predict_proba(clf, base_digits):
 def test_shipped_model_is_a_soft_vote_of_perceptrons(clf):
     from sklearn.ensemble import VotingClassifier
 
-    from predicciones.ml.training import N_MEMBERS
+    from predicciones.ml.recipe import N_MEMBERS
 
     vote = clf.calibrated_classifiers_[0].estimator.estimator[-1]
     assert type(vote) is VotingClassifier and vote.voting == "soft"

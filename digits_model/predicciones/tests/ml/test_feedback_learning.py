@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from django.conf import settings
 
-from predicciones.ml import sources, training
+from predicciones.ml import sources, splits, training
 from predicciones.ml.classifier import predict
 from predicciones.ml.gate import evaluate_gate, in_feedback_holdout
 from predicciones.ml.preprocessing import preprocess
@@ -56,7 +56,7 @@ def retrain_and_judge(scenario, labels):
     candidate, _ = training.train_classifier(
         seed=0, quick=True, sources_=BASE, n_jobs=2, extra_X=X[~held], extra_y=labels[~held]
     )
-    X_base, y_base = training.base_validation_set(n_jobs=2)
+    X_base, y_base = splits.base_validation_set(n_jobs=2)
     X_val, y_val = np.vstack([X_base, X[held]]), np.concatenate([y_base, y[held]])
     result = evaluate_gate(
         y_val,

@@ -13,9 +13,9 @@ from PIL import Image
 from predicciones.ml import sources, strokes
 from predicciones.ml.augment import training_features
 from predicciones.ml.preprocessing import preprocess
+from predicciones.ml.recipe import TRAINING_DISTORTION
 from predicciones.ml.strokes import Trace
 from predicciones.ml.synth import CANVAS_PEN, CANVAS_SIDE, PEN_STYLES, render
-from predicciones.ml.training import TRAINING_DISTORTION
 
 
 def test_the_data_readme_lists_the_checksums_the_loaders_check():

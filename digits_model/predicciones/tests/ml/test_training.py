@@ -9,15 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predicciones.ml import training
+from predicciones.ml import recipe, splits, training
 from predicciones.ml.augment import reconstruct_bitmap, training_features
 from predicciones.ml.classifier import dump_classifier, predict
-from predicciones.ml.training import (
-    base_rows,
-    base_validation_set,
-    train_classifier,
-    training_statistics,
-)
+from predicciones.ml.splits import base_rows, base_validation_set
+from predicciones.ml.training import train_classifier, training_statistics
 
 #: One base digit in STEP: about 200 MNIST digits, 13 optdigits and 3 load_digits.
 STEP = 270
@@ -51,16 +47,16 @@ def test_rendering_does_not_depend_on_the_number_of_processes(quick_model):
 
 def test_training_rows_come_from_every_source_and_never_from_held_out_digits():
     rows = base_rows(part="train", n_augment=0, step=97)
-    sources = training.source_of(rows.ids)
-    assert set(sources) == set(training.SOURCES)
-    index = rows.ids - np.array([training.ID_OFFSET[s] for s in sources])
-    held_out = (np.isin(sources, training.VALIDATION_SOURCES) & (index % 10 == 9)) | (
-        (sources == "sklearn") & (index >= training.CALIBRATION_START)
+    sources = splits.source_of(rows.ids)
+    assert set(sources) == set(splits.SOURCES)
+    index = rows.ids - np.array([splits.ID_OFFSET[s] for s in sources])
+    held_out = (np.isin(sources, splits.VALIDATION_SOURCES) & (index % 10 == 9)) | (
+        (sources == "sklearn") & (index >= splits.CALIBRATION_START)
     )
     assert not held_out.any()
     unipen = sources == "unipen"
     writers = training.sources.load_unipen().writer[index[unipen]]
-    assert not np.isin(training.writer_number(writers) % 10, (8, 9)).any()
+    assert not np.isin(splits.writer_number(writers) % 10, (8, 9)).any()
     labels = {"mnist": 5, "optdigits": 0, "sklearn": 0, "unipen": 0, "pendigits": 8}
     for source, label in labels.items():  # the first digit of each source
         first = np.flatnonzero(sources == source)[0]
@@ -69,7 +65,7 @@ def test_training_rows_come_from_every_source_and_never_from_held_out_digits():
 
 def test_unipen_is_split_by_writer():
     n = training.sources.N_UNIPEN
-    part = training.digit_part("unipen", np.arange(n))
+    part = splits.digit_part("unipen", np.arange(n))
     writers = training.sources.load_unipen().writer
     for name in ("train", "validation", "calibration"):
         assert part[part == name].size
@@ -107,7 +103,7 @@ def test_extra_rows_are_trained_on_as_logged_and_drawn_again():
     )
     base = len(base_rows(part="train", n_augment=0, step=STEP))
     drawn = stats["n_samples"] - base - 40
-    assert 0 < drawn <= 40 * training.FEEDBACK_AUGMENT
+    assert 0 < drawn <= 40 * recipe.FEEDBACK_AUGMENT
     assert predict(clf, row[:1])[0][0] == 5
 
 
@@ -117,9 +113,9 @@ def test_feedback_rows_weigh_a_share_of_the_base():
     F, labels, weight = training.feedback_rows(X, y, base_weight=1e6)
     np.testing.assert_array_equal(F[:10], X)  # the rows as logged come first
     assert len(F) > 10 and set(labels) == set(y)
-    assert weight.sum() == pytest.approx(training.FEEDBACK_SHARE * 1e6)
+    assert weight.sum() == pytest.approx(recipe.FEEDBACK_SHARE * 1e6)
     _, _, light = training.feedback_rows(X, y, base_weight=10.0)
-    assert (light == max(training.SOURCE_WEIGHT.values())).all()  # never below a base row
+    assert (light == max(recipe.SOURCE_WEIGHT.values())).all()  # never below a base row
 
 
 def test_extra_rows_are_validated():
@@ -136,8 +132,8 @@ def test_extra_rows_are_validated():
 def test_validation_set_is_fixed_and_holds_the_mnist_slice():
     X, y = base_validation_set()
     assert X.shape[1] == 64 and len(X) == len(y)
-    _, _, ids = training._base_validation_set()
-    mnist = training.source_of(ids) == "mnist"
+    _, _, ids = splits.base_validation_set_with_ids()
+    mnist = splits.source_of(ids) == "mnist"
     assert mnist.sum() == 6000
     assert (ids[mnist] % 10 == 9).all()
     X2, _ = base_validation_set()
@@ -166,14 +162,14 @@ def test_a_few_hundred_feedback_rows_teach_a_new_style(base_digits):
 def test_a_small_training_set_is_trained_for_more_epochs(base_digits, monkeypatch):
     X, y = base_digits
     monkeypatch.setattr(training, "MIN_STEPS", 40)
-    batch = training.MLP_PARAMS["batch_size"]
+    batch = recipe.MLP_PARAMS["batch_size"]
     # 600 rows are 3 batches an epoch: 40 steps take 14 epochs, fewer than the recipe's 15.
     small = training.fit_classifier(X[:600], y[:600], members=1)
-    assert small[-1].estimators_[0].max_iter == training.MLP_PARAMS["max_iter"]
+    assert small[-1].estimators_[0].max_iter == recipe.MLP_PARAMS["max_iter"]
     monkeypatch.setattr(training, "MIN_STEPS", 60)
     longer = training.fit_classifier(X[:600], y[:600], members=1)
     assert longer[-1].estimators_[0].max_iter == -(-60 // -(-600 // batch)) == 20
-    assert longer[-1].estimators_[0].n_iter_ > training.MLP_PARAMS["max_iter"]
+    assert longer[-1].estimators_[0].n_iter_ > recipe.MLP_PARAMS["max_iter"]
     explicit = training.fit_classifier(X[:600], y[:600], members=1, max_iter=3)
     assert explicit[-1].estimators_[0].max_iter == 3
 
