@@ -75,35 +75,41 @@ def prediction_create(
         max_full_decode_pixels=settings.DIGITS_MAX_FULL_DECODE_PIXELS,
         admit=large_decode_slot,
     )
-    try:
-        top = ranked(predict_proba(version.clf, pre.features)[0], k=1 + N_ALTERNATIVES)
-    except Exception as exc:
-        # A failure inside a model version counts against it (canary error rate).
-        _record_failure(query_id, version, exc)
-        raise
-    seconds = time.perf_counter() - started
+    top = _ranked(version, pre.features, query_id)
     result = PredictionResult(
         query_id=query_id,
         prediction=top[0][0],
         confidence=top[0][1],
-        seconds=seconds,
+        seconds=time.perf_counter() - started,
         version=version,
         grid=pre.grid,
         alternatives=top[1:],
     )
-    (log or log_row_commit)(
-        LogRow.of(
-            query_id=query_id,
-            created_at=timezone.now(),
-            model_version_id=version.pk,
-            features=pre.features,
-            prediction=result.prediction,
-            confidence=result.confidence,
-            latency_ms=seconds * 1000.0,
-            image_sha256=sha256_bytes(image),
-        )
-    )
+    (log or log_row_commit)(_log_row(result, pre.features, image))
     return result
+
+
+def _ranked(version: LoadedVersion, features, query_id: uuid.UUID) -> list[tuple[int, float]]:
+    """The digits the version reads, most likely first (the answer and its alternatives)."""
+    try:
+        return ranked(predict_proba(version.clf, features)[0], k=1 + N_ALTERNATIVES)
+    except Exception as exc:
+        # A failure inside a model version counts against it (canary error rate).
+        _record_failure(query_id, version, exc)
+        raise
+
+
+def _log_row(result: PredictionResult, features, image: bytes) -> LogRow:
+    return LogRow.of(
+        query_id=result.query_id,
+        created_at=timezone.now(),
+        model_version_id=result.version.pk,
+        features=features,
+        prediction=result.prediction,
+        confidence=result.confidence,
+        latency_ms=result.seconds * 1000.0,
+        image_sha256=sha256_bytes(image),
+    )
 
 
 _slots: dict[int, threading.BoundedSemaphore] = {}
