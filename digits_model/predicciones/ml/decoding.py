@@ -294,12 +294,8 @@ def decode_upload(
 
     Parameters
     ----------
-    data : bytes
-        The uploaded file's bytes.
-    max_pixels, max_full_decode_pixels : int
-        Ceilings on the declared width x height (see :func:`open_image`).
-    work_size : int
-        Long side of ``gray``, at most (within a factor 1.5).
+    data, max_pixels, max_full_decode_pixels, work_size
+        As :func:`decode_image`.
     admit : callable, optional
         Given the :class:`Header` once it is checked, returns a context manager the pixels
         are decoded inside: a service bounds how many large decodes run at once with it

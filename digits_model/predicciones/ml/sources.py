@@ -65,6 +65,24 @@ def _read_checked(name: str, data_dir: Path | None = None) -> bytes:
     return data
 
 
+def _read_table(name: str, *, columns: int) -> np.ndarray:
+    """A checked file of comma-separated integers, one digit a line of ``columns`` values."""
+    text = _read_checked(name).decode("ascii")
+    table = np.array(
+        [[int(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
+    )
+    if table.ndim != 2 or table.shape[1] != columns:
+        raise DataFileError(f"{name}: expected {columns} comma-separated values a line")
+    return table
+
+
+def _read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays, made read-only (the loaders' results are cached and shared)."""
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
+
+
 @functools.lru_cache(maxsize=1)
 def load_mnist() -> tuple[np.ndarray, np.ndarray]:
     """MNIST's 60,000 training digits.
@@ -98,16 +116,8 @@ def load_optdigits() -> tuple[np.ndarray, np.ndarray]:
     X : ndarray of shape (3823, 64), float64, values 0..16 (read-only, cached)
     y : ndarray of shape (3823,), int64
     """
-    text = _read_checked("optdigits/optdigits.tra").decode("ascii")
-    table = np.array(
-        [[int(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
-    )
-    if table.shape[1] != 65:
-        raise DataFileError(f"optdigits.tra: expected 65 columns, got {table.shape[1]}")
-    X, y = table[:, :64].astype(np.float64), table[:, 64].astype(np.int64)
-    X.setflags(write=False)
-    y.setflags(write=False)
-    return X, y
+    table = _read_table("optdigits/optdigits.tra", columns=65)
+    return _read_only(table[:, :64].astype(np.float64), table[:, 64].astype(np.int64))
 
 
 @functools.lru_cache(maxsize=1)
@@ -130,27 +140,19 @@ def load_optdigits_bitmaps() -> tuple[np.ndarray, np.ndarray]:
         block = lines[33 * i : 33 * i + 33]
         bitmaps[i] = np.array([[c == "1" for c in row] for row in block[:32]])
         labels[i] = int(block[32])
-    bitmaps.setflags(write=False)
-    labels.setflags(write=False)
-    return bitmaps, labels
+    return _read_only(bitmaps, labels)
 
 
 @functools.lru_cache(maxsize=1)
 def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 digits (UCI optdigits' test part, 13 writers), as 8x8 counts.
 
-    Returns
-    -------
-    X : ndarray of shape (1797, 64), float64, values 0..16 (read-only, cached)
-    y : ndarray of shape (1797,), int64
+    Returns ``(X, y)`` as :func:`load_optdigits` does, with 1,797 rows.
     """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    X, y = digits.data.astype(np.float64), digits.target.astype(np.int64)
-    X.setflags(write=False)
-    y.setflags(write=False)
-    return X, y
+    return _read_only(digits.data.astype(np.float64), digits.target.astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -208,14 +210,8 @@ def load_pendigits() -> PenDigits:
     The file has no writer ids: ``writer`` is empty. Each digit is one stroke (the path
     includes the pen-up moves, as the file was made).
     """
-    text = _read_checked("pendigits/pendigits.tra").decode("ascii")
-    table = np.array(
-        [[int(v) for v in line.split(",")] for line in text.splitlines() if line.strip()]
-    )
-    if table.shape[1] != 17:
-        raise DataFileError(f"pendigits.tra: expected 17 columns, got {table.shape[1]}")
-    labels = table[:, 16].astype(np.int64)
-    labels.setflags(write=False)
+    table = _read_table("pendigits/pendigits.tra", columns=17)
+    (labels,) = _read_only(table[:, 16].astype(np.int64))
     n = len(labels)
     traces = _traces([[row[:16].reshape(8, 2)] for row in table])
     return PenDigits(traces, labels, np.full(n, ""), np.full(n, "pendigits"))

@@ -189,13 +189,10 @@ def _scan(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes
     rows = int(height + margins[0] + margins[1])
     cols = int(height * 0.8 + margins[2] + margins[3])
     centre = (margins[0] + height / 2, margins[2] + height * 0.4)
+    drawn = _pen(shape, rng, traceable, (6, 14), p=0.5, coin_first=True)
+    angle = rng.uniform(-4, 4)
     cov = compose(
-        stroke_shape(shape, rng.uniform(6, 14)) if rng.random() < 0.5 and traceable else shape,
-        (rows, cols),
-        height=height,
-        centre=centre,
-        angle=rng.uniform(-4, 4),
-        blur=rng.uniform(0.5, 1.0),
+        drawn, (rows, cols), height=height, centre=centre, angle=angle, blur=rng.uniform(0.5, 1.0)
     )
     paper = rng.uniform(0.86, 0.98) + rng.normal(0, 0.012, size=(rows, cols))
     gray = _paint(cov, paper, rng.uniform(0.05, 0.3))
@@ -209,13 +206,10 @@ def _photo(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> byte
         rng.uniform(height * 0.7, rows - height * 0.7),
         rng.uniform(height * 0.6, cols - height * 0.6),
     )
+    drawn = _pen(shape, rng, traceable, (7, 16), p=0.6, coin_first=True)
+    angle = rng.uniform(-10, 10)
     cov = compose(
-        stroke_shape(shape, rng.uniform(7, 16)) if rng.random() < 0.6 and traceable else shape,
-        (rows, cols),
-        height=height,
-        centre=centre,
-        angle=rng.uniform(-10, 10),
-        blur=rng.uniform(0.6, 1.6),
+        drawn, (rows, cols), height=height, centre=centre, angle=angle, blur=rng.uniform(0.6, 1.6)
     )
     # Tinted paper under uneven light: a linear gradient in a random direction and a soft
     # shadow edge across part of the sheet.
@@ -372,9 +366,16 @@ def clean_twin(shape: np.ndarray, angle: float = 0.0) -> np.ndarray:
     return (0.95 - 0.85 * cov).astype(np.float32)
 
 
-def _pen(shape, rng, traceable, widths: tuple[float, float], p: float = 0.6) -> np.ndarray:
-    """The writer's own strokes, or (with probability ``p``) a pen of a width in ``widths``."""
-    if traceable and rng.random() < p:
+def _pen(
+    shape, rng, traceable, widths: tuple[float, float], p: float = 0.6, *, coin_first=False
+) -> np.ndarray:
+    """The writer's own strokes, or (with probability ``p``) a pen of a width in ``widths``.
+
+    With ``coin_first`` the coin is tossed even for a shape that cannot be traced, as the
+    scan and photo styles always have: their later draws, and so every picture they make,
+    depend on it.
+    """
+    if (rng.random() < p and traceable) if coin_first else (traceable and rng.random() < p):
         return stroke_shape(shape, rng.uniform(*widths))
     return shape
 
@@ -481,19 +482,20 @@ def _squared(shape, rng, traceable):
     return _notebook(shape, rng, traceable, squared=True)
 
 
+def _near_middle(drawn, size, rng, *, height, angle, blur):
+    """The digit's coverage on a page of ``size``, its centre within the middle fifth each
+    way, blurred by a width drawn from the range ``blur``."""
+    rows, cols = size
+    centre = (rows * rng.uniform(0.4, 0.6), cols * rng.uniform(0.4, 0.6))
+    return compose(drawn, size, height=height, centre=centre, angle=angle, blur=rng.uniform(*blur))
+
+
 def _pencil(shape, rng, traceable):
     drawn = _pen(shape, rng, traceable, (4, 10), p=0.8)
     height = rng.uniform(70, 200)
     rows, cols = (int(height * f) for f in rng.uniform(1.4, 2.2, size=2))
     angle = rng.uniform(-5, 5)
-    cov = compose(
-        drawn,
-        (rows, cols),
-        height=height,
-        centre=(rows * rng.uniform(0.4, 0.6), cols * rng.uniform(0.4, 0.6)),
-        angle=angle,
-        blur=rng.uniform(0.5, 0.9),
-    )
+    cov = _near_middle(drawn, (rows, cols), rng, height=height, angle=angle, blur=(0.5, 0.9))
     # Graphite catches on the paper's tooth: the stroke is broken into grains.
     tooth = ndimage.gaussian_filter(rng.standard_normal((rows, cols)).astype(np.float32), 0.8)
     tooth /= tooth.std()
@@ -544,14 +546,7 @@ def _jpeg_q10(shape, rng, traceable):
     side = int(rng.integers(150, 400))
     height = side * rng.uniform(0.5, 0.8)
     angle = rng.uniform(-5, 5)
-    cov = compose(
-        drawn,
-        (side, side),
-        height=height,
-        centre=(side * rng.uniform(0.4, 0.6), side * rng.uniform(0.4, 0.6)),
-        angle=angle,
-        blur=rng.uniform(0.5, 1.0),
-    )
+    cov = _near_middle(drawn, (side, side), rng, height=height, angle=angle, blur=(0.5, 1.0))
     paper, light = _lit_paper(side, side, rng)
     ink = rng.choice([[0.08, 0.08, 0.1], [0.1, 0.12, 0.5], [0.25, 0.25, 0.28]])
     rgb = _noisy(_paint(cov, paper, np.asarray(ink) * float(light.mean())), rng, 0.015)
