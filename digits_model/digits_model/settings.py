@@ -55,27 +55,14 @@ def _range_words(kind: str, low, high) -> str:
     return kind
 
 
-def env_int(name: str, default: int, *, low: int | None = None, high: int | None = None) -> int:
+def _env_number(name: str, default, parse, kind: str, low, high):
+    """``parse`` of the environment variable, ``default`` when unset; a value ``parse``
+    refuses, that is not finite or that is out of ``low``..``high`` stops the start."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or (low is not None and number < low) or (high is not None and number > high):
-        raise bad_setting(name, value, _range_words("an integer", low, high))
-    return number
-
-
-def env_float(
-    name: str, default: float, *, low: float | None = None, high: float | None = None
-) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = float(value)
+        number = parse(value)
     except ValueError:
         number = math.nan
     if (
@@ -83,8 +70,18 @@ def env_float(
         or (low is not None and number < low)
         or (high is not None and number > high)
     ):
-        raise bad_setting(name, value, _range_words("a number", low, high))
+        raise bad_setting(name, value, _range_words(kind, low, high))
     return number
+
+
+def env_int(name: str, default: int, *, low: int | None = None, high: int | None = None) -> int:
+    return _env_number(name, default, int, "an integer", low, high)
+
+
+def env_float(
+    name: str, default: float, *, low: float | None = None, high: float | None = None
+) -> float:
+    return _env_number(name, default, float, "a number", low, high)
 
 
 def env_choice(name: str, default: str, choices) -> str:

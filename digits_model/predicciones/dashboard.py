@@ -173,8 +173,18 @@ def dashboard_context(
         severity_colour=SEVERITY_COLOURS.get(doc["severity"], "#6b7280"),
         heat_cells=drift_cells(features, cap),
         heat_cap=cap,
-        training_cells=digit_cells([f["reference_mean"] for f in features]),
-        live_cells=digit_cells([f["current_mean"] for f in features]),
+        mean_digits=[
+            {
+                "name": "Mean training digit",
+                "count": f"{doc['n_reference']} samples",
+                "cells": digit_cells([f["reference_mean"] for f in features]),
+            },
+            {
+                "name": "Mean live digit",
+                "count": f"{doc['n_current']} predictions in the window",
+                "cells": digit_cells([f["current_mean"] for f in features]),
+            },
+        ],
         mix=mix_bars(doc["prediction_mix"]),
         worst=sorted(
             (f for f in features if f["normalised"] is not None),

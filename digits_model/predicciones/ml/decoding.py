@@ -228,7 +228,7 @@ class Decoded:
     scale: float = 1.0
 
     def detail_gray(self, box: tuple[int, int, int, int], reduce: int = 1) -> np.ndarray:
-        """The greyscale of a region of ``detail``, as :func:`decode_image` makes it.
+        """The greyscale of a region of ``detail``, as :func:`decode_upload` makes ``gray``.
 
         Parameters
         ----------
@@ -246,14 +246,15 @@ class Decoded:
         return _gray_array(region.reduce(reduce) if reduce > 1 else region)
 
 
-def decode_image(
+def decode_upload(
     data: bytes,
     *,
     max_pixels: int = MAX_PIXELS,
     max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
     work_size: int = WORK_SIZE,
-) -> np.ndarray:
-    """Decode an upload into a greyscale image on the 0..1 scale.
+    admit: Callable[[Header], AbstractContextManager] | None = None,
+) -> Decoded:
+    """Decode an upload into a greyscale image on the 0..1 scale, and a finer copy if large.
 
     EXIF orientation is applied, transparency is composited on white (or, when the
     picture lives only in the alpha channel, the alpha channel is used), palette,
@@ -267,35 +268,7 @@ def decode_image(
     max_pixels, max_full_decode_pixels : int
         Ceilings on the declared width x height (see :func:`open_image`).
     work_size : int
-        Long side of the returned array, at most.
-
-    Returns
-    -------
-    gray : ndarray of shape (height, width), float32, values in [0, 1]
-        0 is black, 1 is white.
-    """
-    return decode_upload(
-        data,
-        max_pixels=max_pixels,
-        max_full_decode_pixels=max_full_decode_pixels,
-        work_size=work_size,
-    ).gray
-
-
-def decode_upload(
-    data: bytes,
-    *,
-    max_pixels: int = MAX_PIXELS,
-    max_full_decode_pixels: int = MAX_FULL_DECODE_PIXELS,
-    work_size: int = WORK_SIZE,
-    admit: Callable[[Header], AbstractContextManager] | None = None,
-) -> Decoded:
-    """Decode an upload as :func:`decode_image` does, keeping a finer copy of large pictures.
-
-    Parameters
-    ----------
-    data, max_pixels, max_full_decode_pixels, work_size
-        As :func:`decode_image`.
+        Long side of ``gray``, at most (within a factor 1.5).
     admit : callable, optional
         Given the :class:`Header` once it is checked, returns a context manager the pixels
         are decoded inside: a service bounds how many large decodes run at once with it

@@ -243,17 +243,23 @@ def _mnist(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> byte
     return _encode(np.clip(cov * rng.uniform(0.85, 1.0), 0, 1), "PNG")
 
 
+def _pen_on_square(shape, rng, side, height, *, pen, jitter, tilt, blur):
+    """The shape redrawn with a pen of a width in ``pen`` on a square page of ``side``, its
+    centre up to ``jitter`` of the side off the middle each way, tilted up to ``tilt``
+    degrees."""
+    drawn = stroke_shape(shape, rng.uniform(*pen))
+    centre = (
+        side / 2 + rng.uniform(-jitter, jitter) * side,
+        side / 2 + rng.uniform(-jitter, jitter) * side,
+    )
+    angle = rng.uniform(-tilt, tilt)
+    return compose(drawn, (side, side), height=height, centre=centre, angle=angle, blur=blur)
+
+
 def _marker(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
     side = int(rng.integers(220, 360))
     height = side * rng.uniform(0.5, 0.8)
-    cov = compose(
-        stroke_shape(shape, rng.uniform(22, 34)),
-        (side, side),
-        height=height,
-        centre=(side / 2 + rng.uniform(-0.1, 0.1) * side, side / 2 + rng.uniform(-0.1, 0.1) * side),
-        angle=rng.uniform(-6, 6),
-        blur=0.8,
-    )
+    cov = _pen_on_square(shape, rng, side, height, pen=(22, 34), jitter=0.1, tilt=6, blur=0.8)
     paper = rng.uniform(0.9, 1.0) + rng.normal(0, 0.01, size=(side, side))
     gray = _paint(cov, paper, rng.uniform(0.0, 0.12))
     return _encode(gray, "JPEG", quality=90)
@@ -262,17 +268,7 @@ def _marker(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> byt
 def _ballpoint(shape: np.ndarray, rng: np.random.Generator, traceable: bool) -> bytes:
     side = int(rng.integers(300, 480))
     height = side * rng.uniform(0.35, 0.7)
-    cov = compose(
-        stroke_shape(shape, rng.uniform(2.5, 5.0)),
-        (side, side),
-        height=height,
-        centre=(
-            side / 2 + rng.uniform(-0.15, 0.15) * side,
-            side / 2 + rng.uniform(-0.15, 0.15) * side,
-        ),
-        angle=rng.uniform(-6, 6),
-        blur=0.6,
-    )
+    cov = _pen_on_square(shape, rng, side, height, pen=(2.5, 5.0), jitter=0.15, tilt=6, blur=0.6)
     paper = np.ones((side, side, 3), dtype=np.float32) * rng.choice(
         [[1.0, 1.0, 1.0], [1.0, 0.98, 0.9]]
     )

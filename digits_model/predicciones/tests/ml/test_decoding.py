@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from predicciones.ml.decoding import decode_image, decode_upload, sniff_format
+from predicciones.ml.decoding import decode_upload, sniff_format
 from predicciones.ml.exceptions import (
     ImageTooLargeError,
     NoDigitError,
@@ -90,7 +90,7 @@ def test_formats_are_sniffed_from_bytes_not_names():
 
 def test_large_images_are_decoded_small():
     data = encode(paint(digit_coverage(2, canvas=(3000, 4000), height=2000)), "JPEG")
-    gray = decode_image(data)
+    gray = decode_upload(data).gray
     assert max(gray.shape) <= 400
     assert gray.dtype == np.float32 and 0.0 <= gray.min() <= gray.max() <= 1.0
 
@@ -114,10 +114,10 @@ def test_colour_jpeg_whose_luminance_hides_the_ink_is_read_in_colour():
     # Green ink on mauve paper of the same luminance: invisible in grey, plain in red.
     rgb = paint(digit_coverage(3), ink=(0.2, 0.7, 0.2), paper=(0.75, 0.45, 0.6))
     data = encode(rgb, "JPEG", quality=92)
-    luminance = decode_image(encode(rgb, "JPEG", quality=92, mode="L"))
+    luminance = decode_upload(encode(rgb, "JPEG", quality=92, mode="L")).gray
     with pytest.raises(NoDigitError):
         preprocess(luminance)
-    gray = decode_image(data)
+    gray = decode_upload(data).gray
     assert np.ptp(gray) > 3 * np.ptp(luminance)
     assert preprocess(data).features.sum() > 100
 
