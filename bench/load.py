@@ -126,18 +126,20 @@ def best_rounds(rows: list[dict]) -> list[dict]:
 
 #: The servers the service is compared with: the same-work peer and the naive one.
 PEERS = ("peer", "naive")
+#: ...and, with ``make bench BENCH_ARGS='--before REV'``, the service of an earlier revision.
+BASELINES = (*PEERS, "before")
 
 
 def ratios(http_rows: list[dict]) -> list[dict]:
-    """Each service row over each peer's row of the same image and concurrency."""
+    """Each service row over each baseline's row of the same image and concurrency."""
     peers = {(r["server"], r["image"], r["concurrency"]): r for r in http_rows}
     out = []
     for row in http_rows:
         if row["server"] in PEERS:
             continue
-        for peer in PEERS:
+        for peer in BASELINES:
             base = peers.get((peer, row["image"], row["concurrency"]))
-            if base is None:
+            if base is None or peer == row["server"]:
                 continue
             out.append(
                 {

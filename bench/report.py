@@ -11,6 +11,8 @@ from bench.slowloris import render_slowloris
 #: Timing goals, checked at the end of the report.
 TARGET_MODEL_MEDIAN_MS = 2.0
 TARGET_P99_MS = 50.0
+#: p50 at c=1 against the service of the revision given as ``--before``, at most.
+TARGET_C1_P50_BEFORE = 0.6
 #: Issue 23's ratios at c=32: (peer, image, throughput at least, server CPU a request at most).
 ISSUE_23_RATIOS = (
     ("peer", "640x480 JPEG", 1.2, 0.85),
@@ -153,6 +155,16 @@ def targets(report: dict) -> list[dict]:
                 and found["p99"] <= 1.0,
             }
         )
+    for image in ("640x480 JPEG", "200 px JPEG"):
+        found = ratio.get(("service", "before", image, 1))
+        if found is not None:
+            out.append(
+                {
+                    "text": f"{image}, c=1, against the service before: p50 <= x"
+                    f"{TARGET_C1_P50_BEFORE:g} (is x{found['p50']:.2f})",
+                    "met": found["p50"] <= TARGET_C1_P50_BEFORE,
+                }
+            )
     service_rows = [r for r in report.get("http", []) if r["server"].startswith("service")]
     if service_rows:
         complete = all(r.get("log_complete", False) for r in service_rows)

@@ -36,8 +36,12 @@ What it measures, in one run on one machine:
 The table goes to stdout and ``var/bench.txt``; every number also to ``var/bench.json``.
 Timing goals live here, never in a timed unit test.
 
-Usage: ``python -m bench.run [--duration 20] [--quick] [--skip-http] [--skip-model]
-[--lifecycle] [--slowloris]``.
+With ``--before REV`` the service of an earlier revision (``git archive``, its own shipped
+model, its own gunicorn.conf.py) runs in every round beside the others, and the service is
+compared with it as with the peers.
+
+Usage: ``python -m bench.run [--duration 20] [--rounds 3] [--quick] [--skip-http]
+[--skip-model] [--lifecycle] [--slowloris] [--before REV]``.
 """
 
 from __future__ import annotations
@@ -105,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slowloris-seconds", type=float, default=20.0)
     parser.add_argument(
         "--peer-workers", type=int, default=os.cpu_count(), help="uvicorn workers (cores)"
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also serve the service of git revision REV, round by round (c=1 p50 against it)",
     )
     parser.add_argument("--out", type=Path, default=VAR_DIR / "bench.txt")
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@ prefilled, as after weeks of traffic) and the FastAPI peer, each in a var folder
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import subprocess
@@ -106,11 +107,13 @@ class Server:
         return out
 
 
-def django_shell(env: dict[str, str], code: str, *, capture: bool = True) -> str:
+def django_shell(
+    env: dict[str, str], code: str, *, capture: bool = True, project_dir: Path = PROJECT_DIR
+) -> str:
     """Run ``code`` in ``manage.py shell`` with ``env``; its stdout's last line (or "")."""
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
-        cwd=PROJECT_DIR,
+        cwd=project_dir,
         env=env,
         capture_output=capture,
         text=True,
@@ -120,32 +123,81 @@ def django_shell(env: dict[str, str], code: str, *, capture: bool = True) -> str
 
 
 def service_server(
-    var_root: Path, image_path: Path, name: str, label: str, *, prefill: int = 0, **env
+    var_root: Path,
+    image_path: Path,
+    name: str,
+    label: str,
+    *,
+    prefill: int = 0,
+    revision: Path | None = None,
+    **env,
 ) -> Server:
     """The service as ``make run`` starts it (migrate, bootstrap_model, gunicorn with
-    gunicorn.conf.py: its worker count, INFO logs), whatever the caller's shell holds."""
+    gunicorn.conf.py: its worker count, INFO logs), whatever the caller's shell holds; with
+    ``revision``, the service of that exported tree (:func:`export_revision`) instead."""
     var_dir = var_root / name
     var_dir.mkdir(parents=True)
-    process = ServerProcess(
-        var_dir=var_dir, workers=None, log_level=None, inherit=False, env=env, name=name
+    kind = ServerProcess if revision is None else RevisionServer
+    project_dir = PROJECT_DIR if revision is None else revision / PROJECT_DIR.name
+    process = kind(
+        var_dir=var_dir,
+        workers=None,
+        log_level=None,
+        inherit=False,
+        env=env,
+        name=name,
+        project_dir=project_dir,
     )
     quiet = {**process.env, "DIGITS_LOG_LEVEL": "WARNING"}
     process.manage("migrate", "--noinput", "-v", "0", env=quiet)
     process.manage("bootstrap_model", "-v", "0", env=quiet)
     if prefill:
-        django_shell(quiet, PREFILL_SCRIPT % prefill, capture=False)
+        script = PREFILL_SCRIPT if revision is None else prefill_script_of(revision)
+        django_shell(quiet, script % prefill, capture=False, project_dir=project_dir)
     return Server(
         name=name,
         label=label,
         process=process,
         image_path=image_path,
         logs_predictions=True,
-        config=service_config(process.env),
+        config=service_config(process.env, project_dir),
         prefill=prefill,
     )
 
 
-def service_config(env: dict[str, str]) -> str:
+class RevisionServer(ServerProcess):
+    """The service of another revision: its gunicorn.conf.py names the app, or (before the
+    ASGI fast lane) the WSGI module is given on the command line as its Makefile did."""
+
+    def argv(self) -> list[str]:
+        conf = (self.project_dir / "gunicorn.conf.py").read_text()
+        app = [] if "wsgi_app" in conf else ["digits_model.wsgi"]
+        return [str(BIN_DIR / "gunicorn"), *app, "-c", "gunicorn.conf.py"]
+
+
+def export_revision(rev: str, dest: Path) -> Path:
+    """``git archive`` of ``rev`` unpacked in ``dest`` (its shipped model included)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=REPO_DIR, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def prefill_script_of(revision: Path) -> str:
+    """The revision's own ``PREFILL_SCRIPT`` (its log's layout is its own), read from its
+    ``bench/servers.py`` without importing it."""
+    tree = ast.parse((revision / "bench" / "servers.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "PREFILL_SCRIPT" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{revision}: bench/servers.py has no PREFILL_SCRIPT")
+
+
+def service_config(env: dict[str, str], project_dir: Path = PROJECT_DIR) -> str:
     """gunicorn's and the database's settings as the server will see them."""
     script = (
         "import json, runpy; g = runpy.run_path('gunicorn.conf.py'); "
@@ -154,7 +206,7 @@ def service_config(env: dict[str, str]) -> str:
     conf = json.loads(
         subprocess.run(
             [sys.executable, "-c", script],
-            cwd=PROJECT_DIR,
+            cwd=project_dir,
             env=env,
             capture_output=True,
             text=True,
@@ -162,7 +214,9 @@ def service_config(env: dict[str, str]) -> str:
         ).stdout
     )
     synchronous = django_shell(
-        env, "from django.conf import settings; print(settings.DIGITS_SQLITE_SYNCHRONOUS)"
+        env,
+        "from django.conf import settings; print(settings.DIGITS_SQLITE_SYNCHRONOUS)",
+        project_dir=project_dir,
     )
     threads = f" x {conf['threads']} threads" if conf["worker_class"] == "gthread" else ""
     return (
@@ -238,7 +292,8 @@ def logged_predictions(server: Server) -> int:
 
 def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
     """One round's servers, each in its own var folder, run one after the other: the service
-    on every core and on one, the same-work peer and the naive peer."""
+    on every core and on one, with ``args.before`` the service of that git revision, the
+    same-work peer and the naive peer."""
     var_root.mkdir(parents=True)
     cores = args.peer_workers
     servers = [
@@ -271,6 +326,18 @@ def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
                 "service, SQLite synchronous=FULL",
                 prefill=args.prefill,
                 DIGITS_SQLITE_SYNCHRONOUS="FULL",
+                DIGITS_WORKERS=str(cores),
+            )
+        )
+    if args.before:
+        servers.append(
+            service_server(
+                var_root,
+                image_path,
+                "before",
+                f"service at {args.before} ({cores} workers)",
+                prefill=args.prefill,
+                revision=export_revision(args.before, var_root / "before-tree"),
                 DIGITS_WORKERS=str(cores),
             )
         )

@@ -67,7 +67,8 @@ class ServerProcess:
 
     ``workers`` gunicorn workers (None: gunicorn.conf.py's default, the CPU count) and log
     level ``log_level`` (None: the service's default, INFO); with ``inherit=False`` the
-    caller's own service settings are not passed on (:func:`caller_environ`).
+    caller's own service settings are not passed on (:func:`caller_environ`);
+    ``project_dir``: the Django project served (another revision's, for a benchmark).
     """
 
     def __init__(
@@ -80,7 +81,9 @@ class ServerProcess:
         log_level: str | None = "WARNING",
         inherit: bool = True,
         name: str = "server",
+        project_dir: Path = PROJECT_DIR,
     ):
+        self.project_dir = Path(project_dir)
         self.var_dir = Path(var_dir or tempfile.mkdtemp(prefix="digits-e2e-"))
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -92,7 +95,7 @@ class ServerProcess:
             self.env["DATABASE_URL"] = database_url
         self.log_path = self.var_dir / "server.log"
         self.group = ProcessGroup(
-            self.argv(), log_path=self.log_path, name=name, cwd=PROJECT_DIR, env=self.env
+            self.argv(), log_path=self.log_path, name=name, cwd=self.project_dir, env=self.env
         )
 
     def environment(self, *, workers: int | None, log_level: str | None, inherit: bool) -> dict:
@@ -146,7 +149,7 @@ class ServerProcess:
         CompletedProcess."""
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=PROJECT_DIR,
+            cwd=self.project_dir,
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
