@@ -287,7 +287,7 @@ def peer_server(name: str, var_root: Path, image_path: Path, workers: int) -> Se
 def logged_predictions(server: Server) -> int:
     """Rows in the service's prediction log, read through Django like any operator command."""
     code = "from predicciones.models import Prediction; print(Prediction.objects.count())"
-    return int(django_shell(server.env, code))
+    return int(django_shell(server.env, code, project_dir=server.process.project_dir))
 
 
 def http_servers(var_root: Path, image_path: Path, args) -> list[Server]:
