@@ -114,8 +114,12 @@ def test_feedback_rows_weigh_a_share_of_the_base():
     np.testing.assert_array_equal(F[:10], X)  # the rows as logged come first
     assert len(F) > 10 and set(labels) == set(y)
     assert weight.sum() == pytest.approx(recipe.FEEDBACK_SHARE * 1e6)
-    _, _, light = training.feedback_rows(X, y, base_weight=10.0)
-    assert (light == max(recipe.SOURCE_WEIGHT.values())).all()  # never below a base row
+    # On a lighter base each row weighs as much as the heaviest base row...
+    _, _, light = training.feedback_rows(X, y, base_weight=20.0 * len(F))
+    assert (light == max(recipe.SOURCE_WEIGHT.values())).all()
+    # ...unless that would make the feedback more than its most share of the base.
+    _, _, capped = training.feedback_rows(X, y, base_weight=10.0)
+    assert capped.sum() == pytest.approx(recipe.FEEDBACK_MAX_SHARE * 10.0)
 
 
 def test_extra_rows_are_validated():
