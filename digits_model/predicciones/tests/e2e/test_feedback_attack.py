@@ -147,8 +147,8 @@ def test_honest_labels_with_the_attack_mixed_in_are_refused_or_wait_for_an_opera
     attacked_server,
 ):
     """The attacker labels X shapes while the operator's labellers label display digits: the
-    candidate learns both, and the trusted labels give it a real gain. It is refused when the
-    X rows cost it the base rows' stability; when they do not, it is registered and waits."""
+    candidate learns both, and the trusted labels give it a real gain. It is refused when what
+    it learnt costs it stability on the base rows; when not, it is registered and waits."""
     server = attacked_server
     honest = send_feedback(server, uploads(FEEDBACK_ROWS, "segments", seed=1))  # trusted key
     assert honest >= 380
@@ -163,7 +163,11 @@ def test_honest_labels_with_the_attack_mixed_in_are_refused_or_wait_for_an_opera
     assert gate["improvement"] >= 0.005  # ...which it reads clearly better
     assert "rollout" not in doc
     if retrain["status"] == "refused":
-        assert any("base validation rows" in reason for reason in gate["reasons"]), gate
+        # Refused for stability on the rows the gate judges (nearly all base rows): their
+        # accuracy, or one class's recall (quick models learning 236 display digits have
+        # been seen to lose 2 points of class 5).
+        stability = ("base validation rows", "recall falls")
+        assert any(s in reason for reason in gate["reasons"] for s in stability), gate
         candidate = None
     else:
         assert retrain["status"] == "registered", json.dumps(gate)
