@@ -46,6 +46,7 @@ from bench.images import http_image
 from harness.hostile import bmp_rle8, jpeg_scans, webp_bomb
 from harness.paths import REPO_DIR
 from predicciones.ml.decoding import (
+    ALPHA_FULL_DECODE_SHARE,
     MAX_FULL_DECODE_PIXELS,
     MAX_JPEG_SCANS,
     MAX_PIXELS,
@@ -134,10 +135,11 @@ def largest_noise_jpeg(side: int, limit: int = MAX_UPLOAD_BYTES) -> tuple[int, b
 def candidates() -> dict[str, bytes]:
     """name -> file: the costliest files each format allows, and a few the caps refuse."""
     full = int(MAX_FULL_DECODE_PIXELS**0.5)  # the largest square a full-size decode allows
+    alpha = int((MAX_FULL_DECODE_PIXELS * ALPHA_FULL_DECODE_SHARE) ** 0.5)  # ... with alpha
     jpeg = int(MAX_PIXELS**0.5)
     files = {
-        f"PNG RGBA {full}x{full}": encoded(flat("RGBA", full), "PNG", compress_level=9),
-        f"PNG LA {full}x{full}": encoded(flat("LA", full), "PNG", compress_level=9),
+        f"PNG RGBA {alpha}x{alpha}": encoded(flat("RGBA", alpha), "PNG", compress_level=9),
+        f"PNG LA {alpha}x{alpha}": encoded(flat("LA", alpha), "PNG", compress_level=9),
         f"PNG 16-bit {full}x{full}": encoded(flat("I;16", full), "PNG"),
         f"PNG palette {full}x{full}": encoded(flat("P", full), "PNG"),
         f"PNG 1-bit {full}x{full}": encoded(flat("1", full), "PNG"),
@@ -146,13 +148,13 @@ def candidates() -> dict[str, bytes]:
         f"TIFF float {full}x{full}": encoded(
             flat("F", full), "TIFF", compression="tiff_adobe_deflate"
         ),
-        f"TIFF RGBA {full}x{full}": encoded(
-            flat("RGBA", full), "TIFF", compression="tiff_adobe_deflate"
+        f"TIFF RGBA {alpha}x{alpha}": encoded(
+            flat("RGBA", alpha), "TIFF", compression="tiff_adobe_deflate"
         ),
         f"TIFF CMYK {full}x{full}": encoded(
             flat("CMYK", full), "TIFF", compression="tiff_adobe_deflate"
         ),
-        f"WebP lossless RGBA {full}x{full}": encoded(flat("RGBA", full), "WEBP", lossless=True),
+        f"WebP lossless RGBA {alpha}x{alpha}": encoded(flat("RGBA", alpha), "WEBP", lossless=True),
         f"WebP lossless RGB {full}x{full}": encoded(flat("RGB", full), "WEBP", lossless=True),
         f"progressive JPEG {full}x{full}": encoded(
             flat("RGB", full), "JPEG", progressive=True, subsampling=0
@@ -166,6 +168,7 @@ def candidates() -> dict[str, bytes]:
         quality, data = largest_noise_jpeg(side)
         files[f"JPEG noise {side}x{side} q{quality}"] = data
     files["refused: WebP lossless 6300x6300 (the review's)"] = webp_bomb(6300, 6300)
+    files[f"refused: PNG RGBA {full}x{full}"] = encoded(flat("RGBA", full), "PNG")
     quality, data = largest_noise_jpeg(6324)
     files[f"refused: JPEG noise 6324x6324 (40 MP) q{quality}"] = data
     files["refused: JPEG of 830,000 scans"] = jpeg_scans(830_000, side=full)[:MAX_UPLOAD_BYTES]

@@ -259,12 +259,13 @@ def hostile_uploads() -> list[Upload]:
         Upload("jpeg-32-scans", jpeg_scans(32 - 10), "scans.jpg", no_digit),
         Upload("png-1bit-2000x2000", _flat("1", 2000, "PNG"), "bits.png", no_digit),
         Upload(
-            "png-rgba-2000x2000",
-            _flat("RGBA", 2000, "PNG", compress_level=1),
+            "png-rgba-1732x1732",
+            _flat("RGBA", 1732, "PNG", compress_level=1),
             "large.png",
             no_digit,
         ),
-        Upload("png-rgba-2100x2100", _flat("RGBA", 2100, "PNG"), "large.png", {413}),
+        Upload("png-rgba-1800x1800", _flat("RGBA", 1800, "PNG"), "large.png", {413}),
+        Upload("png-rgb-2000x2000", _flat("RGB", 2000, "PNG"), "large.png", no_digit),
         Upload("jpeg-4000x4000", _flat("L", 4000, "JPEG"), "large.jpg", no_digit),
         Upload("jpeg-6000x6000", _flat("L", 6000, "JPEG"), "large.jpg", {413}),
     ]

@@ -41,6 +41,14 @@ MAX_PIXELS = 16_000_000
 #: costs about 120 ms of CPU, the most of any format.
 MAX_FULL_DECODE_PIXELS = 4_000_000
 
+#: Share of that ceiling for pictures with an alpha channel (RGBA, LA, PA): compositing them
+#: on white costs a full-size pass of their four bytes a pixel more. A 4 MP RGBA PNG took
+#: 157 ms of CPU (``make bench``, 2026-12-07), over the 150 ms a decode may cost; at 3 MP
+#: (a 2048x1536 picture fits), about 120 ms.
+ALPHA_FULL_DECODE_SHARE = 0.75
+#: Modes that carry an alpha channel as decoded.
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
 #: Most scans a progressive JPEG may have (an encoder's usual progression has about 10).
 MAX_JPEG_SCANS = 32
 
@@ -139,7 +147,8 @@ def open_image(
         Bytes that are not JPEG, PNG, BMP, GIF, TIFF or WebP.
     ImageTooLargeError
         Declared width x height above ``max_pixels``, or above ``max_full_decode_pixels``
-        for an image decoded at full size (see :func:`header_of`).
+        for an image decoded at full size (see :func:`header_of`), :data:`ALPHA_FULL_DECODE_SHARE`
+        of it for one with an alpha channel.
     """
     if not data:
         raise UnreadableImageError("The uploaded file is empty.")
@@ -165,6 +174,14 @@ def open_image(
         raise UnreadableImageError()
     header = header_of(img, data)
     limit = min(max_pixels, max_full_decode_pixels) if header.full_decode else max_pixels
+    if header.full_decode and img.mode in ALPHA_MODES:
+        limit = min(limit, int(max_full_decode_pixels * ALPHA_FULL_DECODE_SHARE))
+        if header.pixels > limit:
+            img.close()
+            raise ImageTooLargeError(
+                f"The image is too large: at most {limit / 1e6:g} megapixels are accepted for "
+                "pictures with transparency. Crop or scale it down, or send a JPEG."
+            )
     if header.pixels > limit:
         img.close()
         raise ImageTooLargeError(_too_large_message(max_pixels, max_full_decode_pixels))

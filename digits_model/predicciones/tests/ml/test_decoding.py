@@ -148,6 +148,18 @@ def test_images_decoded_at_full_size_have_the_lower_cap():
         open_image(_flat("L", (2001, 2000), "JPEG", progressive=True))
 
 
+def test_pictures_with_alpha_decoded_at_full_size_have_three_quarters_of_the_cap():
+    from predicciones.ml.decoding import open_image
+
+    for fmt in ["PNG", "TIFF", "WEBP"]:
+        open_image(_flat("RGBA", (2000, 1500), fmt)).close()  # 3.0 MP: accepted
+        open_image(_flat("RGB", (2000, 2000), fmt)).close()  # no alpha: the whole cap
+        with pytest.raises(ImageTooLargeError, match=r"at most 3 megapixels .* transparency"):
+            open_image(_flat("RGBA", (2001, 1500), fmt))
+    with pytest.raises(ImageTooLargeError, match=r"at most 2\.25 megapixels"):
+        open_image(_flat("LA", (2000, 1500), "PNG"), max_full_decode_pixels=3_000_000)
+
+
 def test_a_baseline_jpeg_keeps_the_higher_cap_and_is_decoded_small():
     from predicciones.ml.decoding import MAX_PIXELS, open_image
 
