@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predicciones.ml import recipe, splits, training
+from predicciones.ml import recipe, sources, splits, training
 from predicciones.ml.augment import reconstruct_bitmap, training_features
 from predicciones.ml.classifier import dump_classifier, predict
 from predicciones.ml.splits import base_rows, base_validation_set
@@ -47,26 +47,26 @@ def test_rendering_does_not_depend_on_the_number_of_processes(quick_model):
 
 def test_training_rows_come_from_every_source_and_never_from_held_out_digits():
     rows = base_rows(part="train", n_augment=0, step=97)
-    sources = splits.source_of(rows.ids)
-    assert set(sources) == set(splits.SOURCES)
-    index = rows.ids - np.array([splits.ID_OFFSET[s] for s in sources])
-    held_out = (np.isin(sources, splits.VALIDATION_SOURCES) & (index % 10 == 9)) | (
-        (sources == "sklearn") & (index >= splits.CALIBRATION_START)
+    names = splits.source_of(rows.ids)
+    assert set(names) == set(splits.SOURCES)
+    index = rows.ids - np.array([splits.ID_OFFSET[s] for s in names])
+    held_out = (np.isin(names, splits.VALIDATION_SOURCES) & (index % 10 == 9)) | (
+        (names == "sklearn") & (index >= splits.CALIBRATION_START)
     )
     assert not held_out.any()
-    unipen = sources == "unipen"
-    writers = training.sources.load_unipen().writer[index[unipen]]
+    unipen = names == "unipen"
+    writers = sources.load_unipen().writer[index[unipen]]
     assert not np.isin(splits.writer_number(writers) % 10, (8, 9)).any()
     labels = {"mnist": 5, "optdigits": 0, "sklearn": 0, "unipen": 0, "pendigits": 8}
     for source, label in labels.items():  # the first digit of each source
-        first = np.flatnonzero(sources == source)[0]
+        first = np.flatnonzero(names == source)[0]
         assert rows.y[first] == label
 
 
 def test_unipen_is_split_by_writer():
-    n = training.sources.N_UNIPEN
+    n = sources.N_UNIPEN
     part = splits.digit_part("unipen", np.arange(n))
-    writers = training.sources.load_unipen().writer
+    writers = sources.load_unipen().writer
     for name in ("train", "validation", "calibration"):
         assert part[part == name].size
     for writer in set(writers):
