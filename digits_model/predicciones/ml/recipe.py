@@ -71,5 +71,8 @@ SOURCE_WEIGHT = {
 #: besides the row as logged, and the least share of the base rows' weight they carry.
 FEEDBACK_AUGMENT = 8
 FEEDBACK_SHARE = 0.08
-#: The most the feedback rows may weigh together, as a share of the base rows' weight.
-FEEDBACK_MAX_SHARE = 0.25
+#: The most the feedback rows may weigh together, as a share of the base rows' weight. It
+#: binds only on a small base (the tests' quick models: the shipped base makes the feedback
+#: 8 %): there, 236 seven-segment labels at a quarter of the base cost one class 2 points of
+#: recall on the base rows, at the gate's limit, in about half of the test runs.
+FEEDBACK_MAX_SHARE = 0.15
